@@ -1,0 +1,20 @@
+"""The definition of each cell: NumPy float64, unbatched, every intermediate of every step kept.
+
+One module per cell, each with the same shape of API:
+
+    Params.random(input_size, hidden_size, seed)   PyTorch's stacked layout (W_ih, W_hh, b_ih, b_hh)
+    from_concat / to_concat                       the seeds' layout, matrices acting on [h_{t-1}, x_t]
+    from_torch / to_torch                         `torch.nn` state-dict names (weight_ih_l0, ...)
+    step(params, x, state, rounding) -> Step      one step, a trace of every intermediate
+    run(params, xs, state0, rounding) -> [Step]   a sequence
+    backward(params, steps, dhs, dstate) -> Grads  backpropagation through time over the traces
+
+This package imports only NumPy.
+"""
+
+from lstmkit.reference import gru, lstm, rnn
+from lstmkit.reference.rounding import MODES, exact, hand
+
+CELLS = {"lstm": lstm, "gru": gru, "rnn": rnn}
+
+__all__ = ["CELLS", "MODES", "exact", "gru", "hand", "lstm", "rnn"]

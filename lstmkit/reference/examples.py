@@ -1,0 +1,80 @@
+"""The seeds' worked example, as data.
+
+Where the numbers come from: the hand-worked LSTM in `shared/seeds/000_*.txt` (and its retelling in
+`001_*.txt`) gives d_in = 3, hidden = 2, h0 = [1, 1], C0 = [0.3, -0.5], three inputs X1..X3, and the
+step-1 pre-activations
+
+    f = [-4, -6]   i = [6, 4]   o = [4, -5]   C̃ = [1, -6]
+
+but not the weights or inputs themselves (they are in the seeds' pictures, which the texts lack).
+We chose X1..X3 and small integer weights and biases (entries -2..2, biases -1..1) so that
+W_g [h0, X1] + b_g gives exactly those pre-activations; a test checks it. Steps 2 and 3 then follow
+from the cell, in hand mode and in exact mode.
+
+The RNN and GRU examples reuse the same inputs, h0 and matrices, so the three walkthroughs can be read
+side by side: the RNN's tanh layer *is* the LSTM's candidate row (W_c, b_c); the GRU's reset gate
+uses W_i, its update gate W_f, its candidate W_c split into its h and x columns. Only the LSTM
+numbers come from the seeds.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from lstmkit.reference import gru, lstm, rnn
+
+INPUT_SIZE = 3
+HIDDEN_SIZE = 2
+H0 = np.array([1.0, 1.0])
+C0 = np.array([0.3, -0.5])
+XS = np.array([
+    [2.0, 1.0, 3.0],   # X1
+    [1.0, -1.0, 0.0],  # X2
+    [0.0, 2.0, -1.0],  # X3
+])  # fmt: skip
+
+# Each row acts on [h1, h2, x1, x2, x3].
+W_F = np.array([[2, 0, 1, -1, -2], [0, 1, -2, 2, -2]], dtype=float)
+W_I = np.array([[1, 2, -2, 2, 2], [2, 0, 2, 2, -1]], dtype=float)
+W_C = np.array([[2, -1, -2, -1, 2], [-2, 2, -2, -1, 0]], dtype=float)
+W_O = np.array([[1, -1, -2, 2, 2], [1, 0, 0, -1, -2]], dtype=float)
+B_F = np.array([-1.0, 1.0])
+B_I = np.array([-1.0, -1.0])
+B_C = np.array([-1.0, -1.0])
+B_O = np.array([0.0, 1.0])
+
+STEP1_PRE_ACTIVATIONS = {"f": [-4, -6], "i": [6, 4], "o": [4, -5], "g": [1, -6]}
+"""What the seeds print for step 1's linear transform (g is the seeds' C̃)."""
+
+
+class Example(NamedTuple):
+    """A cell, its parameters, its inputs (T, I) and its initial state: everything a walkthrough needs."""
+
+    cell: str
+    params: NamedTuple
+    xs: np.ndarray
+    state0: NamedTuple
+
+
+def seeds_lstm() -> Example:
+    concat = lstm.LSTMConcatParams(W_f=W_F, W_i=W_I, W_c=W_C, W_o=W_O, b_f=B_F, b_i=B_I, b_c=B_C, b_o=B_O)
+    return Example("lstm", lstm.from_concat(concat, INPUT_SIZE), XS.copy(), lstm.LSTMState(H0.copy(), C0.copy()))
+
+
+def seeds_rnn() -> Example:
+    concat = rnn.RNNConcatParams(W=W_C, b=B_C)
+    return Example("rnn", rnn.from_concat(concat, INPUT_SIZE), XS.copy(), rnn.RNNState(H0.copy()))
+
+
+def seeds_gru() -> Example:
+    H = HIDDEN_SIZE
+    concat = gru.GRUConcatParams(
+        W_r=W_I, b_r=B_I, W_z=W_F, b_z=B_F,
+        W_in=W_C[:, H:], b_in=B_C, W_hn=W_C[:, :H], b_hn=np.zeros(H),
+    )  # fmt: skip
+    return Example("gru", gru.from_concat(concat, INPUT_SIZE), XS.copy(), gru.GRUState(H0.copy()))
+
+
+EXAMPLES = {"lstm": seeds_lstm, "rnn": seeds_rnn, "gru": seeds_gru}
