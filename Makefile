@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow || test $$? -eq 5  # 5: no slow tests collected yet
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

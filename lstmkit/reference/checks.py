@@ -11,13 +11,10 @@ import numpy as np
 
 def as_array(name: str, value, shape: tuple[int, ...], meaning: str = "") -> np.ndarray:
     """Return `value` as a float64 array of exactly `shape`, all finite, or raise ValueError."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numbers, got {_describe(value)}") from None
+    array = _float_array(name, value)
     if array.shape != tuple(shape):
         hint = f" ({meaning})" if meaning else ""
-        raise ValueError(f"{name} has shape {_shape(array.shape)}, expected {_shape(shape)}{hint}")
+        raise ValueError(f"{name} has shape {shape_text(array.shape)}, expected {shape_text(shape)}{hint}")
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(k) for k in np.argwhere(bad)[0])
@@ -27,15 +24,29 @@ def as_array(name: str, value, shape: tuple[int, ...], meaning: str = "") -> np.
 
 def as_sequence(name: str, value, width: int, meaning: str = "time steps, input_size") -> np.ndarray:
     """Return `value` as a float64 (T, width) array with T >= 1, or raise ValueError."""
-    shape = np.shape(value)
+    shape = _float_array(name, value).shape
     if len(shape) != 2 or shape[1] != width:
-        raise ValueError(f"{name} has shape {_shape(shape)}, expected (T, {width}) ({meaning})")
+        raise ValueError(f"{name} has shape {shape_text(shape)}, expected (T, {width}) ({meaning})")
     if shape[0] == 0:
         raise ValueError(f"{name} has 0 time steps, expected at least 1")
     return as_array(name, value, shape, meaning)
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def _float_array(name: str, value) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, (list, tuple)) and all(isinstance(row, (list, tuple)) for row in value):
+        lengths = [len(row) for row in value]
+        if len(set(lengths)) > 1:
+            k = next(k for k, n in enumerate(lengths) if n != lengths[0])
+            raise ValueError(f"{name} has rows of different lengths: row {k} has {lengths[k]}, row 0 has {lengths[0]}")
+    raise ValueError(f"{name} must be numbers, got {_describe(value)}")
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """(2, 5) and (2,) as Python writes them."""
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 

@@ -1,0 +1,1 @@
+"""Walkthroughs and pictures of the cells: everything here reads traces, nothing recomputes the math."""

@@ -1,0 +1,55 @@
+"""Render the gradient-by-lag curves of `lstmkit.explain.gradients` as a table (text, Markdown, JSON)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from lstmkit.explain import jsonfmt
+from lstmkit.explain.gradients import GradientCurve, default_lags
+
+TITLE = "Gradient reaching earlier inputs: ‖∂L/∂x_(T-lag)‖ / ‖∂L/∂x_T‖"
+
+
+def summary(curves: list[GradientCurve], lag: int = 50) -> str:
+    """One sentence comparing the best LSTM with the RNN at `lag` (or the longest lag available)."""
+    lag = min(lag, len(curves[0].ratios) - 1)
+    rnn, best = curves[0], max(curves[1:], key=lambda c: c.ratios[lag])
+    factor = best.ratios[lag] / max(rnn.ratios[lag], np.finfo(float).tiny)
+    return f"At lag {lag} the {best.name} keeps {factor:.1e} times more gradient than the {rnn.name}."
+
+
+def renderables(curves: list[GradientCurve]):
+    table = Table(title=TITLE, title_justify="left")
+    table.add_column("lag", justify="right")
+    for c in curves:
+        table.add_column(c.name, justify="right")
+    for lag in default_lags(len(curves[0].ratios)):
+        table.add_row(str(lag), *(f"{c.ratios[lag]:.1e}" for c in curves))
+    return Group(table, Text(summary(curves)))
+
+
+def to_text(curves: list[GradientCurve], width: int = 100) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None).print(renderables(curves))
+    return buffer.getvalue()
+
+
+def to_markdown(curves: list[GradientCurve]) -> str:
+    lines = [TITLE, "", "| lag | " + " | ".join(c.name for c in curves) + " |", "|---:|" + "---:|" * len(curves)]
+    for lag in default_lags(len(curves[0].ratios)):
+        lines.append(f"| {lag} | " + " | ".join(f"{c.ratios[lag]:.1e}" for c in curves) + " |")
+    return "\n".join([*lines, "", summary(curves), ""])
+
+
+def to_json(curves: list[GradientCurve]) -> str:
+    """{"schema": "lstmkit.gradients/1", "curves": [{"name": ..., "ratios": [ratio at lag 0, 1, ...]}]}"""
+    data = {"schema": "lstmkit.gradients/1", "curves": [{"name": c.name, "ratios": c.ratios.tolist()} for c in curves]}
+    return jsonfmt.dumps(data)
+
+
+FORMATS = {"text": to_text, "markdown": to_markdown, "json": to_json}
