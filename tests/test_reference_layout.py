@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lstmkit.reference import gru, lstm, rnn
 
@@ -70,3 +72,19 @@ def test_seeds_example_through_torch_nn_lstm():
     steps = lstm.run(ex.params, ex.xs, ex.state0)
     np.testing.assert_allclose(out[0].numpy(), [0.632491, -0.005050], atol=5e-7)
     np.testing.assert_allclose(c_n[0].numpy(), steps[-1].c, atol=1e-14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(sorted(MODULES)), I=st.integers(1, 5), H=st.integers(1, 5), seed=st.integers(0, 1000))
+def test_any_size_round_trips_and_matches_torch(name, I, H, seed):
+    cell = MODULES[name]
+    p = PARAMS[name].random(I, H, seed=seed)
+    q = cell.to_concat(cell.from_concat(cell.to_concat(p), input_size=I))
+    for field in q._fields:
+        np.testing.assert_allclose(getattr(q, field), getattr(cell.to_concat(p), field), rtol=0, atol=0)
+    module = TORCH[name](I, H, dtype=torch.float64)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in cell.to_torch(p).items()}, strict=True)
+    xs = np.random.default_rng(seed).normal(size=(3, I))
+    with torch.no_grad():
+        out, _ = module(torch.from_numpy(xs))
+    np.testing.assert_allclose(np.array([s.h for s in cell.run(p, xs)]), out.numpy(), rtol=0, atol=1e-13)
