@@ -1,0 +1,70 @@
+"""`lstmkit.nn.GRU` and `GRUCell`: `torch.nn.GRU`/`GRUCell` that can show their gates.
+
+Drop-in subclasses, as for `lstmkit.nn.LSTM`: `forward` is PyTorch's own kernel; `trace(input, hx)`
+is the readable path and returns (output, h_n, GRUTrace) with r, z, n, h of every step, layer and
+direction, each (num_layers·num_directions, T, B, H), gate order r, z, n (PyTorch's; the reset gate
+multiplies W_hn h + b_hn).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit.nn.cell_io import cell_input, check_cell_state
+from lstmkit.nn.layers import finish, prepare, run_stack
+from lstmkit.nn.steps import GRUTrace, HiddenState, gru_step
+
+
+class GRU(torch.nn.GRU):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
+            bidirectional=bidirectional, device=device, dtype=dtype,
+        )  # fmt: skip
+
+    def trace(self, input, hx: Tensor | None = None):
+        """Run the readable path: (output, h_n, GRUTrace of every step, layer and direction)."""
+        self._update_flat_weights()
+        prep = prepare(self, input, None if hx is None else (hx,), (self.hidden_size,), self._check)
+        output, finals, traces = run_stack(self, prep, self._step, HiddenState)
+        output, (h_n,), trace = finish(self, prep, output, finals, traces)
+        return output, h_n, trace
+
+    def _check(self, input, hx: tuple[Tensor], batch_sizes) -> None:
+        self.check_forward_args(input, hx[0], batch_sizes)
+
+    def _step(self, suffix: str):
+        return partial(gru_step, W_hh=getattr(self, f"weight_hh{suffix}"), b_hh=getattr(self, f"bias_hh{suffix}", None))
+
+
+class GRUCell(torch.nn.GRUCell):
+    """`torch.nn.GRUCell` with `trace(input, hx) -> (h, GRUTrace)` (fields (B, H))."""
+
+    def trace(self, input: Tensor, hx: Tensor | None = None):
+        x, batched = cell_input(self, input)
+        if hx is None:
+            hx = x.new_zeros(x.shape[0], self.hidden_size)
+        elif not batched:
+            hx = hx.unsqueeze(0)
+        check_cell_state(self, (hx,), x.shape[0])
+        state, trace = gru_step(
+            F.linear(x, self.weight_ih, self.bias_ih), HiddenState(hx), self.weight_hh, self.bias_hh
+        )
+        if not batched:
+            return state.h.squeeze(0), GRUTrace(*(t.squeeze(0) for t in trace))
+        return state.h, trace

@@ -1,0 +1,117 @@
+"""The readable path of a multi-layer, maybe bidirectional recurrent layer, around `loop.run_direction`.
+
+`prepare` turns any input torch accepts (batched or not, batch_first or not, PackedSequence) into one
+layout, time-major (T, B, I) in the caller's batch order, with a (T, B) mask for mixed lengths; it
+checks the input with the same messages as `torch.nn`. `run_stack` runs the layers and directions;
+`finish` puts the output back in the caller's layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from lstmkit.nn.loop import run_direction
+
+
+class Prepared(NamedTuple):
+    x: Tensor
+    """(T, B, I), time-major, the caller's batch order."""
+    hx: tuple[Tensor, ...]
+    """Initial states, each (L·D, B, ·)."""
+    mask: Tensor | None
+    """(T, B) bool, True while a sequence runs; None when every sequence has length T."""
+    packed: PackedSequence | None
+    """The caller's packed input, to pack the output the same way."""
+    batched: bool
+
+
+def prepare(module, input, hx: tuple[Tensor, ...] | None, widths: tuple[int, ...], check: Callable) -> Prepared:
+    """Validate like torch.nn and bring the input to (T, B, I). `widths` are the state sizes for zeros."""
+    name = type(module).__name__
+    D = 2 if module.bidirectional else 1
+    if isinstance(input, PackedSequence):
+        checked_as = (input.data, input.batch_sizes)  # what torch.nn checks, in its own layout
+        x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's order
+        mask = torch.arange(x.shape[0])[:, None] < lengths[None, :]
+        batched, packed = True, input
+    else:
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        batched, packed, mask = input.dim() == 3, None, None
+        if not batched:
+            input = input.unsqueeze(0 if module.batch_first else 1)
+        if hx is not None:
+            want = 3 if batched else 2
+            if any(h.dim() != want for h in hx):
+                got = ", ".join(f"{h.dim()}-D" for h in hx)
+                kind = "batched 3-D" if batched else "unbatched 2-D"
+                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got ({got}) tensors")
+            if not batched:
+                hx = tuple(h.unsqueeze(1) for h in hx)
+        checked_as = (input, None)
+        x = input.transpose(0, 1) if module.batch_first else input
+    if hx is None:
+        shape = (module.num_layers * D, x.shape[1])
+        hx = tuple(torch.zeros(*shape, w, dtype=x.dtype, device=x.device) for w in widths)
+    check(checked_as[0], hx, checked_as[1])
+    return Prepared(x, hx, mask, packed, batched)
+
+
+def param_suffixes(module) -> list[str]:
+    """Parameter-name suffixes in h_n's order: _l0, _l0_reverse, _l1, ... (index layer·D + direction)."""
+    D = 2 if module.bidirectional else 1
+    return [
+        f"_l{layer}" + ("_reverse" if direction else "") for layer in range(module.num_layers) for direction in range(D)
+    ]
+
+
+def run_stack(module, prep: Prepared, make_step: Callable, State: type) -> tuple[Tensor, list, list]:
+    """All layers and directions; returns (top output (T, B, D··), final states, traces), both lists
+    indexed layer·D + direction."""
+    D = 2 if module.bidirectional else 1
+    layer_input, finals, traces = prep.x, [], []
+    for layer in range(module.num_layers):
+        outputs = []
+        for direction in range(D):
+            k = layer * D + direction
+            suffix = param_suffixes(module)[k]
+            xp = F.linear(layer_input, getattr(module, f"weight_ih{suffix}"), getattr(module, f"bias_ih{suffix}", None))
+            state0 = State(*(h[k] for h in prep.hx))
+            final, trace = run_direction(make_step(suffix), xp, state0, prep.mask, reverse=direction == 1)
+            outputs.append(trace.h)
+            finals.append(final)
+            traces.append(trace)
+        layer_input = torch.cat(outputs, dim=-1) if D == 2 else outputs[0]
+        if module.training and module.dropout > 0 and layer < module.num_layers - 1:
+            layer_input = F.dropout(layer_input, module.dropout, training=True)
+    return layer_input, finals, traces
+
+
+def finish(module, prep: Prepared, output: Tensor, finals: list, traces: list):
+    """Output in the caller's layout, final states stacked to (L·D, B, ·), traces to (L·D, T, B, ·)."""
+    states = tuple(torch.stack(field) for field in zip(*finals, strict=True))
+    Trace = type(traces[0])
+    trace = Trace(*(torch.stack(field) for field in zip(*traces, strict=True)))
+    if prep.packed is not None:
+        return _repack(output, prep.packed, prep.mask), states, trace
+    if module.batch_first:
+        output = output.transpose(0, 1)
+    if not prep.batched:
+        output = output.squeeze(0 if module.batch_first else 1)
+        states = tuple(s.squeeze(1) for s in states)
+        trace = Trace(*(t.squeeze(2) for t in trace))
+    return output, states, trace
+
+
+def _repack(output: Tensor, like: PackedSequence, mask: Tensor) -> PackedSequence:
+    """Pack output (T, B, ·) exactly as `like` is packed (same batch_sizes and indices)."""
+    lengths = mask.sum(0)
+    order = like.sorted_indices if like.sorted_indices is not None else torch.arange(output.shape[1])
+    packed = pack_padded_sequence(output.index_select(1, order.to(output.device)), lengths[order], enforce_sorted=True)
+    return PackedSequence(packed.data, packed.batch_sizes, like.sorted_indices, like.unsorted_indices)

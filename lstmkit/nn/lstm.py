@@ -1,0 +1,119 @@
+"""`lstmkit.nn.LSTM` and `LSTMCell`: `torch.nn.LSTM`/`LSTMCell` that can show their gates.
+
+Drop-in: they *are* `torch.nn.LSTM`/`LSTMCell` (subclasses), with the same constructor, parameter
+names and shapes, outputs, states, unbatched and `PackedSequence` input, and state dicts that load
+both ways with `strict=True`. `forward` is PyTorch's own fused kernel (oneDNN on CPU for float32,
+cuDNN on GPU), so the default path is exactly as fast as `torch.nn.LSTM`.
+
+Two additions:
+
+* `trace(input, hx=None) -> (output, (h_n, c_n), LSTMTrace)`: the readable path, a Python loop over
+  the step equations (`steps.lstm_step`) that keeps i, f, g, o, c, h of every step, layer and
+  direction, each (num_layers·num_directions, T, B, ·) (no B for unbatched input; positions past a
+  packed sequence's end are zero). Its output and states equal `forward`'s (tested in float64).
+  With dropout > 0 in training mode its dropout masks are its own, so only eval mode compares equal.
+* `forget_bias=b`: initialise every forget-gate bias to b (b_ih = b and b_hh = 0 on the forget rows,
+  so the gate starts at σ(b)); None (the default) keeps PyTorch's init, so drop-in behaviour is
+  unchanged. A bias of 1-3 keeps gradients alive over long lags (`lstmkit gradients`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit.nn.cell_io import cell_input, check_cell_state
+from lstmkit.nn.layers import finish, prepare, run_stack
+from lstmkit.nn.steps import LSTMState, LSTMTrace, lstm_step
+
+
+def _set_forget_bias(module, forget_bias: float, suffixes: list[str]) -> None:
+    """b_ih = forget_bias, b_hh = 0 on the forget-gate rows H..2H (gate order i, f, g, o)."""
+    if not module.bias:
+        raise ValueError("forget_bias needs bias=True: a layer without biases has no forget-gate bias to set")
+    H = module.hidden_size
+    with torch.no_grad():
+        for suffix in suffixes:
+            getattr(module, f"bias_ih{suffix}")[H : 2 * H] = forget_bias
+            getattr(module, f"bias_hh{suffix}")[H : 2 * H] = 0.0
+
+
+class LSTM(torch.nn.LSTM):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        forget_bias: float | None = None,
+    ) -> None:
+        self.forget_bias = forget_bias  # read by reset_parameters, which torch's __init__ calls
+        super().__init__(
+            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
+            bidirectional=bidirectional, proj_size=proj_size, device=device, dtype=dtype,
+        )  # fmt: skip
+
+    def reset_parameters(self) -> None:
+        """PyTorch's init, U(-1/√H, 1/√H) for every tensor; then the forget-gate bias, if one was given."""
+        super().reset_parameters()
+        if getattr(self, "forget_bias", None) is not None:
+            suffixes = [
+                f"_l{k}{'_reverse' if d else ''}" for k in range(self.num_layers) for d in range(1 + self.bidirectional)
+            ]
+            _set_forget_bias(self, self.forget_bias, suffixes)
+
+    def trace(self, input, hx: tuple[Tensor, Tensor] | None = None):
+        """Run the readable path: (output, (h_n, c_n), LSTMTrace of every step, layer and direction)."""
+        self._update_flat_weights()
+        P = self.proj_size or self.hidden_size
+        prep = prepare(self, input, hx, (P, self.hidden_size), self.check_forward_args)
+        output, finals, traces = run_stack(self, prep, self._step, LSTMState)
+        output, (h_n, c_n), trace = finish(self, prep, output, finals, traces)
+        return output, (h_n, c_n), trace
+
+    def _step(self, suffix: str):
+        W_hr = getattr(self, f"weight_hr{suffix}") if self.proj_size else None
+        return partial(
+            lstm_step, W_hh=getattr(self, f"weight_hh{suffix}"), b_hh=getattr(self, f"bias_hh{suffix}", None), W_hr=W_hr
+        )
+
+
+class LSTMCell(torch.nn.LSTMCell):
+    """`torch.nn.LSTMCell` with `forget_bias=` and `trace(input, hx) -> ((h, c), LSTMTrace)` (fields (B, H))."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *, forget_bias=None
+    ):
+        self.forget_bias = forget_bias
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+    def reset_parameters(self) -> None:
+        """PyTorch's init, U(-1/√H, 1/√H) for every tensor; then the forget-gate bias, if one was given."""
+        super().reset_parameters()
+        if getattr(self, "forget_bias", None) is not None:
+            _set_forget_bias(self, self.forget_bias, [""])
+
+    def trace(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        x, batched = cell_input(self, input)
+        if hx is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            hx = (zeros, zeros)
+        elif not batched:
+            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
+        check_cell_state(self, hx, x.shape[0])
+        xp = F.linear(x, self.weight_ih, self.bias_ih)
+        state, trace = lstm_step(xp, LSTMState(*hx), self.weight_hh, self.bias_hh, None)
+        if not batched:
+            state = LSTMState(*(s.squeeze(0) for s in state))
+            trace = LSTMTrace(*(t.squeeze(0) for t in trace))
+        return (state.h, state.c), trace

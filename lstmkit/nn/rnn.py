@@ -1,0 +1,70 @@
+"""`lstmkit.nn.RNN` and `RNNCell`: `torch.nn.RNN`/`RNNCell` that can show their pre-activations.
+
+Drop-in subclasses, as for `lstmkit.nn.LSTM`: `forward` is PyTorch's own kernel; `trace(input, hx)`
+is the readable path and returns (output, h_n, RNNTrace) with the pre-activation and h of every step,
+layer and direction, each (num_layers·num_directions, T, B, H). `nonlinearity` is "tanh" or "relu".
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit.nn.cell_io import cell_input, check_cell_state
+from lstmkit.nn.layers import finish, prepare, run_stack
+from lstmkit.nn.steps import HiddenState, RNNTrace, rnn_step
+
+
+class RNN(torch.nn.RNN):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers=num_layers, nonlinearity=nonlinearity, bias=bias,
+            batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype,
+        )  # fmt: skip
+
+    def trace(self, input, hx: Tensor | None = None):
+        """Run the readable path: (output, h_n, RNNTrace of every step, layer and direction)."""
+        self._update_flat_weights()
+        prep = prepare(self, input, None if hx is None else (hx,), (self.hidden_size,), self._check)
+        output, finals, traces = run_stack(self, prep, self._step, HiddenState)
+        output, (h_n,), trace = finish(self, prep, output, finals, traces)
+        return output, h_n, trace
+
+    def _check(self, input, hx: tuple[Tensor], batch_sizes) -> None:
+        self.check_forward_args(input, hx[0], batch_sizes)
+
+    def _step(self, suffix: str):
+        W_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
+        return partial(rnn_step, W_hh=W_hh, b_hh=b_hh, nonlinearity=self.nonlinearity)
+
+
+class RNNCell(torch.nn.RNNCell):
+    """`torch.nn.RNNCell` with `trace(input, hx) -> (h, RNNTrace)` (fields (B, H))."""
+
+    def trace(self, input: Tensor, hx: Tensor | None = None):
+        x, batched = cell_input(self, input)
+        if hx is None:
+            hx = x.new_zeros(x.shape[0], self.hidden_size)
+        elif not batched:
+            hx = hx.unsqueeze(0)
+        check_cell_state(self, (hx,), x.shape[0])
+        xp = F.linear(x, self.weight_ih, self.bias_ih)
+        state, trace = rnn_step(xp, HiddenState(hx), self.weight_hh, self.bias_hh, self.nonlinearity)
+        if not batched:
+            return state.h.squeeze(0), RNNTrace(*(t.squeeze(0) for t in trace))
+        return state.h, trace
