@@ -32,7 +32,7 @@ def test_trace_equals_the_reference_every_step(kind):
 
 def test_trace_fields_and_shapes():
     layer = lnn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2, batch_first=True)
-    out, (h, c), trace = layer.trace(torch.randn(4, 7, 3))
+    out, (_, c), trace = layer.trace(torch.randn(4, 7, 3))
     assert list(trace._fields) == ["i", "f", "g", "o", "c", "h"]
     assert trace.f.shape == (4, 7, 4, 5) and trace.h.shape == (4, 7, 4, 2)
     torch.testing.assert_close(trace.h[2], out[..., :2].transpose(0, 1))  # layer 1, forward direction
@@ -92,8 +92,12 @@ def test_forget_bias():
 
 BAD = [
     (lambda: lnn.LSTM(3, 4).trace(torch.randn(2, 2, 2, 3)), ValueError, "Expected input to be 2D or 3D, got 4D"),
-    (lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 7)), RuntimeError, "input.size\\(-1\\) must be equal to input_size"),
-    (lambda: lnn.GRU(3, 4).trace(torch.randn(5, 2, 3, dtype=F64)), ValueError, "input must have the type torch.float32"),
+    (lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 7)), RuntimeError,
+     "input.size\\(-1\\) must be equal to input_size. Expected 3, got 7"),
+    (lambda: lnn.GRU(3, 4).trace(torch.randn(5, 2, 3, dtype=F64)), ValueError,
+     "input dtype \\(torch.float64\\) does not match weight dtype \\(torch.float32\\)"),
+    (lambda: lnn.LSTMCell(3, 4).trace(torch.randn(2, 3, dtype=F64)), ValueError,
+     "input dtype \\(torch.float64\\) does not match weight dtype \\(torch.float32\\)"),
     (lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 3), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))),
      RuntimeError, "Expected hidden\\[0\\] size \\(1, 2, 4\\), got \\[1, 3, 4\\]"),
     (lambda: lnn.RNN(3, 4).trace(torch.randn(5, 3), torch.zeros(1, 2, 4)), RuntimeError,

@@ -15,7 +15,10 @@ def cell_input(cell, input: Tensor) -> tuple[Tensor, bool]:
             f"{name}: input has shape {tuple(input.shape)}, expected last size input_size = {cell.input_size}"
         )
     if input.dtype != cell.weight_ih.dtype:
-        raise ValueError(f"{name}: input must have the type {cell.weight_ih.dtype}, got type {input.dtype}")
+        raise ValueError(
+            f"{name}: input dtype ({input.dtype}) does not match weight dtype ({cell.weight_ih.dtype}). "
+            f"Convert input: input.to({cell.weight_ih.dtype}), or convert model: model.to({input.dtype})"
+        )
     return (input if input.dim() == 2 else input.unsqueeze(0)), input.dim() == 2
 
 
