@@ -11,12 +11,11 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.cell_io import cell_input, check_cell_state
 from lstmkit.nn.layers import finish, prepare, run_stack
-from lstmkit.nn.steps import GRUTrace, HiddenState, gru_step
+from lstmkit.nn.steps import GRUTrace, HiddenState, gru_step, project
 
 
 class GRU(torch.nn.GRU):
@@ -41,15 +40,18 @@ class GRU(torch.nn.GRU):
         """Run the readable path: (output, h_n, GRUTrace of every step, layer and direction)."""
         self._update_flat_weights()
         prep = prepare(self, input, None if hx is None else (hx,), (self.hidden_size,), self._check)
-        output, finals, traces = run_stack(self, prep, self._step, HiddenState)
+        output, finals, traces = run_stack(self, prep, self._cell, HiddenState)
         output, (h_n,), trace = finish(self, prep, output, finals, traces)
         return output, h_n, trace
 
     def _check(self, input, hx: tuple[Tensor], batch_sizes) -> None:
         self.check_forward_args(input, hx[0], batch_sizes)
 
-    def _step(self, suffix: str):
-        return partial(gru_step, W_hh=getattr(self, f"weight_hh{suffix}"), b_hh=getattr(self, f"bias_hh{suffix}", None))
+    def _cell(self, suffix: str):
+        """(project, step) for one layer and direction, reading this module's parameters."""
+        W_ih, W_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
+        b_ih, b_hh = getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None)
+        return partial(project, W_ih=W_ih, b_ih=b_ih), partial(gru_step, W_hh=W_hh, b_hh=b_hh)
 
 
 class GRUCell(torch.nn.GRUCell):
@@ -62,9 +64,8 @@ class GRUCell(torch.nn.GRUCell):
         elif not batched:
             hx = hx.unsqueeze(0)
         check_cell_state(self, (hx,), x.shape[0])
-        state, trace = gru_step(
-            F.linear(x, self.weight_ih, self.bias_ih), HiddenState(hx), self.weight_hh, self.bias_hh
-        )
+        xp = project(x, self.weight_ih, self.bias_ih)
+        state, trace = gru_step(xp, HiddenState(hx), self.weight_hh, self.bias_hh)
         if not batched:
             return state.h.squeeze(0), GRUTrace(*(t.squeeze(0) for t in trace))
         return state.h, trace

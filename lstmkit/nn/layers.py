@@ -71,9 +71,9 @@ def param_suffixes(module) -> list[str]:
     ]
 
 
-def run_stack(module, prep: Prepared, make_step: Callable, State: type) -> tuple[Tensor, list, list]:
+def run_stack(module, prep: Prepared, make_cell: Callable, State: type) -> tuple[Tensor, list, list]:
     """All layers and directions; returns (top output (T, B, D··), final states, traces), both lists
-    indexed layer·D + direction."""
+    indexed layer·D + direction. `make_cell(suffix)` gives that layer's (project, step) functions."""
     D = 2 if module.bidirectional else 1
     layer_input, finals, traces = prep.x, [], []
     for layer in range(module.num_layers):
@@ -81,9 +81,10 @@ def run_stack(module, prep: Prepared, make_step: Callable, State: type) -> tuple
         for direction in range(D):
             k = layer * D + direction
             suffix = param_suffixes(module)[k]
-            xp = F.linear(layer_input, getattr(module, f"weight_ih{suffix}"), getattr(module, f"bias_ih{suffix}", None))
+            project, step = make_cell(suffix)
+            xp = project(layer_input)  # (T, B, G), all steps at once
             state0 = State(*(h[k] for h in prep.hx))
-            final, trace = run_direction(make_step(suffix), xp, state0, prep.mask, reverse=direction == 1)
+            final, trace = run_direction(step, xp, state0, prep.mask, reverse=direction == 1)
             outputs.append(trace.h)
             finals.append(final)
             traces.append(trace)

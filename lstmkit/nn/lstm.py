@@ -22,12 +22,11 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.cell_io import cell_input, check_cell_state
 from lstmkit.nn.layers import finish, prepare, run_stack
-from lstmkit.nn.steps import LSTMState, LSTMTrace, lstm_step
+from lstmkit.nn.steps import LSTMState, LSTMTrace, lstm_step, project_folding_b_hh
 
 
 def _set_forget_bias(module, forget_bias: float, suffixes: list[str]) -> None:
@@ -77,15 +76,16 @@ class LSTM(torch.nn.LSTM):
         self._update_flat_weights()
         P = self.proj_size or self.hidden_size
         prep = prepare(self, input, hx, (P, self.hidden_size), self.check_forward_args)
-        output, finals, traces = run_stack(self, prep, self._step, LSTMState)
+        output, finals, traces = run_stack(self, prep, self._cell, LSTMState)
         output, (h_n, c_n), trace = finish(self, prep, output, finals, traces)
         return output, (h_n, c_n), trace
 
-    def _step(self, suffix: str):
+    def _cell(self, suffix: str):
+        """(project, step) for one layer and direction, reading this module's parameters."""
+        W_ih, W_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
+        b_ih, b_hh = getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None)
         W_hr = getattr(self, f"weight_hr{suffix}") if self.proj_size else None
-        return partial(
-            lstm_step, W_hh=getattr(self, f"weight_hh{suffix}"), b_hh=getattr(self, f"bias_hh{suffix}", None), W_hr=W_hr
-        )
+        return partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh), partial(lstm_step, W_hh=W_hh, W_hr=W_hr)
 
 
 class LSTMCell(torch.nn.LSTMCell):
@@ -111,8 +111,8 @@ class LSTMCell(torch.nn.LSTMCell):
         elif not batched:
             hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
         check_cell_state(self, hx, x.shape[0])
-        xp = F.linear(x, self.weight_ih, self.bias_ih)
-        state, trace = lstm_step(xp, LSTMState(*hx), self.weight_hh, self.bias_hh, None)
+        xp = project_folding_b_hh(x, self.weight_ih, self.bias_ih, self.bias_hh)
+        state, trace = lstm_step(xp, LSTMState(*hx), self.weight_hh, None)
         if not batched:
             state = LSTMState(*(s.squeeze(0) for s in state))
             trace = LSTMTrace(*(t.squeeze(0) for t in trace))

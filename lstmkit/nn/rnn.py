@@ -10,12 +10,11 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.cell_io import cell_input, check_cell_state
 from lstmkit.nn.layers import finish, prepare, run_stack
-from lstmkit.nn.steps import HiddenState, RNNTrace, rnn_step
+from lstmkit.nn.steps import HiddenState, RNNTrace, project_folding_b_hh, rnn_step
 
 
 class RNN(torch.nn.RNN):
@@ -41,16 +40,19 @@ class RNN(torch.nn.RNN):
         """Run the readable path: (output, h_n, RNNTrace of every step, layer and direction)."""
         self._update_flat_weights()
         prep = prepare(self, input, None if hx is None else (hx,), (self.hidden_size,), self._check)
-        output, finals, traces = run_stack(self, prep, self._step, HiddenState)
+        output, finals, traces = run_stack(self, prep, self._cell, HiddenState)
         output, (h_n,), trace = finish(self, prep, output, finals, traces)
         return output, h_n, trace
 
     def _check(self, input, hx: tuple[Tensor], batch_sizes) -> None:
         self.check_forward_args(input, hx[0], batch_sizes)
 
-    def _step(self, suffix: str):
-        W_hh, b_hh = getattr(self, f"weight_hh{suffix}"), getattr(self, f"bias_hh{suffix}", None)
-        return partial(rnn_step, W_hh=W_hh, b_hh=b_hh, nonlinearity=self.nonlinearity)
+    def _cell(self, suffix: str):
+        """(project, step) for one layer and direction, reading this module's parameters."""
+        W_ih, W_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
+        b_ih, b_hh = getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None)
+        project = partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh)
+        return project, partial(rnn_step, W_hh=W_hh, nonlinearity=self.nonlinearity)
 
 
 class RNNCell(torch.nn.RNNCell):
@@ -63,8 +65,8 @@ class RNNCell(torch.nn.RNNCell):
         elif not batched:
             hx = hx.unsqueeze(0)
         check_cell_state(self, (hx,), x.shape[0])
-        xp = F.linear(x, self.weight_ih, self.bias_ih)
-        state, trace = rnn_step(xp, HiddenState(hx), self.weight_hh, self.bias_hh, self.nonlinearity)
+        xp = project_folding_b_hh(x, self.weight_ih, self.bias_ih, self.bias_hh)
+        state, trace = rnn_step(xp, HiddenState(hx), self.weight_hh, self.nonlinearity)
         if not batched:
             return state.h.squeeze(0), RNNTrace(*(t.squeeze(0) for t in trace))
         return state.h, trace

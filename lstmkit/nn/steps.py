@@ -1,7 +1,7 @@
 """One time step of each recurrent cell, in PyTorch, batched: the readable path's arithmetic.
 
-The input projection W_ih x_t + b_ih is computed for all time steps at once before the loop (one big
-matrix product); each step adds the recurrent part and applies the gates. Equations (PyTorch's):
+The input projection `xp = project(x)` is computed for all time steps at once before the loop (one
+big matrix product); each step adds the recurrent part and applies the gates. Equations (PyTorch's):
 
     LSTM  z = xp_t + W_hh h + b_hh;  i, f, g, o = σ(z_i), σ(z_f), tanh(z_g), σ(z_o)
           c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')  (then h' = W_hr h' with a projection)
@@ -10,6 +10,11 @@ matrix product); each step adds the recurrent part and applies the gates. Equati
     RNN   a = xp_t + W_hh h + b_hh;  h' = tanh(a) or relu(a)
 
 Shapes: B batch, H hidden, P projection (P = H without one), G = gates·H.
+
+Two economies keep the Python loop's per-step overhead low (each PyTorch call costs microseconds):
+the LSTM and RNN fold b_hh into xp before the loop, so the recurrent product is one `addmm`; the
+LSTM applies σ to all four gate blocks in one call and uses tanh's result for g only (the σ of the g
+block is computed and dropped).
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def project_folding_b_hh(x: Tensor, W_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
+    """W_ih x + b_ih + b_hh for every step at once (LSTM, RNN: b_hh sits outside any gate)."""
+    xp = F.linear(x, W_ih, b_ih)
+    return xp if b_hh is None else xp + b_hh
+
+
+def project(x: Tensor, W_ih: Tensor, b_ih: Tensor | None) -> Tensor:
+    """W_ih x + b_ih for every step at once (GRU: b_hn sits inside the reset gate's product)."""
+    return F.linear(x, W_ih, b_ih)
 
 
 class LSTMState(NamedTuple):
@@ -43,11 +59,13 @@ class LSTMTrace(NamedTuple):
     h: Tensor
 
 
-def lstm_step(xp_t: Tensor, state: LSTMState, W_hh: Tensor, b_hh: Tensor | None, W_hr: Tensor | None):
-    z = xp_t + F.linear(state.h, W_hh, b_hh)  # (B, 4H)
-    z_i, z_f, z_g, z_o = z.chunk(4, dim=-1)
-    i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
-    c = f * state.c + i * g
+def lstm_step(xp_t: Tensor, state: LSTMState, W_hh: Tensor, W_hr: Tensor | None):
+    """xp_t = W_ih x_t + b_ih + b_hh (B, 4H), see `project_folding_b_hh`."""
+    z = torch.addmm(xp_t, state.h, W_hh.t())  # (B, 4H)
+    H = state.c.shape[-1]
+    i, f, _, o = torch.sigmoid(z).chunk(4, dim=-1)
+    g = torch.tanh(z[..., 2 * H : 3 * H])
+    c = torch.addcmul(f * state.c, i, g)  # f ⊙ c + i ⊙ g
     h = o * torch.tanh(c)
     if W_hr is not None:
         h = F.linear(h, W_hr)  # (B, P)
@@ -89,7 +107,8 @@ class RNNTrace(NamedTuple):
     h: Tensor
 
 
-def rnn_step(xp_t: Tensor, state: HiddenState, W_hh: Tensor, b_hh: Tensor | None, nonlinearity: str):
-    pre = xp_t + F.linear(state.h, W_hh, b_hh)  # (B, H)
+def rnn_step(xp_t: Tensor, state: HiddenState, W_hh: Tensor, nonlinearity: str):
+    """xp_t = W_ih x_t + b_ih + b_hh (B, H), see `project_folding_b_hh`."""
+    pre = torch.addmm(xp_t, state.h, W_hh.t())  # (B, H)
     h = torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
     return HiddenState(h), RNNTrace(pre, h)
