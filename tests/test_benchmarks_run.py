@@ -1,0 +1,15 @@
+"""The benchmark scripts run (a smoke run; speed itself is never asserted in tests)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_rnn_quick_prints_a_table():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_rnn.py"), "--quick", "--kinds", "RNN", "GRU"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| RNN") or line.startswith("| GRU")]
+    assert len(rows) == 2 * 2 * 2 * 3  # kinds × quick shapes × (fwd, fwd+bwd) × candidates
+    assert all(float(row.split("|")[-2]) > 0 for row in rows)
