@@ -1,0 +1,154 @@
+"""The mLSTM cell (xLSTM paper, Beck et al. 2024, section 2.3), NumPy float64, one head, traced.
+
+Per step, for one head with query, key, value q_t, k_t (DK,), v_t (DV,) and gate pre-activations
+ĩ_t, f̃_t (scalars), as the xLSTM authors' kernels define it:
+
+    m_t = max(log σ(f̃_t) + m_{t-1}, ĩ_t)                         stabilizer
+    f = exp(log σ(f̃_t) + m_{t-1} - m_t)    i = exp(ĩ_t - m_t)     stabilized gates
+    C_t = f C_{t-1} + i k_t v_tᵀ                                  matrix memory (DK, DV)
+    n_t = f n_{t-1} + i k_t                                       normalizer (DK,)
+    q̂ = q_t / √DK
+    h_t = q̂ᵀ C_t / (max(|q̂ᵀ n_t|, exp(-m_t)) + eps)              retrieval (DV,)
+
+Unlike the sLSTM, h depends on m through the lower bound exp(-m_t) (the stabilized form of the
+paper's max(|q̂ᵀn|, 1)), so the initial m matters: the default state is C = 0, n = 0, m = 0 (the
+authors' recurrent and chunkwise kernels); m_0 = -∞ gives their parallel kernel, which has no state.
+The projections to q, k, v and the gates, and the output gate, belong to the layer (issue 5).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from lstmkit.reference.activations import sigmoid
+from lstmkit.reference.slstm import log_sigmoid
+
+EPS = 1e-6
+
+
+class mLSTMState(NamedTuple):
+    C: np.ndarray
+    """Matrix memory (DK, DV)."""
+    n: np.ndarray
+    """Normalizer (DK,)."""
+    m: float
+    """Stabilizer (a scalar per head)."""
+
+
+class mLSTMStep(NamedTuple):
+    """Every intermediate of one step."""
+
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    pre_i: float
+    pre_f: float
+    C_prev: np.ndarray
+    n_prev: np.ndarray
+    m_prev: float
+    log_f: float
+    m: float
+    i: float
+    f: float
+    C: np.ndarray
+    n: np.ndarray
+    q_scaled: np.ndarray
+    num: np.ndarray
+    """q̂ᵀ C_t (DV,)."""
+    qn: float
+    """q̂ᵀ n_t."""
+    den: float
+    """max(|q̂ᵀ n_t|, exp(-m_t)) + eps."""
+    h: np.ndarray
+
+
+def step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float = EPS) -> mLSTMStep:
+    log_f = float(log_sigmoid(np.float64(pre_f)))
+    m = max(log_f + state.m, pre_i)
+    f = np.exp(log_f + state.m - m)
+    i = np.exp(pre_i - m)
+    C = f * state.C + i * np.outer(k, v)
+    n = f * state.n + i * k
+    q_scaled = q / np.sqrt(len(q))
+    num = q_scaled @ C
+    qn = float(q_scaled @ n)
+    den = max(abs(qn), np.exp(-m)) + eps
+    h = num / den
+    return mLSTMStep(q, k, v, pre_i, pre_f, state.C, state.n, state.m, log_f, m, i, f, C, n, q_scaled, num, qn, den, h)
+
+
+def zero_state(DK: int, DV: int, m: float = 0.0) -> mLSTMState:
+    return mLSTMState(np.zeros((DK, DV)), np.zeros(DK), m)
+
+
+def run(qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float = EPS) -> list[mLSTMStep]:
+    """One head over T steps: qs, ks (T, DK), vs (T, DV), pre_is, pre_fs (T,)."""
+    qs, ks, vs = (np.asarray(a, dtype=np.float64) for a in (qs, ks, vs))
+    if qs.shape != ks.shape or qs.ndim != 2 or vs.ndim != 2 or len(vs) != len(qs):
+        raise ValueError(f"q {qs.shape}, k {ks.shape}, v {vs.shape}: expected q, k (T, DK) and v (T, DV)")
+    state = zero_state(qs.shape[1], vs.shape[1]) if state0 is None else state0
+    steps = []
+    for t in range(len(qs)):
+        s = step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps)
+        steps.append(s)
+        state = mLSTMState(s.C, s.n, s.m)
+    return steps
+
+
+class mLSTMGrads(NamedTuple):
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    pre_i: np.ndarray
+    pre_f: np.ndarray
+    state0: mLSTMState
+
+
+def backward(steps: list[mLSTMStep], dhs, dstate: mLSTMState | None = None) -> mLSTMGrads:
+    """Backpropagation through time, exact (the normalizer is differentiated, not held constant).
+
+    dnum = dh / den   dden = -dh · num / den²
+    den = max(|qn|, e^{-m}) + eps: dden goes to qn (times sign qn) or to m (times -e^{-m})
+    dq̂ = dqn n + C dnum   dn += dqn q̂   dC += q̂ dnumᵀ
+    df = ⟨dC, C_{t-1}⟩ + dn · n_{t-1}   di = kᵀ dC v + dn · k   dk = i (dC v + dn)   dv = i dCᵀ k
+    dĩ = di i   dlog_f = df f   dm_{t-1} = df f   dm_t -= di i + df f ; max routes dm_t
+    """
+    T = len(steps)
+    DK, DV = steps[0].C.shape
+    dq, dk, dv = np.zeros((T, DK)), np.zeros((T, DK)), np.zeros((T, DV))
+    dpre_i, dpre_f = np.zeros(T), np.zeros(T)
+    dhs = np.asarray(dhs, dtype=np.float64)
+    if dstate is None:
+        dC_next, dn_next, dm_next = np.zeros((DK, DV)), np.zeros(DK), 0.0
+    else:
+        dC_next, dn_next, dm_next = np.asarray(dstate.C, float), np.asarray(dstate.n, float), float(dstate.m)
+    for t in reversed(range(T)):
+        s = steps[t]
+        dnum = dhs[t] / s.den
+        dden = -float(dhs[t] @ s.num) / s.den**2
+        dm = dm_next
+        if abs(s.qn) >= np.exp(-s.m):
+            dqn = dden * np.sign(s.qn)
+        else:
+            dqn, dm = 0.0, dm - dden * np.exp(-s.m)
+        dC = dC_next + np.outer(s.q_scaled, dnum)
+        dn = dn_next + dqn * s.q_scaled
+        dq[t] = (dqn * s.n + s.C @ dnum) / np.sqrt(DK)
+        df = float(np.sum(dC * s.C_prev) + dn @ s.n_prev)
+        di = float(s.k @ dC @ s.v + dn @ s.k)
+        dk[t] = s.i * (dC @ s.v + dn)
+        dv[t] = s.i * (dC.T @ s.k)
+        dpre_i[t] = di * s.i
+        dlog_f = df * s.f
+        dm_prev = df * s.f
+        dm -= di * s.i + df * s.f
+        if s.log_f + s.m_prev > s.pre_i:
+            dlog_f += dm
+            dm_prev += dm
+        else:
+            dpre_i[t] += dm
+        dpre_f[t] = dlog_f * float(sigmoid(np.float64(-s.pre_f)))
+        dC_next, dn_next, dm_next = s.f * dC, s.f * dn, dm_prev
+    return mLSTMGrads(dq, dk, dv, dpre_i, dpre_f, mLSTMState(dC_next, dn_next, dm_next))
