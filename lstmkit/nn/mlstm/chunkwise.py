@@ -1,0 +1,55 @@
+"""mLSTM, chunkwise form: parallel inside chunks of L steps, recurrent across them.
+
+Cost O(T·L) time and O(T·L + T/L · DK·DV) memory: linear in T, with the parallel form's large
+matrix products. Two passes:
+
+1. states: walk the chunks in order, carrying (C, n, m) from each chunk's start to its end with the
+   parallel form's final-state formula (one (DK×L)·(L×DV) product per chunk);
+2. outputs: the parallel form with each chunk's starting state, for all full chunks at once (the
+   chunks become a batch dimension), and once more for a shorter last chunk when L does not divide T.
+
+Any T works; the result equals the recurrent and parallel forms (float64: 1e-10).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit.nn.mlstm.parallel import _final_state, parallel_with_state
+from lstmkit.nn.mlstm.state import check_inputs, mLSTMState
+
+
+def mlstm_chunkwise(
+    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None = None, eps: float = 1e-6,
+    detach_normalizer: bool = False, chunk_size: int = 64,
+) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    """h (B, NH, T, DV) and the final state, in chunks of `chunk_size`. See `mlstm_recurrent`."""
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size is {chunk_size!r}, expected a positive integer")
+    state = check_inputs(q, k, v, i, f, state)
+    T, L = q.shape[2], chunk_size
+    NC, tail = divmod(T, L)
+    log_f = F.logsigmoid(f)
+
+    starts = []  # the state at the start of each full chunk
+    for c in range(NC):
+        starts.append(state)
+        span = slice(c * L, (c + 1) * L)
+        state = _final_state(k[:, :, span], v[:, :, span], i[:, :, span], log_f[:, :, span].cumsum(-1), state)
+    outputs = []
+    if NC:
+
+        def chunks(x: Tensor) -> Tensor:  # (B, NH, NC·L, ...) -> (B, NH, NC, L, ...)
+            return x[:, :, : NC * L].unflatten(2, (NC, L))
+
+        start = mLSTMState(*(torch.stack(s, dim=2) for s in zip(*starts, strict=True)))  # chunk axis 2
+        h, _ = parallel_with_state(chunks(q), chunks(k), chunks(v), chunks(i), chunks(f), start, eps, detach_normalizer)
+        outputs.append(h.flatten(2, 3))
+    if tail:
+        span = slice(NC * L, T)
+        h, state = parallel_with_state(q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span],
+                                       state, eps, detach_normalizer)  # fmt: skip
+        outputs.append(h)
+    return torch.cat(outputs, dim=2), state
