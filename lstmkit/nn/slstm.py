@@ -1,0 +1,223 @@
+"""sLSTM in PyTorch: a fast layer with its own backward, and the plain autograd loop it is tested against.
+
+The cell (xLSTM paper section 2.2; `lstmkit.reference.slstm` is the definition):
+
+    ĩ, f̃, z̃, õ = x̃_t + R h_{t-1} + b        x̃ = the input's gate pre-activations (B, T, 4H), gate-major
+    m_t = max(log σ(f̃) + m_{t-1}, ĩ)        (m_t = ĩ where n_{t-1} = 0: an empty memory restarts it)
+    i = exp(ĩ - m_t)   f = exp(log σ(f̃) + m_{t-1} - m_t)   z = tanh(z̃)   o = σ(õ)
+    c_t = f c_{t-1} + i z    n_t = f n_{t-1} + i    h_t = o c_t / n_t
+
+R is block-diagonal: one DH×DH matrix per head and gate, `R[head, gate, out, in]` (NH, 4, DH, DH).
+
+Speed (CPU): the layer works head-major internally, (NH, B, 4·DH) per step, so the recurrent product
+of all heads and gates is one `baddbmm` that also adds x̃_t + b; the backward is a custom
+`autograd.Function` that runs its own reverse time loop over saved gate values instead of letting
+autograd replay T small graphs, and computes dR for all steps in one matrix product at the end.
+
+Shapes: B batch, T time, NH heads, DH head size, H = NH·DH.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class sLSTMState(NamedTuple):
+    h: Tensor
+    c: Tensor
+    n: Tensor
+    m: Tensor
+    """Each (B, H)."""
+
+
+def zero_state(batch: int, hidden_size: int, like: Tensor) -> sLSTMState:
+    zeros = like.new_zeros(batch, hidden_size)
+    return sLSTMState(zeros, zeros, zeros, zeros)
+
+
+def slstm_loop(x: Tensor, R: Tensor, b: Tensor, state: sLSTMState) -> tuple[Tensor, sLSTMState]:
+    """The slow, obvious implementation: the equations per step, autograd records everything."""
+    NH, _, DH, _ = R.shape
+    B = x.shape[0]
+    h, c, n, m = state
+    hs = []
+    for x_t in (x + b).unbind(1):
+        rh = torch.einsum("ngoi,bni->bgno", R, h.view(B, NH, DH)).reshape(B, 4 * NH * DH)
+        pre_i, pre_f, pre_z, pre_o = (x_t + rh).chunk(4, dim=-1)
+        log_f = F.logsigmoid(pre_f)
+        restart = n == 0
+        m_new = torch.where(restart, pre_i, torch.maximum(log_f + m, pre_i))
+        i = torch.exp(pre_i - m_new)
+        f = torch.where(restart, 0.0, torch.exp(log_f + m - m_new))
+        c = f * c + i * torch.tanh(pre_z)
+        n = f * n + i
+        h = torch.sigmoid(pre_o) * c / n
+        m = m_new
+        hs.append(h)
+    return torch.stack(hs, dim=1), sLSTMState(h, c, n, m)
+
+
+def _head_major(x: Tensor, NH: int) -> Tensor:
+    """(B, T, 4H) gate-major -> (T, NH, B, 4·DH), each head's gates contiguous: [i | f | z | o]."""
+    B, T, G = x.shape
+    return x.view(B, T, 4, NH, G // (4 * NH)).permute(1, 3, 0, 2, 4).reshape(T, NH, B, G // NH)
+
+
+def _gate_major(x: Tensor, NH: int) -> Tensor:
+    """The inverse of `_head_major`, for the input gradient."""
+    T, _, B, G_head = x.shape
+    return x.view(T, NH, B, 4, G_head // 4).permute(2, 0, 3, 1, 4).reshape(B, T, 4 * G_head // 4 * NH)
+
+
+def _heads(s: Tensor, NH: int) -> Tensor:
+    """(B, H) -> (NH, B, DH)."""
+    return s.view(s.shape[0], NH, -1).transpose(0, 1)
+
+
+def _flat(s: Tensor) -> Tensor:
+    """(NH, B, DH) -> (B, H)."""
+    return s.transpose(0, 1).reshape(s.shape[1], -1)
+
+
+class _sLSTMFunction(torch.autograd.Function):
+    """Forward: the time loop without graph recording. Backward: the reverse loop of
+    `lstmkit.reference.slstm.backward`, vectorized over batch and heads."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, R: Tensor, b: Tensor, h0: Tensor, c0: Tensor, n0: Tensor, m0: Tensor):
+        NH, _, DH, _ = R.shape
+        Rcat = R.permute(0, 3, 1, 2).reshape(NH, DH, 4 * DH)  # (NH, in, gate·out)
+        xr = _head_major(x + b, NH)  # (T, NH, B, 4DH)
+        h, c, n, m = (_heads(s, NH) for s in (h0, c0, n0, m0))
+        restart0 = n == 0
+        saved = {k: [] for k in ("h_prev", "i", "f", "z", "o", "c", "n", "sig_neg_f", "via_forget")}
+        for t, xr_t in enumerate(xr.unbind(0)):
+            pre_i, pre_f, pre_z, pre_o = torch.baddbmm(xr_t, h, Rcat).chunk(4, dim=-1)
+            log_f = F.logsigmoid(pre_f)
+            from_forget = log_f + m
+            via_forget = from_forget > pre_i
+            if t == 0 and restart0.any():  # only the first step can see an empty memory (n > 0 after it)
+                via_forget = via_forget & ~restart0
+                m_new = torch.where(restart0, pre_i, torch.maximum(from_forget, pre_i))
+                f = torch.where(restart0, 0.0, torch.exp(from_forget - m_new))
+            else:
+                m_new = torch.maximum(from_forget, pre_i)
+                f = torch.exp(from_forget - m_new)
+            i = torch.exp(pre_i - m_new)
+            z, o = torch.tanh(pre_z), torch.sigmoid(pre_o)
+            saved["h_prev"].append(h)
+            c = torch.addcmul(f * c, i, z)
+            n = f * n + i
+            h = o * c / n
+            m = m_new
+            for key, value in (("i", i), ("f", f), ("z", z), ("o", o), ("c", c), ("n", n), ("via_forget", via_forget)):
+                saved[key].append(value)
+            saved["sig_neg_f"].append(torch.sigmoid(-pre_f))
+        stacked = {k: torch.stack(v) for k, v in saved.items()}  # (T, NH, B, DH) each
+        ctx.save_for_backward(Rcat, c0, n0, *stacked.values())
+        ctx.keys, ctx.NH = list(stacked), NH
+        hs = torch.cat([stacked["h_prev"][1:], h[None]])  # h_1 .. h_T
+        out = hs.permute(2, 0, 1, 3).reshape(x.shape[0], x.shape[1], -1)  # (B, T, H)
+        return out, _flat(h), _flat(c), _flat(n), _flat(m)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out, dh_T, dc_T, dn_T, dm_T):
+        Rcat, c0, n0, *tensors = ctx.saved_tensors
+        s = dict(zip(ctx.keys, tensors, strict=True))
+        NH = ctx.NH
+        T = s["i"].shape[0]
+        d_out = _head_major_out(d_out, NH)  # (T, NH, B, DH)
+        dh, dc, dn, dm = (_heads(g, NH) for g in (dh_T, dc_T, dn_T, dm_T))
+        c_prev_all = torch.cat([_heads(c0, NH)[None], s["c"][:-1]])
+        n_prev_all = torch.cat([_heads(n0, NH)[None], s["n"][:-1]])
+        da_all = []
+        for t in reversed(range(T)):
+            i, f, z, o, c, n = (s[k][t] for k in ("i", "f", "z", "o", "c", "n"))
+            dh = dh + d_out[t]
+            c_over_n = c / n
+            do = dh * c_over_n
+            dc = dc + dh * o / n
+            dn = dn - dh * o * c_over_n / n
+            df = dc * c_prev_all[t] + dn * n_prev_all[t]
+            di = dc * z + dn
+            dpre_i = di * i
+            df_f = df * f
+            dm = dm - dpre_i - df_f
+            via = s["via_forget"][t]
+            dm_route = torch.where(via, dm, 0.0)
+            dlog_f = df_f + dm_route
+            dpre_i = dpre_i + (dm - dm_route)
+            da = torch.cat([dpre_i, dlog_f * s["sig_neg_f"][t], dc * i * (1 - z * z), do * o * (1 - o)], dim=-1)
+            da_all.append(da)
+            dh = torch.bmm(da, Rcat.transpose(1, 2))
+            dc, dn, dm = dc * f, dn * f, df_f + dm_route
+        da_all = torch.stack(da_all[::-1])  # (T, NH, B, 4DH)
+        h_prev = s["h_prev"]  # (T, NH, B, DH)
+        dRcat = torch.einsum("tnbi,tnbk->nik", h_prev, da_all)  # (NH, in, gate·out)
+        DH = Rcat.shape[1]
+        dR = dRcat.view(NH, DH, 4, DH).permute(0, 2, 3, 1)
+        dx = _gate_major(da_all, NH)
+        return dx, dR, dx.sum((0, 1)), _flat(dh), _flat(dc), _flat(dn), _flat(dm)
+
+
+def _head_major_out(d_out: Tensor, NH: int) -> Tensor:
+    """(B, T, H) -> (T, NH, B, DH)."""
+    B, T, H = d_out.shape
+    return d_out.view(B, T, NH, H // NH).permute(1, 2, 0, 3)
+
+
+def slstm(x: Tensor, R: Tensor, b: Tensor, state: sLSTMState | None = None) -> tuple[Tensor, sLSTMState]:
+    """The fast sLSTM over a sequence: x̃ (B, T, 4H) -> h (B, T, H) and the final state."""
+    if R.dim() != 4 or R.shape[1] != 4 or R.shape[2] != R.shape[3]:
+        raise ValueError(f"R has shape {tuple(R.shape)}, expected (num_heads, 4, head_dim, head_dim)")
+    NH, _, DH, _ = R.shape
+    H = NH * DH
+    if x.dim() != 3 or x.shape[-1] != 4 * H:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {4 * H}) (4·hidden_size gate pre-activations)")
+    if x.shape[1] == 0:
+        raise ValueError("x has 0 time steps, expected at least 1")
+    if tuple(b.shape) != (4 * H,):
+        raise ValueError(f"b has shape {tuple(b.shape)}, expected ({4 * H},)")
+    if torch.isnan(x).any():
+        raise ValueError("x contains NaN")
+    if state is None:
+        state = zero_state(x.shape[0], H, x)
+    for name, s in zip("hcnm", state, strict=True):
+        if tuple(s.shape) != (x.shape[0], H) or s.dtype != x.dtype:
+            raise ValueError(f"state.{name} is {tuple(s.shape)} {s.dtype}, expected ({x.shape[0]}, {H}) {x.dtype}")
+    out, *final = _sLSTMFunction.apply(x, R, b, *state)
+    return out, sLSTMState(*final)
+
+
+class sLSTMLayer(nn.Module):
+    """The sLSTM recurrence with its parameters: forward(x̃ (B, T, 4H), state=None) -> (h (B, T, H), state).
+
+    The input projection (and the causal convolution feeding i and f) belong to the block (issue 5).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int = 4, device=None, dtype=None) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.hidden_size, self.num_heads = hidden_size, num_heads
+        DH = hidden_size // num_heads
+        self.R = nn.Parameter(torch.empty(num_heads, 4, DH, DH, device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty(4 * hidden_size, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """R = 0 (the xLSTM authors' default recurrent init); b = 0 except the forget gate, whose bias
+        rises linearly from 3 to 6 across units (their "powerlaw" schedule keeps early memory long)."""
+        H = self.hidden_size
+        with torch.no_grad():
+            self.R.zero_()
+            self.b.zero_()
+            self.b[H : 2 * H] = torch.linspace(3.0, 6.0, H)
+
+    def forward(self, x: Tensor, state: sLSTMState | None = None) -> tuple[Tensor, sLSTMState]:
+        return slstm(x, self.R, self.b, state)
