@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -13,3 +15,12 @@ def test_bench_rnn_quick_prints_a_table():
     rows = [line for line in out.splitlines() if line.startswith("| RNN") or line.startswith("| GRU")]
     assert len(rows) == 2 * 2 * 2 * 3  # kinds × quick shapes × (fwd, fwd+bwd) × candidates
     assert all(float(row.split("|")[-2]) > 0 for row in rows)
+
+
+def test_bench_xlstm_cells_quick_prints_tables():
+    pytest.importorskip("mlstm_kernels")
+    pytest.importorskip("xlstm")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_xlstm_cells.py"), "--quick"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    assert out.count("| mLSTM ") == 2 * 2 * 4 and out.count("| sLSTM ") == 2 * 2
+    assert "chunkwise peak MB" in out
