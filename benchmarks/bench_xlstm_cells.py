@@ -87,14 +87,19 @@ def table(title: str, shape: str, results: dict[str, float], peer: str) -> None:
 
 
 PEAK = """
-import resource, torch
+import torch
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_parallel
+
+def status_kb(key):  # VmHWM is this process's peak resident memory; unlike ru_maxrss it is not inherited
+    line = next(x for x in open("/proc/self/status") if x.startswith(key + ":"))
+    return int(line.split()[1])
+
 T = {T}
 q, k, v = (torch.randn(4, 4, T, 64, requires_grad=True) for _ in range(3))
 i, f = torch.randn(4, 4, T, requires_grad=True), torch.randn(4, 4, T, requires_grad=True)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = status_kb("VmRSS")
 {form}(q, k, v, i, f)[0].sum().backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((status_kb("VmHWM") - before) / 1024)
 """
 
 

@@ -95,6 +95,16 @@ def test_float32_100k_steps_large_gates():
     assert float((h32.double() - h64).abs().max()) < 1e-4
 
 
+def test_zero_sequence_batch_of_one_and_t_one():
+    x, R, b, _ = make(1, 1, 2, 2, seed=0)
+    for T in (1, 5):
+        zeros = torch.zeros(1, T, 16, dtype=F64)
+        h, final = slstm(zeros, R, b)
+        h_loop, final_loop = slstm_loop(zeros, R, b, sLSTMState(*(torch.zeros(1, 4, dtype=F64) for _ in range(4))))
+        assert torch.isfinite(h).all() and float((h - h_loop).abs().max()) < 1e-12
+        assert float((final.n - final_loop.n).abs().max()) < 1e-12
+
+
 def test_bad_input():
     x, R, b, _ = make(1, 3, 2, 2, seed=0)
     with pytest.raises(ValueError, match=r"x has shape \(1, 3, 12\), expected \(B, T, 16\)"):

@@ -39,26 +39,31 @@ def zero_state(batch: int, hidden_size: int, like: Tensor) -> sLSTMState:
     return sLSTMState(zeros, zeros, zeros, zeros)
 
 
-def slstm_loop(x: Tensor, R: Tensor, b: Tensor, state: sLSTMState) -> tuple[Tensor, sLSTMState]:
-    """The slow, obvious implementation: the equations per step, autograd records everything."""
+def slstm_step(x_t: Tensor, R: Tensor, b: Tensor, state: sLSTMState) -> tuple[Tensor, sLSTMState]:
+    """One step, the equations as written (autograd records it): x̃_t (B, 4H) -> h_t (B, H), new state.
+    For generation one token at a time, and the body of the slow loop the fast layer is tested against."""
     NH, _, DH, _ = R.shape
-    B = x.shape[0]
     h, c, n, m = state
+    rh = torch.einsum("ngoi,bni->bgno", R, h.view(h.shape[0], NH, DH)).reshape(h.shape[0], 4 * NH * DH)
+    pre_i, pre_f, pre_z, pre_o = (x_t + rh + b).chunk(4, dim=-1)
+    log_f = F.logsigmoid(pre_f)
+    restart = n == 0
+    m_new = torch.where(restart, pre_i, torch.maximum(log_f + m, pre_i))
+    i = torch.exp(pre_i - m_new)
+    f = torch.where(restart, 0.0, torch.exp(log_f + m - m_new))
+    c = f * c + i * torch.tanh(pre_z)
+    n = f * n + i
+    h = torch.sigmoid(pre_o) * c / n
+    return h, sLSTMState(h, c, n, m_new)
+
+
+def slstm_loop(x: Tensor, R: Tensor, b: Tensor, state: sLSTMState) -> tuple[Tensor, sLSTMState]:
+    """The slow, obvious implementation: `slstm_step` over time, autograd records everything."""
     hs = []
-    for x_t in (x + b).unbind(1):
-        rh = torch.einsum("ngoi,bni->bgno", R, h.view(B, NH, DH)).reshape(B, 4 * NH * DH)
-        pre_i, pre_f, pre_z, pre_o = (x_t + rh).chunk(4, dim=-1)
-        log_f = F.logsigmoid(pre_f)
-        restart = n == 0
-        m_new = torch.where(restart, pre_i, torch.maximum(log_f + m, pre_i))
-        i = torch.exp(pre_i - m_new)
-        f = torch.where(restart, 0.0, torch.exp(log_f + m - m_new))
-        c = f * c + i * torch.tanh(pre_z)
-        n = f * n + i
-        h = torch.sigmoid(pre_o) * c / n
-        m = m_new
+    for x_t in x.unbind(1):
+        h, state = slstm_step(x_t, R, b, state)
         hs.append(h)
-    return torch.stack(hs, dim=1), sLSTMState(h, c, n, m)
+    return torch.stack(hs, dim=1), state
 
 
 def _head_major(x: Tensor, NH: int) -> Tensor:
