@@ -96,7 +96,7 @@ def test_float32_100k_steps_large_gates():
 
 
 def test_zero_sequence_batch_of_one_and_t_one():
-    x, R, b, _ = make(1, 1, 2, 2, seed=0)
+    _, R, b, _ = make(1, 1, 2, 2, seed=0)
     for T in (1, 5):
         zeros = torch.zeros(1, T, 16, dtype=F64)
         h, final = slstm(zeros, R, b)
