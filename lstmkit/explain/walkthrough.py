@@ -87,18 +87,20 @@ def _state_names(ex: Example) -> dict[str, np.ndarray]:
     return {names[k]: v for k, v in ex.state0._asdict().items()}
 
 
-def _lstm_stages(s: lstm.LSTMStep, t: int):
+def _initialize(s, t: int):
+    """The Initialize stage of any cell: the previous hidden state (and memory, if the cell has one), the input."""
     p = t - 1
     first = "given" if t == 1 else f"copied from step {p}"
-    yield (
-        "Initialize",
-        [
-            Row(f"h{p}", f"previous hidden state ({first})", s.h_prev),
-            Row(f"C{p}", f"previous memory ({first})", s.c_prev),
-            Row(f"X{t}", "current input", s.x),
-        ],
-        "",
-    )
+    rows = [Row(f"h{p}", f"previous hidden state ({first})", s.h_prev)]
+    if hasattr(s, "c_prev"):
+        rows.append(Row(f"C{p}", f"previous memory ({first})", s.c_prev))
+    rows.append(Row(f"X{t}", "current input", s.x))
+    return "Initialize", rows, ""
+
+
+def _lstm_stages(s: lstm.LSTMStep, t: int):
+    p = t - 1
+    yield _initialize(s, t)
     yield (
         "Linear transform",
         [
@@ -135,15 +137,7 @@ def _lstm_stages(s: lstm.LSTMStep, t: int):
 
 def _rnn_stages(s: rnn.RNNStep, t: int):
     p = t - 1
-    first = "given" if t == 1 else f"copied from step {p}"
-    yield (
-        "Initialize",
-        [
-            Row(f"h{p}", f"previous hidden state ({first})", s.h_prev),
-            Row(f"X{t}", "current input", s.x),
-        ],
-        "",
-    )
+    yield _initialize(s, t)
     yield (
         "Linear transform",
         [
@@ -157,15 +151,7 @@ def _rnn_stages(s: rnn.RNNStep, t: int):
 
 def _gru_stages(s: gru.GRUStep, t: int):
     p = t - 1
-    first = "given" if t == 1 else f"copied from step {p}"
-    yield (
-        "Initialize",
-        [
-            Row(f"h{p}", f"previous hidden state ({first})", s.h_prev),
-            Row(f"X{t}", "current input", s.x),
-        ],
-        "",
-    )
+    yield _initialize(s, t)
     yield (
         "Linear transform",
         [

@@ -71,16 +71,36 @@ def param_suffixes(module) -> list[str]:
     ]
 
 
+def layer_params(module, suffix: str) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(W_ih, W_hh, b_ih, b_hh) of one layer and direction; the biases are None with bias=False."""
+    W_ih, W_hh = getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}")
+    return W_ih, W_hh, getattr(module, f"bias_ih{suffix}", None), getattr(module, f"bias_hh{suffix}", None)
+
+
+def trace_hidden_state_layer(module, input, hx: Tensor | None, State: type):
+    """`trace()` of a layer whose whole state is h (GRU, RNN): (output, h_n, trace)."""
+    module._update_flat_weights()
+
+    def check(x, hx_tuple, batch_sizes):
+        module.check_forward_args(x, hx_tuple[0], batch_sizes)
+
+    prep = prepare(module, input, None if hx is None else (hx,), (module.hidden_size,), check)
+    output, finals, traces = run_stack(module, prep, module._cell, State)
+    output, (h_n,), trace = finish(module, prep, output, finals, traces)
+    return output, h_n, trace
+
+
 def run_stack(module, prep: Prepared, make_cell: Callable, State: type) -> tuple[Tensor, list, list]:
     """All layers and directions; returns (top output (T, B, D··), final states, traces), both lists
     indexed layer·D + direction. `make_cell(suffix)` gives that layer's (project, step) functions."""
     D = 2 if module.bidirectional else 1
     layer_input, finals, traces = prep.x, [], []
+    suffixes = param_suffixes(module)
     for layer in range(module.num_layers):
         outputs = []
         for direction in range(D):
             k = layer * D + direction
-            suffix = param_suffixes(module)[k]
+            suffix = suffixes[k]
             project, step = make_cell(suffix)
             xp = project(layer_input)  # (T, B, G), all steps at once
             state0 = State(*(h[k] for h in prep.hx))

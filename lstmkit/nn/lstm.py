@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cell_io import cell_input, check_cell_state
-from lstmkit.nn.layers import finish, prepare, run_stack
+from lstmkit.nn.layers import finish, layer_params, param_suffixes, prepare, run_stack
 from lstmkit.nn.steps import LSTMState, LSTMTrace, lstm_step, project_folding_b_hh
 
 
@@ -66,10 +66,7 @@ class LSTM(torch.nn.LSTM):
         """PyTorch's init, U(-1/√H, 1/√H) for every tensor; then the forget-gate bias, if one was given."""
         super().reset_parameters()
         if getattr(self, "forget_bias", None) is not None:
-            suffixes = [
-                f"_l{k}{'_reverse' if d else ''}" for k in range(self.num_layers) for d in range(1 + self.bidirectional)
-            ]
-            _set_forget_bias(self, self.forget_bias, suffixes)
+            _set_forget_bias(self, self.forget_bias, param_suffixes(self))
 
     def trace(self, input, hx: tuple[Tensor, Tensor] | None = None):
         """Run the readable path: (output, (h_n, c_n), LSTMTrace of every step, layer and direction)."""
@@ -82,8 +79,7 @@ class LSTM(torch.nn.LSTM):
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
-        W_ih, W_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
-        b_ih, b_hh = getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None)
+        W_ih, W_hh, b_ih, b_hh = layer_params(self, suffix)
         W_hr = getattr(self, f"weight_hr{suffix}") if self.proj_size else None
         return partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh), partial(lstm_step, W_hh=W_hh, W_hr=W_hr)
 

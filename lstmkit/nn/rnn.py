@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cell_io import cell_input, check_cell_state
-from lstmkit.nn.layers import finish, prepare, run_stack
+from lstmkit.nn.layers import layer_params, trace_hidden_state_layer
 from lstmkit.nn.steps import HiddenState, RNNTrace, project_folding_b_hh, rnn_step
 
 
@@ -38,19 +38,11 @@ class RNN(torch.nn.RNN):
 
     def trace(self, input, hx: Tensor | None = None):
         """Run the readable path: (output, h_n, RNNTrace of every step, layer and direction)."""
-        self._update_flat_weights()
-        prep = prepare(self, input, None if hx is None else (hx,), (self.hidden_size,), self._check)
-        output, finals, traces = run_stack(self, prep, self._cell, HiddenState)
-        output, (h_n,), trace = finish(self, prep, output, finals, traces)
-        return output, h_n, trace
-
-    def _check(self, input, hx: tuple[Tensor], batch_sizes) -> None:
-        self.check_forward_args(input, hx[0], batch_sizes)
+        return trace_hidden_state_layer(self, input, hx, HiddenState)
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
-        W_ih, W_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
-        b_ih, b_hh = getattr(self, f"bias_ih{suffix}", None), getattr(self, f"bias_hh{suffix}", None)
+        W_ih, W_hh, b_ih, b_hh = layer_params(self, suffix)
         project = partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh)
         return project, partial(rnn_step, W_hh=W_hh, nonlinearity=self.nonlinearity)
 
