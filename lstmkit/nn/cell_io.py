@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor
 
 
@@ -28,3 +30,18 @@ def check_cell_state(cell, hx: tuple[Tensor, ...], batch: int) -> None:
             raise RuntimeError(
                 f"{type(cell).__name__}: hx[{k}] has shape {tuple(h.shape)}, expected ({batch}, {cell.hidden_size})"
             )
+
+
+def trace_cell(cell, input: Tensor, hx: tuple[Tensor, ...] | None, project: Callable, step: Callable, State: type):
+    """One traced step of any cell: (state, trace), batched or not like the input."""
+    x, batched = cell_input(cell, input)
+    if hx is None:
+        hx = tuple(x.new_zeros(x.shape[0], cell.hidden_size) for _ in State._fields)
+    elif not batched:
+        hx = tuple(h.unsqueeze(0) for h in hx)
+    check_cell_state(cell, hx, x.shape[0])
+    state, trace = step(project(x), State(*hx))
+    if not batched:
+        state = State(*(s.squeeze(0) for s in state))
+        trace = type(trace)(*(t.squeeze(0) for t in trace))
+    return state, trace

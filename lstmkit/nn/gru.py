@@ -13,9 +13,15 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from lstmkit.nn.cell_io import cell_input, check_cell_state
+from lstmkit.nn.cell_io import trace_cell
 from lstmkit.nn.layers import layer_params, trace_hidden_state_layer
-from lstmkit.nn.steps import GRUTrace, HiddenState, gru_step, project
+from lstmkit.nn.steps import HiddenState, gru_step, project
+
+
+def cell_functions(module, suffix: str):
+    """(project, step) of the GRU layer `suffix` (or a cell, suffix "") of `module`."""
+    W_ih, W_hh, b_ih, b_hh = layer_params(module, suffix)
+    return partial(project, W_ih=W_ih, b_ih=b_ih), partial(gru_step, W_hh=W_hh, b_hh=b_hh)
 
 
 class GRU(torch.nn.GRU):
@@ -42,22 +48,13 @@ class GRU(torch.nn.GRU):
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
-        W_ih, W_hh, b_ih, b_hh = layer_params(self, suffix)
-        return partial(project, W_ih=W_ih, b_ih=b_ih), partial(gru_step, W_hh=W_hh, b_hh=b_hh)
+        return cell_functions(self, suffix)
 
 
 class GRUCell(torch.nn.GRUCell):
     """`torch.nn.GRUCell` with `trace(input, hx) -> (h, GRUTrace)` (fields (B, H))."""
 
     def trace(self, input: Tensor, hx: Tensor | None = None):
-        x, batched = cell_input(self, input)
-        if hx is None:
-            hx = x.new_zeros(x.shape[0], self.hidden_size)
-        elif not batched:
-            hx = hx.unsqueeze(0)
-        check_cell_state(self, (hx,), x.shape[0])
-        xp = project(x, self.weight_ih, self.bias_ih)
-        state, trace = gru_step(xp, HiddenState(hx), self.weight_hh, self.bias_hh)
-        if not batched:
-            return state.h.squeeze(0), GRUTrace(*(t.squeeze(0) for t in trace))
+        hx = None if hx is None else (hx,)
+        state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), HiddenState)
         return state.h, trace

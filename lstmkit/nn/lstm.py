@@ -24,9 +24,9 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from lstmkit.nn.cell_io import cell_input, check_cell_state
+from lstmkit.nn.cell_io import trace_cell
 from lstmkit.nn.layers import finish, layer_params, param_suffixes, prepare, run_stack
-from lstmkit.nn.steps import LSTMState, LSTMTrace, lstm_step, project_folding_b_hh
+from lstmkit.nn.steps import LSTMState, lstm_step, project_folding_b_hh
 
 
 def _set_forget_bias(module, forget_bias: float, suffixes: list[str]) -> None:
@@ -38,6 +38,13 @@ def _set_forget_bias(module, forget_bias: float, suffixes: list[str]) -> None:
         for suffix in suffixes:
             getattr(module, f"bias_ih{suffix}")[H : 2 * H] = forget_bias
             getattr(module, f"bias_hh{suffix}")[H : 2 * H] = 0.0
+
+
+def cell_functions(module, suffix: str):
+    """(project, step) of the LSTM layer `suffix` (or a cell, suffix "") of `module`."""
+    W_ih, W_hh, b_ih, b_hh = layer_params(module, suffix)
+    W_hr = getattr(module, f"weight_hr{suffix}") if getattr(module, "proj_size", 0) else None
+    return partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh), partial(lstm_step, W_hh=W_hh, W_hr=W_hr)
 
 
 class LSTM(torch.nn.LSTM):
@@ -79,9 +86,7 @@ class LSTM(torch.nn.LSTM):
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
-        W_ih, W_hh, b_ih, b_hh = layer_params(self, suffix)
-        W_hr = getattr(self, f"weight_hr{suffix}") if self.proj_size else None
-        return partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh), partial(lstm_step, W_hh=W_hh, W_hr=W_hr)
+        return cell_functions(self, suffix)
 
 
 class LSTMCell(torch.nn.LSTMCell):
@@ -100,16 +105,5 @@ class LSTMCell(torch.nn.LSTMCell):
             _set_forget_bias(self, self.forget_bias, [""])
 
     def trace(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
-        x, batched = cell_input(self, input)
-        if hx is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden_size)
-            hx = (zeros, zeros)
-        elif not batched:
-            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
-        check_cell_state(self, hx, x.shape[0])
-        xp = project_folding_b_hh(x, self.weight_ih, self.bias_ih, self.bias_hh)
-        state, trace = lstm_step(xp, LSTMState(*hx), self.weight_hh, None)
-        if not batched:
-            state = LSTMState(*(s.squeeze(0) for s in state))
-            trace = LSTMTrace(*(t.squeeze(0) for t in trace))
+        state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), LSTMState)
         return (state.h, state.c), trace

@@ -12,9 +12,16 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from lstmkit.nn.cell_io import cell_input, check_cell_state
+from lstmkit.nn.cell_io import trace_cell
 from lstmkit.nn.layers import layer_params, trace_hidden_state_layer
-from lstmkit.nn.steps import HiddenState, RNNTrace, project_folding_b_hh, rnn_step
+from lstmkit.nn.steps import HiddenState, project_folding_b_hh, rnn_step
+
+
+def cell_functions(module, suffix: str):
+    """(project, step) of the RNN layer `suffix` (or a cell, suffix "") of `module`."""
+    W_ih, W_hh, b_ih, b_hh = layer_params(module, suffix)
+    project = partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh)
+    return project, partial(rnn_step, W_hh=W_hh, nonlinearity=module.nonlinearity)
 
 
 class RNN(torch.nn.RNN):
@@ -42,23 +49,13 @@ class RNN(torch.nn.RNN):
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
-        W_ih, W_hh, b_ih, b_hh = layer_params(self, suffix)
-        project = partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh)
-        return project, partial(rnn_step, W_hh=W_hh, nonlinearity=self.nonlinearity)
+        return cell_functions(self, suffix)
 
 
 class RNNCell(torch.nn.RNNCell):
     """`torch.nn.RNNCell` with `trace(input, hx) -> (h, RNNTrace)` (fields (B, H))."""
 
     def trace(self, input: Tensor, hx: Tensor | None = None):
-        x, batched = cell_input(self, input)
-        if hx is None:
-            hx = x.new_zeros(x.shape[0], self.hidden_size)
-        elif not batched:
-            hx = hx.unsqueeze(0)
-        check_cell_state(self, (hx,), x.shape[0])
-        xp = project_folding_b_hh(x, self.weight_ih, self.bias_ih, self.bias_hh)
-        state, trace = rnn_step(xp, HiddenState(hx), self.weight_hh, self.nonlinearity)
-        if not batched:
-            return state.h.squeeze(0), RNNTrace(*(t.squeeze(0) for t in trace))
+        hx = None if hx is None else (hx,)
+        state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), HiddenState)
         return state.h, trace
