@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmkit.nn.slstm import slstm, slstm_loop, sLSTMLayer, sLSTMState
+from lstmkit.nn.slstm import slstm, slstm_loop, sLSTMCell, sLSTMState
 from lstmkit.reference import slstm as ref
 
 F64 = torch.float64
@@ -67,7 +67,7 @@ def test_equals_the_reference_every_step():
 
 
 def test_layer_streams_in_pieces():
-    layer = sLSTMLayer(8, num_heads=2, dtype=F64)
+    layer = sLSTMCell(8, num_heads=2, dtype=F64)
     with torch.no_grad():
         layer.R.normal_(0, 0.3)
     x = torch.randn(2, 20, 32, dtype=F64)
@@ -117,4 +117,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match="x contains NaN"):
         slstm(x.detach().clone().index_fill_(1, torch.tensor([1]), float("nan")), R, b)
     with pytest.raises(ValueError, match="hidden_size 10 is not divisible by num_heads 4"):
-        sLSTMLayer(10, num_heads=4)
+        sLSTMCell(10, num_heads=4)

@@ -199,10 +199,10 @@ def slstm(x: Tensor, R: Tensor, b: Tensor, state: sLSTMState | None = None) -> t
     return out, sLSTMState(*final)
 
 
-class sLSTMLayer(nn.Module):
-    """The sLSTM recurrence with its parameters: forward(x̃ (B, T, 4H), state=None) -> (h (B, T, H), state).
+class sLSTMCell(nn.Module):
+    """The sLSTM recurrence with its parameters R and b: forward(x̃ (B, T, 4H), state=None) -> (h (B, T, H), state).
 
-    The input projection (and the causal convolution feeding i and f) belong to the block (issue 5).
+    The input projections and the causal convolution feeding i and f belong to `lstmkit.nn.sLSTMLayer`.
     """
 
     def __init__(self, hidden_size: int, num_heads: int = 4, device=None, dtype=None) -> None:
