@@ -1,0 +1,62 @@
+"""What both language models (`xLSTMLM`, `xLSTMLarge`) accept, checked with messages that say what is wrong.
+
+    tokens   (B, T) integer ids in [0, vocab_size), T ≥ 1
+    state    an LMState from the same model configuration (or None: a fresh start)
+    lengths  (B,) integers in [0, T]: right padding; positions ≥ lengths[b] leave the state untouched
+             (their logits are computed but meaningless)
+    reset    (B, T) bool: token t starts a new document; the recurrent and convolution states are
+             emptied before it, as if that row started afresh there
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class LMState(NamedTuple):
+    blocks: tuple
+    """One state per block, bottom to top (mLSTMLayerState, sLSTMLayerState or mLSTMState)."""
+
+
+def check_tokens(tokens: object, vocab_size: int) -> Tensor:
+    if not isinstance(tokens, Tensor):
+        raise TypeError(f"tokens is a {type(tokens).__name__}, expected a LongTensor of shape (B, T)")
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens has shape {tuple(tokens.shape)}, expected (B, T)")
+    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool or tokens.is_complex():
+        raise ValueError(f"tokens has dtype {tokens.dtype}, expected an integer dtype (token ids)")
+    if tokens.shape[1] == 0:
+        raise ValueError("tokens has 0 time steps, expected at least 1")
+    if tokens.numel():
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"token id {bad} is out of range, expected ids in [0, {vocab_size})")
+    return tokens.long()
+
+
+def check_masks(lengths: object, reset: object, batch: int, steps: int) -> None:
+    if lengths is not None:
+        if not isinstance(lengths, Tensor) or lengths.shape != (batch,) or lengths.dtype.is_floating_point:
+            got = f"{tuple(lengths.shape)} {lengths.dtype}" if isinstance(lengths, Tensor) else type(lengths).__name__
+            raise ValueError(f"lengths is {got}, expected an integer tensor of shape ({batch},)")
+        if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > steps):
+            raise ValueError(f"lengths range over [{int(lengths.min())}, {int(lengths.max())}], expected [0, {steps}]")
+    if reset is not None:
+        if not isinstance(reset, Tensor) or reset.shape != (batch, steps) or reset.dtype != torch.bool:
+            got = f"{tuple(reset.shape)} {reset.dtype}" if isinstance(reset, Tensor) else type(reset).__name__
+            raise ValueError(f"reset is {got}, expected a bool tensor of shape ({batch}, {steps})")
+
+
+def check_state(state: object, blocks, batch: int, like: Tensor) -> None:
+    """Each block checks its own part; the message names the block."""
+    if not isinstance(state, LMState):
+        raise ValueError(f"state is a {type(state).__name__}, expected the LMState a previous call returned")
+    if len(state.blocks) != len(blocks):
+        raise ValueError(f"state has {len(state.blocks)} block states, expected {len(blocks)}: it comes from a "
+                         "model with a different configuration")  # fmt: skip
+    for index, (block, block_state) in enumerate(zip(blocks, state.blocks, strict=True)):
+        block.check_state(block_state, batch, like, f"block {index} ({type(block).__name__})")

@@ -1,0 +1,226 @@
+"""xLSTMLarge: the layout of the xLSTM authors' 7B model (Beck et al. 2025, "xLSTM 7B"), at any size.
+
+    block:  x ← x + mLSTM(RMSNorm(x));   x ← x + SwiGLU(RMSNorm(x))
+    mLSTM:  q, k = W_q x, W_k x (width qk_dim_factor · E)   v = W_v x (width v_dim_factor · E)
+            ĩ, f̃ = cap(W_i x + b_i), cap(W_f x + b_f)       cap(a) = c · tanh(a / c), c = gate_soft_cap
+            h̃ = mLSTM(q, k, v, ĩ, f̃);   y = W_out (σ(W_o x) ⊙ HeadNorm(h̃))        sigmoid output gate
+    SwiGLU: y = W_down (SiLU(W_g x) ⊙ W_u x)
+    head:   logits = cap(W_head RMSNorm(x)) with c = output_logit_soft_cap
+
+No convolutions, no block-diagonal maps, no learnable skip: every map is one dense matrix product.
+The state is one mLSTMState per block; a fresh one is the empty memory (m = -inf).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.nn.blocks import FeedForward
+from lstmkit.nn.generate import generate
+from lstmkit.nn.lm_inputs import LMState, check_masks, check_state, check_tokens
+from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_step
+from lstmkit.nn.mlstm.state import mLSTMState
+from lstmkit.nn.norms import HeadNorm, RMSNorm
+from lstmkit.nn.xlstm_config import round_up
+
+
+@dataclass(frozen=True)
+class xLSTMLargeConfig:
+    vocab_size: int
+    """Number of tokens."""
+    embedding_dim: int = 512
+    """Width E of the residual stream (4096 in xLSTM 7B)."""
+    num_heads: int = 4
+    """mLSTM heads (8 in xLSTM 7B); must divide the q/k and v widths."""
+    num_blocks: int = 6
+    """Number of blocks (32 in xLSTM 7B)."""
+    qk_dim_factor: float = 0.5
+    """q and k width = this · E."""
+    v_dim_factor: float = 1.0
+    """v width = this · E."""
+    ffn_proj_factor: float = 2.6667
+    """SwiGLU width = this · E, rounded up to `ffn_round_up_to`."""
+    ffn_round_up_to: int = 64
+    """The SwiGLU width is rounded up to a multiple of this."""
+    gate_soft_cap: float | None = 15.0
+    """ĩ and f̃ are soft-capped to (-c, c); None: no cap."""
+    output_logit_soft_cap: float | None = 30.0
+    """Logits are soft-capped to (-c, c); None: no cap."""
+    norm_eps: float = 1e-6
+    """Epsilon of the RMS and head norms."""
+    eps: float = 1e-6
+    """Epsilon of the mLSTM's denominator."""
+    use_bias: bool = False
+    """Biases in the linear maps (the gates always have one)."""
+    add_out_norm: bool = True
+    """RMSNorm before the head."""
+    chunk_size: int = 64
+    """Chunk length of the mLSTM's chunkwise form (speed only)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("vocab_size", "embedding_dim", "num_heads", "num_blocks", "ffn_round_up_to", "chunk_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                problems.append(f"{name} is {getattr(self, name)!r}, expected a positive integer")
+        if not problems:
+            for name, width in (("q/k width", self.qk_dim), ("v width", self.v_dim)):
+                if width < self.num_heads or width % self.num_heads:
+                    problems.append(f"num_heads {self.num_heads} does not divide the {name} {width}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def qk_dim(self) -> int:
+        return int(self.embedding_dim * self.qk_dim_factor)
+
+    @property
+    def v_dim(self) -> int:
+        return int(self.embedding_dim * self.v_dim_factor)
+
+    @property
+    def ffn_inner_size(self) -> int:
+        return round_up(self.embedding_dim * self.ffn_proj_factor, self.ffn_round_up_to)
+
+
+def soft_cap(x: Tensor, cap: float | None) -> Tensor:
+    """cap · tanh(x / cap): ≈ x for |x| ≪ cap, never beyond ±cap (x itself when cap is None)."""
+    return x if cap is None else cap * torch.tanh(x / cap)
+
+
+class LargeMLSTMLayer(nn.Module):
+    """The 7B model's mLSTM layer: forward(x (B, T, E), state, reset, valid) -> (y, mLSTMState)."""
+
+    def __init__(self, config: xLSTMLargeConfig, device=None, dtype=None) -> None:
+        super().__init__()
+        self.config = config
+        E, bias, kw = config.embedding_dim, config.use_bias, {"device": device, "dtype": dtype}
+        self.q = nn.Linear(E, config.qk_dim, bias=bias, **kw)
+        self.k = nn.Linear(E, config.qk_dim, bias=bias, **kw)
+        self.v = nn.Linear(E, config.v_dim, bias=bias, **kw)
+        self.ogate = nn.Linear(E, config.v_dim, bias=bias, **kw)
+        self.igate = nn.Linear(E, config.num_heads, **kw)
+        self.fgate = nn.Linear(E, config.num_heads, **kw)
+        self.outnorm = HeadNorm(config.v_dim, config.num_heads, config.norm_eps, bias, **kw)
+        self.out_proj = nn.Linear(config.v_dim, E, bias=bias, **kw)
+
+    def empty_state(self, batch: int, like: Tensor) -> mLSTMState:
+        NH = self.config.num_heads
+        DK, DV = self.config.qk_dim // NH, self.config.v_dim // NH
+        return mLSTMState(like.new_zeros(batch, NH, DK, DV), like.new_zeros(batch, NH, DK),
+                          like.new_full((batch, NH), -math.inf))  # fmt: skip
+
+    def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
+        if not isinstance(state, mLSTMState):
+            raise ValueError(f"{where} state is a {type(state).__name__}, expected an mLSTMState(C, n, m)")
+        for name, empty, tensor in zip(("C", "n", "m"), self.empty_state(batch, like), state, strict=True):
+            if tensor.shape != empty.shape or tensor.dtype != like.dtype:
+                raise ValueError(f"{where} state.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
+                                 f"expected {tuple(empty.shape)} {like.dtype}")  # fmt: skip
+
+    def forward(
+        self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, valid: Tensor | None
+    ) -> tuple[Tensor, mLSTMState]:
+        B, T, _ = x.shape
+        NH, cap = self.config.num_heads, self.config.gate_soft_cap
+        state = self.empty_state(B, x) if state is None else state
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        i, f = soft_cap(self.igate(x), cap), soft_cap(self.fgate(x), cap)  # (B, T, NH)
+        if T == 1:
+            masks = {"reset": None if reset is None else reset[:, 0], "valid": None if valid is None else valid[:, 0]}
+            heads = [t[:, 0].unflatten(-1, (NH, -1)) for t in (q, k, v)]  # (B, NH, D)
+            h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, self.config.eps, **masks)
+            h = h.reshape(B, 1, -1)
+        else:
+            q, k, v = (t.unflatten(-1, (NH, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, D)
+            h, state = mlstm_chunkwise(q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, self.config.eps,
+                                       chunk_size=self.config.chunk_size, reset=reset, valid=valid)  # fmt: skip
+            h = h.transpose(1, 2).flatten(2)  # (B, T, v_dim)
+        return self.out_proj(torch.sigmoid(self.ogate(x)) * self.outnorm(h)), state
+
+
+class LargeBlock(nn.Module):
+    def __init__(self, config: xLSTMLargeConfig, device=None, dtype=None) -> None:
+        super().__init__()
+        E, kw = config.embedding_dim, {"device": device, "dtype": dtype}
+        self.norm = RMSNorm(E, config.norm_eps, config.use_bias, **kw)
+        self.layer = LargeMLSTMLayer(config, **kw)
+        self.ffn_norm = RMSNorm(E, config.norm_eps, config.use_bias, **kw)
+        self.ffn = FeedForward(E, config.ffn_inner_size, "swish", config.use_bias, **kw)
+
+    def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
+        self.layer.check_state(state, batch, like, where)
+
+    def forward(self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, valid: Tensor | None):
+        y, state = self.layer(self.norm(x), state, reset, valid)
+        x = x + y
+        return x + self.ffn(self.ffn_norm(x)), state
+
+
+class xLSTMLarge(nn.Module):
+    """forward(tokens (B, T), state=None, *, lengths=None, reset=None) -> (logits (B, T, V), LMState)."""
+
+    def __init__(self, config: xLSTMLargeConfig, device=None, dtype=None) -> None:
+        super().__init__()
+        if not isinstance(config, xLSTMLargeConfig):
+            raise TypeError(f"config is a {type(config).__name__}, expected an xLSTMLargeConfig")
+        self.config = config
+        E, kw = config.embedding_dim, {"device": device, "dtype": dtype}
+        self.embedding = nn.Embedding(config.vocab_size, E, **kw)
+        self.blocks = nn.ModuleList(LargeBlock(config, **kw) for _ in range(config.num_blocks))
+        self.norm = RMSNorm(E, config.norm_eps, config.use_bias, **kw) if config.add_out_norm else nn.Identity()
+        self.head = nn.Linear(E, config.vocab_size, bias=False, **kw)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """E = embedding_dim, L = num_blocks (the authors' package leaves this to its training code; we use
+        their small-model scheme plus the 7B paper's negative input-gate bias):
+
+        embedding, head, q, k, v, ogate, SwiGLU up: N(0, 2/(5E))     out_proj, SwiGLU down: N(0, (2/L/√E)²)
+        igate: weight 0, bias -10 (the 7B paper: keeps early exponential input gates small)
+        fgate: weight 0, bias linspace(3, 6) over heads              norms: 1; biases: 0.
+        """
+        E, L = self.config.embedding_dim, self.config.num_blocks
+        small, wang = math.sqrt(2 / (5 * E)), 2 / L / math.sqrt(E)
+        nn.init.normal_(self.embedding.weight, 0.0, small)
+        nn.init.normal_(self.head.weight, 0.0, small)
+        for block in self.blocks:
+            layer = block.layer
+            for linear in (layer.q, layer.k, layer.v, layer.ogate, layer.out_proj):
+                nn.init.normal_(linear.weight, 0.0, wang if linear is layer.out_proj else small)
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
+            nn.init.zeros_(layer.igate.weight)
+            nn.init.constant_(layer.igate.bias, -10.0)
+            nn.init.zeros_(layer.fgate.weight)
+            with torch.no_grad():
+                layer.fgate.bias.copy_(torch.linspace(3.0, 6.0, self.config.num_heads))
+            block.ffn.reset_parameters(L)
+            for norm in (block.norm, block.ffn_norm, layer.outnorm):
+                norm.reset_parameters()
+        if isinstance(self.norm, RMSNorm):
+            self.norm.reset_parameters()
+
+    def forward(
+        self, tokens: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
+        reset: Tensor | None = None,
+    ) -> tuple[Tensor, LMState]:  # fmt: skip
+        tokens = check_tokens(tokens, self.config.vocab_size)
+        B, T = tokens.shape
+        check_masks(lengths, reset, B, T)
+        x = self.embedding(tokens)  # (B, T, E)
+        if state is not None:
+            check_state(state, self.blocks, B, x)
+        valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]
+        block_states = [None] * len(self.blocks) if state is None else state.blocks
+        new_states = []
+        for block, block_state in zip(self.blocks, block_states, strict=True):
+            x, block_state = block(x, block_state, reset, valid)
+            new_states.append(block_state)
+        logits = soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap)
+        return logits, LMState(tuple(new_states))
+
+    generate = generate
