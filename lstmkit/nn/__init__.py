@@ -4,11 +4,26 @@ from lstmkit.nn import LSTM
 lstm = LSTM(128, 256, num_layers=2, batch_first=True, forget_bias=1.0)
 y, (h, c) = lstm(x)                       # PyTorch's fused kernel
 y, (h, c), trace = lstm.trace(x)          # the readable loop; trace.f is (2, T, B, 256)
+
+xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks from a string such as
+"msm") and `xLSTMLarge` (the 7B model's layout), both streaming: forward(tokens, state) -> (logits, state).
 """
 
+from lstmkit.nn.blocks import FeedForward, mLSTMBlock, sLSTMBlock
+from lstmkit.nn.generate import generate
 from lstmkit.nn.gru import GRU, GRUCell
+from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.lstm import LSTM, LSTMCell
+from lstmkit.nn.mlstm_layer import mLSTMLayer, mLSTMLayerState
 from lstmkit.nn.rnn import RNN, RNNCell
+from lstmkit.nn.slstm_layer import sLSTMLayer, sLSTMLayerState
 from lstmkit.nn.steps import GRUTrace, LSTMTrace, RNNTrace
+from lstmkit.nn.xlstm_config import xLSTMConfig
+from lstmkit.nn.xlstm_large import xLSTMLarge, xLSTMLargeConfig
+from lstmkit.nn.xlstm_lm import xLSTMLM, xLSTMStack
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "GRUTrace", "LSTMCell", "LSTMTrace", "RNNCell", "RNNTrace"]
+__all__ = [
+    "GRU", "LSTM", "RNN", "FeedForward", "GRUCell", "GRUTrace", "LMState", "LSTMCell", "LSTMTrace", "RNNCell",
+    "RNNTrace", "generate", "mLSTMBlock", "mLSTMLayer", "mLSTMLayerState", "sLSTMBlock", "sLSTMLayer",
+    "sLSTMLayerState", "xLSTMConfig", "xLSTMLM", "xLSTMLarge", "xLSTMLargeConfig", "xLSTMStack",
+]  # fmt: skip

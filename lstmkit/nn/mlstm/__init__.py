@@ -1,13 +1,18 @@
 """mLSTM in three forms with one signature and one result (see each module's docstring):
 
-h, state = mlstm_recurrent(q, k, v, i, f, state=None, eps=1e-6)   the definition, O(T)
-h, state = mlstm_parallel(q, k, v, i, f, state=None, eps=1e-6)    O(T²), all steps at once
-h, state = mlstm_chunkwise(q, k, v, i, f, state=None, eps=1e-6, chunk_size=64)   O(T·L)
+h, state = mlstm_recurrent(q, k, v, i, f, state=None, eps=1e-6, *, reset=None, valid=None)   the definition, O(T)
+h, state = mlstm_parallel(q, k, v, i, f, state=None, eps=1e-6, *, reset=None, valid=None)    O(T²), all steps at once
+h, state = mlstm_chunkwise(q, k, v, i, f, state=None, eps=1e-6, chunk_size=64, *, reset=None, valid=None)   O(T·L)
+
+reset, valid: optional bool (B, T) masks for packed documents and padding (see `state`); `empty_state`
+is the state a reset starts from (m = -inf), `zero_state` the default (m = 0).
 """
 
 from lstmkit.nn.mlstm.chunkwise import mlstm_chunkwise
 from lstmkit.nn.mlstm.parallel import mlstm_parallel
 from lstmkit.nn.mlstm.recurrent import mlstm_recurrent, mlstm_step
-from lstmkit.nn.mlstm.state import mLSTMState
+from lstmkit.nn.mlstm.state import empty_state, mLSTMState, zero_state
 
-__all__ = ["mLSTMState", "mlstm_chunkwise", "mlstm_parallel", "mlstm_recurrent", "mlstm_step"]
+__all__ = [
+    "empty_state", "mLSTMState", "mlstm_chunkwise", "mlstm_parallel", "mlstm_recurrent", "mlstm_step", "zero_state",
+]  # fmt: skip

@@ -12,6 +12,16 @@ so h = ((q̂ Kᵀ ⊙ W) V + w0 ⊙ q̂ C_0) / (max(|rowsum(q̂ Kᵀ ⊙ W) + w0
 W_ts = e^{D_ts - m_t} and w0_t = e^{g_t - m_t}. Keeping the initial-state term makes this form equal
 to the recurrent and chunkwise forms for any state (the xLSTM authors' parallel kernel has none; it
 is the case m_0 = -inf). Works on any leading batch shape (..., T, D).
+
+Masks (see `state`). Padding enters through the gates: ĩ_s := -inf and f̃_s := +inf (log σ = 0), so a
+padded step adds nothing and forgets nothing. A reset closes the forget gate, which must not put -inf
+into the sum F (-inf - (-inf) is NaN); instead, with segment ids S_t = Σ_{r≤t} reset_r,
+
+    D_ts = -inf unless S_s = S_t             nothing crosses a reset
+    g_t  = -inf unless S_t = 0               the initial state lives until the first reset
+
+A row with no weight at all (padding from the empty state) has m_t = -inf; the exponentials then use
+m_t := 0, which keeps forward and backward finite (h_t = 0, the state stays empty).
 """
 
 from __future__ import annotations
@@ -20,47 +30,85 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.mlstm.state import check_inputs, mLSTMState
+from lstmkit.nn.mlstm.state import check_inputs, check_masks, mLSTMState
 
 
 def parallel_with_state(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool
-) -> tuple[Tensor, mLSTMState]:
-    """The parallel form without input checks, on shapes (..., T, D); used by the chunkwise form too."""
+    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
+    *, reset: Tensor | None = None, valid: Tensor | None = None,
+) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    """The parallel form without input checks, on shapes (..., T, D); used by the chunkwise form too.
+
+    reset, valid: bool (..., T), broadcastable against i (e.g. (B, 1, T) for heads).
+    """
     T, DK = q.shape[-2], q.shape[-1]
+    i, f, reset = mask_gates(i, f, reset, valid)
     F_cum = F.logsigmoid(f).cumsum(-1)  # (..., T)
-    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    D = torch.where(causal, F_cum[..., :, None] - F_cum[..., None, :] + i[..., None, :], -torch.inf)  # (..., T, T)
+    allowed = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()  # s ≤ t
     g = F_cum + state.m[..., None]  # (..., T)
+    if reset is not None:
+        S = reset.cumsum(-1)  # (..., T) segment ids
+        allowed = allowed & (S[..., :, None] == S[..., None, :])  # (..., T, T)
+        g = torch.where(S == 0, g, -torch.inf)
+    D = torch.where(allowed, F_cum[..., :, None] - F_cum[..., None, :] + i[..., None, :], -torch.inf)  # (..., T, T)
     m = torch.maximum(g, D.amax(-1))  # (..., T)
-    W = torch.exp(D - m[..., None])
-    w0 = torch.exp(g - m)[..., None]  # (..., T, 1)
+    m_safe = finite_or_zero(m)
+    W = torch.exp(D - m_safe[..., None])
+    w0 = torch.exp(g - m_safe)[..., None]  # (..., T, 1)
     q_scaled = q * DK**-0.5
     SW = (q_scaled @ k.transpose(-1, -2)) * W  # (..., T, T)
     num = SW @ v + w0 * (q_scaled @ state.C)  # (..., T, DV)
     qn = SW.sum(-1, keepdim=True) + w0 * (q_scaled @ state.n[..., :, None])  # (..., T, 1)
-    den = torch.maximum(qn.abs(), torch.exp(-m)[..., None]) + eps
+    den = torch.maximum(qn.abs(), torch.exp(-m_safe)[..., None]) + eps
     if detach_normalizer:
         den = den.detach()
-    return num / den, _final_state(k, v, i, F_cum, state)
+    return num / den, _final_state(k, v, i, F_cum, state, reset=reset)
 
 
-def _final_state(k: Tensor, v: Tensor, i: Tensor, F_cum: Tensor, state: mLSTMState) -> mLSTMState:
-    """C_T, n_T, m_T from the last row of the unrolled weights: a_s = F_T - F_s + ĩ_s."""
+def _final_state(
+    k: Tensor, v: Tensor, i: Tensor, F_cum: Tensor, state: mLSTMState, *, reset: Tensor | None = None
+) -> mLSTMState:
+    """C_T, n_T, m_T from the last row of the unrolled weights: a_s = F_T - F_s + ĩ_s.
+
+    Padding must already be in the gates (`mask_gates`); with a reset, a_s needs S_s = S_T and g needs S_T = 0.
+    """
     a = F_cum[..., -1:] - F_cum + i  # (..., T)
     g = F_cum[..., -1] + state.m  # (...)
-    m = torch.maximum(g, a.amax(-1))
-    w = torch.exp(a - m[..., None])[..., :, None]  # (..., T, 1)
-    w0 = torch.exp(g - m)
+    if reset is not None:
+        S = reset.cumsum(-1)  # (..., T) segment ids
+        a = torch.where(S == S[..., -1:], a, -torch.inf)
+        g = torch.where(S[..., -1] == 0, g, -torch.inf)
+    m = torch.maximum(g, a.amax(-1))  # stays -inf where nothing was ever written
+    m_safe = finite_or_zero(m)
+    w = torch.exp(a - m_safe[..., None])[..., :, None]  # (..., T, 1)
+    w0 = torch.exp(g - m_safe)
     C = w0[..., None, None] * state.C + (k * w).transpose(-1, -2) @ v  # (..., DK, DV)
     n = w0[..., None] * state.n + (k * w).sum(-2)  # (..., DK)
     return mLSTMState(C, n, m)
 
 
+def mask_gates(
+    i: Tensor, f: Tensor, reset: Tensor | None, valid: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Padding into the gates: ĩ := -inf, f̃ := +inf where not valid; a reset on padding is dropped."""
+    if valid is None:
+        return i, f, reset
+    i = torch.where(valid, i, -torch.inf)
+    f = torch.where(valid, f, torch.inf)
+    return i, f, None if reset is None else reset & valid
+
+
+def finite_or_zero(m: Tensor) -> Tensor:
+    """m, with -inf (no weight at all) replaced by 0 so that exp(x - m) and exp(-m) stay finite."""
+    return torch.where(m == -torch.inf, 0.0, m)
+
+
 def mlstm_parallel(
     q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None = None, eps: float = 1e-6,
-    detach_normalizer: bool = False,
+    detach_normalizer: bool = False, *, reset: Tensor | None = None, valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
     """h (B, NH, T, DV) and the final state, all steps at once. See `mlstm_recurrent` for the arguments."""
     state = check_inputs(q, k, v, i, f, state)
-    return parallel_with_state(q, k, v, i, f, state, eps, detach_normalizer)
+    check_masks(q, reset, valid)
+    reset, valid = (None if x is None else x[:, None] for x in (reset, valid))  # (B, 1, T): broadcast over heads
+    return parallel_with_state(q, k, v, i, f, state, eps, detach_normalizer, reset=reset, valid=valid)

@@ -6,6 +6,9 @@
     h_t = q̂_tᵀ C_t / (max(|q̂_tᵀ n_t|, exp(-m_t)) + eps),   q̂ = q / √DK
 
 (xLSTM paper eqs. 19-27 with the stabilizer of its appendix; the xLSTM authors' recurrent kernel.)
+
+Masks (see `state`): a reset sets m_{t-1} := -inf, so f = 0 exactly and the step starts from the empty
+state; a padded step keeps (C, n, m) as they were: (C_t, n_t, m_t) := (C_{t-1}, n_{t-1}, m_{t-1}).
 """
 
 from __future__ import annotations
@@ -14,17 +17,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.mlstm.state import check_inputs, mLSTMState
+from lstmkit.nn.mlstm.state import check_inputs, check_mask, check_masks, mLSTMState
 
 
 def mlstm_step(
     q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float = 1e-6,
-    detach_normalizer: bool = False,
+    detach_normalizer: bool = False, *, reset: Tensor | None = None, valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
-    """One step: q, k (B, NH, DK), v (B, NH, DV), i, f (B, NH) -> h (B, NH, DV), new state."""
+    """One step: q, k (B, NH, DK), v (B, NH, DV), i, f (B, NH), bool reset, valid (B,) -> h (B, NH, DV), new state.
+
+    At a padded step (valid False) h is computed but unspecified; the state comes back unchanged.
+    """
+    B = q.shape[0]
+    check_mask("reset", reset, (B,), "(B,)")
+    check_mask("valid", valid, (B,), "(B,)")
+    m_prev = state.m if reset is None else torch.where(reset[:, None], -torch.inf, state.m)  # (B, NH)
     log_f = F.logsigmoid(f)
-    m = torch.maximum(log_f + state.m, i)  # (B, NH)
-    f_stab = torch.exp(log_f + state.m - m)[..., None]  # (B, NH, 1)
+    m = torch.maximum(log_f + m_prev, i)  # (B, NH)
+    f_stab = torch.exp(log_f + m_prev - m)[..., None]  # (B, NH, 1), exactly 0 after a reset
     i_stab = torch.exp(i - m)[..., None]
     C = f_stab[..., None] * state.C + (i_stab * k)[..., :, None] * v[..., None, :]  # (B, NH, DK, DV)
     n = f_stab * state.n + i_stab * k  # (B, NH, DK)
@@ -34,22 +44,38 @@ def mlstm_step(
     den = torch.maximum(qn.abs(), torch.exp(-m)[..., None]) + eps
     if detach_normalizer:
         den = den.detach()
-    return num / den, mLSTMState(C, n, m)
+    new = mLSTMState(C, n, m)
+    if valid is not None:
+        new = keep_where_padded(new, state, valid)
+    return num / den, new
+
+
+def keep_where_padded(new: mLSTMState, old: mLSTMState, valid: Tensor) -> mLSTMState:
+    """(C, n, m) := new where valid (B,), old where padding."""
+    C = torch.where(valid[:, None, None, None], new.C, old.C)
+    n = torch.where(valid[:, None, None], new.n, old.n)
+    m = torch.where(valid[:, None], new.m, old.m)
+    return mLSTMState(C, n, m)
 
 
 def mlstm_recurrent(
     q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None = None, eps: float = 1e-6,
-    detach_normalizer: bool = False,
+    detach_normalizer: bool = False, *, reset: Tensor | None = None, valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
     """Run `mlstm_step` over T: returns h (B, NH, T, DV) and the final state.
 
     `detach_normalizer=True` treats the denominator as a constant in backward, as the xLSTM authors'
     fused kernels do (their gradients differ from the exact ones); the default is exact autograd.
+    `reset`, `valid` (B, T) bool: document starts and padding (see `lstmkit.nn.mlstm.state`).
     """
     state = check_inputs(q, k, v, i, f, state)
+    check_masks(q, reset, valid)
+    T = q.shape[2]
+    resets = [None] * T if reset is None else reset.unbind(1)
+    valids = [None] * T if valid is None else valid.unbind(1)
     hs = []
-    steps = zip(q.unbind(2), k.unbind(2), v.unbind(2), i.unbind(2), f.unbind(2), strict=True)
-    for q_t, k_t, v_t, i_t, f_t in steps:
-        h, state = mlstm_step(q_t, k_t, v_t, i_t, f_t, state, eps, detach_normalizer)
+    steps = zip(q.unbind(2), k.unbind(2), v.unbind(2), i.unbind(2), f.unbind(2), resets, valids, strict=True)
+    for q_t, k_t, v_t, i_t, f_t, reset_t, valid_t in steps:
+        h, state = mlstm_step(q_t, k_t, v_t, i_t, f_t, state, eps, detach_normalizer, reset=reset_t, valid=valid_t)
         hs.append(h)
     return torch.stack(hs, dim=2), state
