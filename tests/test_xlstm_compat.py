@@ -74,7 +74,8 @@ def test_mlstm_layer(dtype, E, heads, proj, kernel, blocksize, bias):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("E", "heads", "kernel", "norm_weight"), [(32, 4, 4, True), (24, 2, 0, False), (16, 1, 2, True)])
+@pytest.mark.parametrize(("E", "heads", "kernel", "norm_weight"),
+                         [(32, 4, 4, True), (24, 2, 0, False), (16, 1, 2, True)])  # fmt: skip
 def test_slstm_layer(dtype, E, heads, kernel, norm_weight):
     torch.manual_seed(0)
     config = slstm_config(embedding_dim=E, num_heads=heads, conv1d_kernel_size=kernel, group_norm_weight=norm_weight)
@@ -106,7 +107,8 @@ def test_slstm_cuda_layout_from_state_dict():
 
 def stack_config(blocks: str, E: int, **kw) -> dict:
     return {
-        "mlstm_block": mLSTMBlockConfig(mlstm=mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4, num_heads=4)),
+        "mlstm_block": mLSTMBlockConfig(mlstm=mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4,
+                                                               num_heads=4)),
         "slstm_block": sLSTMBlockConfig(slstm=slstm_config(num_heads=2, conv1d_kernel_size=kw.pop("slstm_kernel", 4)),
                                         feedforward=FeedForwardConfig(proj_factor=1.3, act_fn=kw.pop("act", "gelu"))),
         "context_length": 130, "num_blocks": len(blocks), "embedding_dim": E,
@@ -192,7 +194,7 @@ def test_mlstm_step_state_is_k_scaled():
         their_state, conv_state = states["mlstm_state"], states["conv_state"]
         outputs.append(y)
     start = ours.empty_state(2, x)
-    start = mLSTMLayerState(start.conv, start.cell._replace(m=torch.zeros(2, 2, dtype=F64)))  # their step starts at m = 0
+    start = mLSTMLayerState(start.conv, start.cell._replace(m=torch.zeros(2, 2, dtype=F64)))  # theirs: m = 0
     y, state = ours(x, start)
     check(torch.cat(outputs, 1), y, F64)
     for theirs_part, ours_part in zip(mlstm_state_from_xlstm(*their_state, scaled="k"), state.cell, strict=True):
