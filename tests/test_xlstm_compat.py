@@ -222,3 +222,25 @@ def test_unsupported_sources():
     with pytest.raises(Unsupported, match="do not fit the configuration"):
         from_xlstm(broken, config)
     assert isinstance(mLSTMState(*[torch.zeros(1)] * 3), tuple)
+
+
+@pytest.mark.parametrize("config", [
+    {"blocks": "msm"},
+    {"blocks": "ss", "slstm_conv_kernel": 0, "tie_weights": True, "final_norm": False, "ffn_activation": "relu"},
+    {"blocks": "mm", "bias": True, "mlstm_heads": 2, "mlstm_proj_factor": 1.5},
+])  # fmt: skip
+def test_export_back_to_their_package(config):
+    from lstmkit.nn import xLSTMConfig
+    from lstmkit.nn.compat import to_xlstm
+
+    torch.manual_seed(0)
+    ours = perturbed(xLSTMLM(xLSTMConfig(vocab_size=40, embedding_dim=32, **config)), 8).double()
+    theirs = to_xlstm(ours, context_length=64)
+    assert isinstance(theirs, xLSTMLMModel)
+    tokens = torch.randint(0, 40, (2, 50), generator=torch.Generator().manual_seed(4))
+    check(theirs(tokens), ours(tokens)[0], F64)
+    again = from_xlstm(theirs)
+    for (name, a), b in zip(ours.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-15), name
+    with pytest.raises(Unsupported, match="cannot export a Linear"):
+        to_xlstm(torch.nn.Linear(2, 2))

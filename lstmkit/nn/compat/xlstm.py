@@ -310,5 +310,78 @@ def mlstm_state_from_xlstm(c: Tensor, n: Tensor, m: Tensor, scaled: str) -> mLST
     return mLSTMState(c * factor, n.reshape(B, NH, DK) * factor, m.reshape(B, NH))
 
 
-def to_xlstm(module: nn.Module) -> nn.Module:
-    raise NotImplementedError
+# --- export: ours -> theirs ---------------------------------------------------------------------------------
+
+
+def _their_lm_config(c: xLSTMConfig, context_length: int):
+    from xlstm import (
+        FeedForwardConfig,
+        mLSTMBlockConfig,
+        mLSTMLayerConfig,
+        sLSTMBlockConfig,
+        sLSTMLayerConfig,
+        xLSTMLMModelConfig,  # fmt: skip
+    )
+
+    mlstm = mLSTMLayerConfig(conv1d_kernel_size=c.mlstm_conv_kernel, qkv_proj_blocksize=c.qkv_blocksize,
+                             num_heads=c.mlstm_heads, proj_factor=c.mlstm_proj_factor,
+                             round_proj_up_to_multiple_of=c.round_up_to)  # fmt: skip
+    slstm = sLSTMLayerConfig(backend="vanilla", num_heads=c.slstm_heads, conv1d_kernel_size=c.slstm_conv_kernel,
+                             dtype="float32", enable_automatic_mixed_precision=False)  # fmt: skip
+    ffn = FeedForwardConfig(proj_factor=c.ffn_proj_factor, act_fn=c.ffn_activation, bias=c.bias,
+                            round_proj_up_to_multiple_of=c.round_up_to)  # fmt: skip
+    return xLSTMLMModelConfig(
+        mlstm_block=mLSTMBlockConfig(mlstm=mlstm), slstm_block=sLSTMBlockConfig(slstm=slstm, feedforward=ffn),
+        context_length=context_length, num_blocks=c.num_blocks, embedding_dim=c.embedding_dim, bias=c.bias,
+        dropout=c.dropout, add_post_blocks_norm=c.final_norm, vocab_size=c.vocab_size, tie_weights=c.tie_weights,
+        slstm_at=[i for i, letter in enumerate(c.blocks) if letter == "s"],
+    )  # fmt: skip
+
+
+def _lm_weights_to_theirs(ours: xLSTMLM) -> dict:
+    """The inverse of the import: the same renames, minus 1 on norm scales, gates swapped back."""
+    sd = ours.state_dict()
+    out = {"token_embedding.weight": sd["embedding.weight"], "lm_head.weight": sd["head.weight"]}
+    p = "xlstm_block_stack."
+    if ours.config.final_norm:
+        out[p + "post_blocks_norm.weight"] = sd["stack.norm.weight"] - 1
+    renames = {"m": {"conv.": "conv1d.conv.", "igate.": "mlstm_cell.igate.", "fgate.": "mlstm_cell.fgate.",
+                     "outnorm.weight": "mlstm_cell.outnorm.weight", "skip": "learnable_skip"},
+               "s": {"conv.": "conv1d.conv.", "igate.": "fgate.", "fgate.": "igate.",
+                     "outnorm.weight": "group_norm.weight"}}  # fmt: skip
+    for index, letter in enumerate(ours.config.blocks):
+        ours_block, theirs_block = f"stack.blocks.{index}.", f"{p}blocks.{index}."
+        for key, value in sd.items():
+            if not key.startswith(ours_block):
+                continue
+            key = key[len(ours_block) :]
+            if key in ("norm.weight", "ffn_norm.weight"):
+                out[theirs_block + ("xlstm_norm.weight" if key == "norm.weight" else key)] = value - 1
+            elif key.startswith("ffn."):
+                out[theirs_block + key] = value
+            elif key == "layer.cell.R":
+                NH, _, _, DH = value.shape  # vanilla layout (NH, 4·DH_out, DH_in)
+                out[theirs_block + "xlstm.slstm_cell._recurrent_kernel_"] = value.reshape(NH, 4 * DH, DH)
+            elif key == "layer.cell.b":
+                out[theirs_block + "xlstm.slstm_cell._bias_"] = value
+            else:
+                key = key[len("layer.") :]
+                name = next((key.replace(a, b, 1) for a, b in renames[letter].items() if key.startswith(a)), key)
+                value = value[:, None, :] if key == "conv.weight" else value - 1 if key == "outnorm.weight" else value
+                out[theirs_block + "xlstm." + name] = value
+    return out
+
+
+def to_xlstm(model: nn.Module, context_length: int = 2048) -> nn.Module:
+    """Our xLSTMLM -> the authors' xLSTMLMModel (sLSTM backend "vanilla", CPU) computing the same function.
+
+    `context_length` is the longest sequence their model's parallel mLSTM kernel accepts (it keeps a
+    context_length² causal mask per mLSTM block)."""
+    if not isinstance(model, xLSTMLM):
+        raise Unsupported(f"cannot export a {type(model).__name__}: to_xlstm takes an lstmkit xLSTMLM")
+    from xlstm import xLSTMLMModel
+
+    weight = model.embedding.weight
+    theirs = xLSTMLMModel(_their_lm_config(model.config, context_length)).to(dtype=weight.dtype, device=weight.device)
+    theirs.load_state_dict({k: v.detach().clone() for k, v in _lm_weights_to_theirs(model).items()}, strict=True)
+    return theirs.train(model.training)

@@ -9,8 +9,8 @@ matrix products. Two passes:
    chunks become a batch dimension), and once more for a shorter last chunk when L does not divide T.
 
 Any T works; the result equals the recurrent and parallel forms (float64: 1e-10). Masks: padding is
-folded into the gates once (`mask_gates`); reset segment ids are counted within each chunk, since each
-chunk starts from its own carried state.
+folded into the gates once (`mask_gates`); the masks are sliced into chunks like the gates, so reset
+segment ids are counted within each chunk, which starts from its own carried state.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def mlstm_chunkwise(
         starts.append(state)
         span = slice(c * L, (c + 1) * L)
         state = _final_state(k[:, :, span], v[:, :, span], i[:, :, span], log_f[:, :, span].cumsum(-1), state,
-                             reset=part(reset, span))  # fmt: skip
+                             reset=part(reset, span), valid=part(valid, span))  # fmt: skip
     outputs = []
     if NC:
 
@@ -52,17 +52,19 @@ def mlstm_chunkwise(
             return x[:, :, : NC * L].unflatten(2, (NC, L))
 
         start = mLSTMState(*(torch.stack(s, dim=2) for s in zip(*starts, strict=True)))  # chunk axis 2
+        reset_c, valid_c = (None if x is None else chunks(x) for x in (reset, valid))  # (B, 1, NC, L)
         h, _ = parallel_with_state(chunks(q), chunks(k), chunks(v), chunks(i), chunks(f), start, eps, detach_normalizer,
-                                   reset=None if reset is None else chunks(reset))  # fmt: skip
+                                   reset=reset_c, valid=valid_c)  # fmt: skip
         outputs.append(h.flatten(2, 3))
     if tail:
         span = slice(NC * L, T)
         h, state = parallel_with_state(q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span],
-                                       state, eps, detach_normalizer, reset=part(reset, span))  # fmt: skip
+                                       state, eps, detach_normalizer, reset=part(reset, span),
+                                       valid=part(valid, span))  # fmt: skip
         outputs.append(h)
     return torch.cat(outputs, dim=2), state
 
 
 def part(mask: Tensor | None, span: slice) -> Tensor | None:
-    """mask[:, :, span], or None."""
+    """mask[:, :, span], or None when there is no mask."""
     return None if mask is None else mask[:, :, span]

@@ -20,8 +20,9 @@ into the sum F (-inf - (-inf) is NaN); instead, with segment ids S_t = Σ_{r≤t
     D_ts = -inf unless S_s = S_t             nothing crosses a reset
     g_t  = -inf unless S_t = 0               the initial state lives until the first reset
 
-A row with no weight at all (padding from the empty state) has m_t = -inf; the exponentials then use
-m_t := 0, which keeps forward and backward finite (h_t = 0, the state stays empty).
+Only padding can leave a row with no weight at all (padding from the empty state, m_t = -inf; with
+resets alone D_tt = ĩ_t is finite); with padding the exponentials use m_t := 0 there, which keeps forward
+and backward finite (h_t = 0, the state stays empty). Without masks the computation is the unmasked one.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ def parallel_with_state(
     i, f, reset = mask_gates(i, f, reset, valid)
     F_cum = F.logsigmoid(f).cumsum(-1)  # (..., T)
     allowed = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()  # s ≤ t
-    g = F_cum + state.m[..., None]  # (..., T)
     if reset is not None:
         S = reset.cumsum(-1)  # (..., T) segment ids
         allowed = allowed & (S[..., :, None] == S[..., None, :])  # (..., T, T)
-        g = torch.where(S == 0, g, -torch.inf)
     D = torch.where(allowed, F_cum[..., :, None] - F_cum[..., None, :] + i[..., None, :], -torch.inf)  # (..., T, T)
+    g = F_cum + state.m[..., None]  # (..., T)
+    if reset is not None:
+        g = torch.where(S == 0, g, -torch.inf)
     m = torch.maximum(g, D.amax(-1))  # (..., T)
-    m_safe = finite_or_zero(m)
+    m_safe = m if valid is None else finite_or_zero(m)
     W = torch.exp(D - m_safe[..., None])
     w0 = torch.exp(g - m_safe)[..., None]  # (..., T, 1)
     q_scaled = q * DK**-0.5
@@ -62,16 +64,20 @@ def parallel_with_state(
     den = torch.maximum(qn.abs(), torch.exp(-m_safe)[..., None]) + eps
     if detach_normalizer:
         den = den.detach()
-    return num / den, _final_state(k, v, i, F_cum, state, reset=reset)
+    return num / den, _final_state(k, v, i, F_cum, state, reset=reset, valid=valid)
 
 
 def _final_state(
-    k: Tensor, v: Tensor, i: Tensor, F_cum: Tensor, state: mLSTMState, *, reset: Tensor | None = None
-) -> mLSTMState:
+    k: Tensor, v: Tensor, i: Tensor, F_cum: Tensor, state: mLSTMState, *, reset: Tensor | None = None,
+    valid: Tensor | None = None,
+) -> mLSTMState:  # fmt: skip
     """C_T, n_T, m_T from the last row of the unrolled weights: a_s = F_T - F_s + ĩ_s.
 
-    Padding must already be in the gates (`mask_gates`); with a reset, a_s needs S_s = S_T and g needs S_T = 0.
+    With a reset, a_s needs S_s = S_T and g needs S_T = 0. Padding must already be in i and F_cum
+    (`mask_gates`); `valid` here drops resets on padding and guards rows that got no weight (m = -inf).
     """
+    if valid is not None and reset is not None:
+        reset = reset & valid
     a = F_cum[..., -1:] - F_cum + i  # (..., T)
     g = F_cum[..., -1] + state.m  # (...)
     if reset is not None:
@@ -79,7 +85,7 @@ def _final_state(
         a = torch.where(S == S[..., -1:], a, -torch.inf)
         g = torch.where(S[..., -1] == 0, g, -torch.inf)
     m = torch.maximum(g, a.amax(-1))  # stays -inf where nothing was ever written
-    m_safe = finite_or_zero(m)
+    m_safe = m if valid is None else finite_or_zero(m)
     w = torch.exp(a - m_safe[..., None])[..., :, None]  # (..., T, 1)
     w0 = torch.exp(g - m_safe)
     C = w0[..., None, None] * state.C + (k * w).transpose(-1, -2) @ v  # (..., DK, DV)
