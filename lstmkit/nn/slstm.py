@@ -319,7 +319,8 @@ class sLSTMCell(nn.Module):
 
     def reset_parameters(self) -> None:
         """R = 0 (the xLSTM authors' default recurrent init); b = 0 except the forget gate, whose bias
-        rises linearly from 3 to 6 across units (their "powerlaw" schedule keeps early memory long)."""
+        rises linearly from 3 to 6 across units (the authors' "small_init" option; inside an xLSTM block
+        `sLSTMLayer.reset_parameters` sets their default per-block power-law schedule instead)."""
         H = self.hidden_size
         with torch.no_grad():
             self.R.zero_()
