@@ -22,7 +22,8 @@ into the sum F (-inf - (-inf) is NaN); instead, with segment ids S_t = Σ_{r≤t
 
 Only padding can leave a row with no weight at all (padding from the empty state, m_t = -inf; with
 resets alone D_tt = ĩ_t is finite); with padding the exponentials use m_t := 0 there, which keeps forward
-and backward finite (h_t = 0, the state stays empty). Without masks the computation is the unmasked one.
+and backward finite (h_t = 0, the state stays empty). Without masks none of this runs: values and
+gradients are bit for bit those of the unmasked code.
 """
 
 from __future__ import annotations
@@ -73,11 +74,9 @@ def _final_state(
 ) -> mLSTMState:  # fmt: skip
     """C_T, n_T, m_T from the last row of the unrolled weights: a_s = F_T - F_s + ĩ_s.
 
-    With a reset, a_s needs S_s = S_T and g needs S_T = 0. Padding must already be in i and F_cum
-    (`mask_gates`); `valid` here drops resets on padding and guards rows that got no weight (m = -inf).
+    With a reset, a_s needs S_s = S_T and g needs S_T = 0. Padding must already be in i, F_cum and reset
+    (`mask_gates`); `valid` here only guards the rows that got no weight at all (m = -inf).
     """
-    if valid is not None and reset is not None:
-        reset = reset & valid
     a = F_cum[..., -1:] - F_cum + i  # (..., T)
     g = F_cum[..., -1] + state.m  # (...)
     if reset is not None:
