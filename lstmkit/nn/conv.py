@@ -54,9 +54,12 @@ class CausalConv1d(nn.Module):
         B, K = x.shape[0], self.kernel_size
         history = self.empty_state(B, x) if state is None else state
         xp = torch.cat([history, x], dim=1)  # (B, K-1+T, D): position t of x is xp[:, t + K - 1]
-        if reset is None:
+        segment = None
+        if reset is None and x.shape[1] == 1:  # one step (generation): a dot product per feature, no conv setup
+            y = torch.einsum("bkd,dk->bd", xp, self.weight)[:, None]
+            y = y if self.bias is None else y + self.bias
+        elif reset is None:
             y = F.conv1d(xp.transpose(1, 2), self.weight[:, None, :], self.bias, groups=self.size).transpose(1, 2)
-            segment = None
         else:
             segment = F.pad(reset.long().cumsum(1), (K - 1, 0))  # (B, K-1+T); the carried inputs are segment 0
             y = self.taps(xp, segment)
