@@ -110,7 +110,10 @@ class mLSTMLayer(nn.Module):
         lengths: Tensor | None = None,
     ) -> tuple[Tensor, mLSTMLayerState]:  # fmt: skip
         B, T, _ = x.shape
-        state = self.empty_state(B, x) if state is None else state
+        if state is None:
+            state = self.empty_state(B, x)
+        else:
+            self.check_state(state, B, x)
         x_m, z = self.proj_up(x).chunk(2, dim=-1)  # (B, T, I) each
         x_c, conv_state = self.conv(x_m, state.conv, reset=reset, lengths=lengths)
         x_c = F.silu(x_c)

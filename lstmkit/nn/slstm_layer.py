@@ -100,7 +100,10 @@ class sLSTMLayer(nn.Module):
         lengths: Tensor | None = None,
     ) -> tuple[Tensor, sLSTMLayerState]:  # fmt: skip
         B, T, _ = x.shape
-        state = self.empty_state(B, x) if state is None else state
+        if state is None:
+            state = self.empty_state(B, x)
+        else:
+            self.check_state(state, B, x)
         conv_state = None
         x_c = x
         if self.conv is not None:
