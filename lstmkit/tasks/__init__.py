@@ -1,0 +1,5 @@
+"""Tasks: seeded synthetic problems and real datasets behind one interface (see `lstmkit.tasks.base`)."""
+
+from lstmkit.tasks.base import Batch, TaskSpec, compute_loss, compute_metrics
+
+__all__ = ["Batch", "TaskSpec", "compute_loss", "compute_metrics"]

@@ -1,0 +1,110 @@
+"""What a task is: a seeded source of batches, plus the loss and metrics that judge a model's output.
+
+Every task, synthetic or real, has the same interface, so one training loop and one set of models
+serve all of them:
+
+    task = TASKS["adding"](length=100)            # a registry in lstmkit/tasks/__init__.py
+    batch = task.batch(32, generator, split="train")
+    output = model(batch.x, batch.lengths)        # the shape `task.spec.kind` asks for
+    loss = compute_loss(task.spec, output, batch)
+    metrics = compute_metrics(task.spec, output, batch)   # {"mse": ...} or {"loss": ..., "accuracy": ...}
+
+A task is any object with a `spec: TaskSpec` and a method `batch(batch_size, generator, split) -> Batch`
+(no base class).
+
+Kinds of output (TaskSpec.kind):
+    "regress"   output (B, num_outputs) float: one prediction per sequence, from its last valid step
+    "classify"  output (B, num_outputs) logits: one label per sequence, from its last valid step
+    "tag"       output (B, T, num_outputs) logits: a label per position; batch.mask says which count
+                (a language model is "tag" with the next token as target at every position)
+
+Inputs: token ids (B, T) long when `spec.vocab_size` is set, else vectors (B, T, spec.input_size).
+`batch.lengths` (B,) is set for variable-length tasks (right padding), else None.
+Splits: "train", "valid", "test"; generators are seeded per split by the caller, so data never depends
+on global random state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+KINDS = ("regress", "classify", "tag")
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    """Registry name, e.g. "adding"."""
+    kind: str
+    """"regress", "classify" or "tag" (see the module docstring)."""
+    num_outputs: int
+    """Regression targets, classes, or tag vocabulary size."""
+    vocab_size: int | None = None
+    """Token inputs (B, T) with ids in [0, vocab_size); None for vector inputs."""
+    input_size: int | None = None
+    """Vector inputs (B, T, input_size); None for token inputs."""
+    baseline: float | None = None
+    """The score of a trivial predictor (e.g. the adding problem's constant guess, MSE 0.167), for reports."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind is {self.kind!r}, expected one of {', '.join(KINDS)}")
+        if (self.vocab_size is None) == (self.input_size is None):
+            raise ValueError("exactly one of vocab_size (token inputs) and input_size (vector inputs) must be set")
+
+
+class Batch(NamedTuple):
+    x: Tensor
+    """(B, T) long token ids, or (B, T, I) float vectors."""
+    y: Tensor
+    """regress: (B, O) float; classify: (B,) long; tag: (B, T) long."""
+    lengths: Tensor | None = None
+    """(B,) long valid lengths (right padding), or None when every row has length T."""
+    mask: Tensor | None = None
+    """tag only: (B, T) bool, the positions whose targets count; None = all valid positions."""
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split is {split!r}, expected one of {', '.join(SPLITS)}")
+
+
+def tag_mask(batch: Batch) -> Tensor:
+    """The positions that count for a "tag" task: batch.mask, and inside each row's length."""
+    B, T = batch.y.shape
+    mask = torch.ones(B, T, dtype=torch.bool, device=batch.y.device) if batch.mask is None else batch.mask
+    if batch.lengths is not None:
+        mask = mask & (torch.arange(T, device=mask.device) < batch.lengths[:, None].to(mask.device))
+    return mask
+
+
+def compute_loss(spec: TaskSpec, output: Tensor, batch: Batch) -> Tensor:
+    """MSE for regress, cross-entropy for classify and for the counted positions of tag."""
+    kind = spec.kind
+    if kind == "regress":
+        return F.mse_loss(output, batch.y)
+    if kind == "classify":
+        return F.cross_entropy(output, batch.y)
+    mask = tag_mask(batch)
+    return F.cross_entropy(output[mask], batch.y[mask])
+
+
+def compute_metrics(spec: TaskSpec, output: Tensor, batch: Batch) -> dict[str, float]:
+    """regress: mse; classify: loss, accuracy; tag: loss, accuracy over the counted positions."""
+    kind = spec.kind
+    with torch.no_grad():
+        if kind == "regress":
+            return {"mse": float(F.mse_loss(output, batch.y))}
+        if kind == "classify":
+            return {"loss": float(F.cross_entropy(output, batch.y)),
+                    "accuracy": float((output.argmax(-1) == batch.y).float().mean())}  # fmt: skip
+        mask = tag_mask(batch)
+        logits, targets = output[mask], batch.y[mask]
+        return {"loss": float(F.cross_entropy(logits, targets)),
+                "accuracy": float((logits.argmax(-1) == targets).float().mean())}  # fmt: skip
