@@ -1,0 +1,112 @@
+"""One model per family behind one interface, sized from a task's spec: what `train` and the CLI build.
+
+    model = build_model(ModelConfig("lstm", hidden_size=64), task.spec)
+    output = model(batch.x, batch.lengths)      # (B, O) for regress/classify, (B, T, O) for tag
+
+    input  token ids -> nn.Embedding,  vectors -> nn.Linear      (to width H)
+    body   rnn | gru | lstm         lstmkit.nn.RNN/GRU/LSTM, num_layers, batch_first (packed for lengths)
+           slstm | mlstm | xlstm    lstmkit.nn.xLSTMStack with blocks "s"·L, "m"·L, or `blocks`
+           xlstm-large              the 7B layout's blocks (RMSNorm, mLSTM, SwiGLU) on vectors
+    head   nn.Linear(H, O): at every position (tag) or at each row's last valid step (regress, classify)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstmkit.nn import GRU, LSTM, RNN, xLSTMConfig, xLSTMStack
+from lstmkit.nn.norms import RMSNorm
+from lstmkit.nn.xlstm_large import LargeBlock, xLSTMLargeConfig
+from lstmkit.tasks.base import TaskSpec
+
+MODEL_NAMES = ("rnn", "gru", "lstm", "slstm", "mlstm", "xlstm", "xlstm-large")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    """One of rnn, gru, lstm, slstm, mlstm, xlstm, xlstm-large."""
+    hidden_size: int = 64
+    """Width H of the recurrent state (the embedding width E for the xLSTM family)."""
+    num_layers: int = 1
+    """Stacked layers (rnn, gru, lstm) or blocks (slstm, mlstm, xlstm-large); xlstm uses `blocks`."""
+    blocks: str = "msm"
+    """xlstm only: one letter per block, m = mLSTM, s = sLSTM."""
+    num_heads: int = 4
+    """Heads of the xLSTM family's cells."""
+    forget_bias: float = 1.0
+    """lstm only: initial forget-gate bias (keeps gradients alive over long lags)."""
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.name!r}, expected one of {', '.join(MODEL_NAMES)}")
+        for field in ("hidden_size", "num_layers", "num_heads"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                raise ValueError(f"{field} is {getattr(self, field)!r}, expected a positive integer")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LargeStack(nn.Module):
+    """xLSTMLarge's blocks and final RMSNorm on vectors (B, T, E)."""
+
+    def __init__(self, config: xLSTMLargeConfig) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(LargeBlock(config) for _ in range(config.num_blocks))
+        self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        valid = None if lengths is None else torch.arange(x.shape[1], device=x.device) < lengths[:, None]
+        for block in self.blocks:
+            x, _ = block(x, None, None, valid)
+        return self.norm(x)
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, config: ModelConfig, spec: TaskSpec) -> None:
+        super().__init__()
+        self.config, self.spec = config, spec
+        H, L = config.hidden_size, config.num_layers
+        self.encoder = nn.Embedding(spec.vocab_size, H) if spec.vocab_size else nn.Linear(spec.input_size, H)
+        if config.name in ("rnn", "gru", "lstm"):
+            kinds = {"rnn": RNN, "gru": GRU}
+            extra = {"forget_bias": config.forget_bias} if config.name == "lstm" else {}
+            self.body = kinds.get(config.name, LSTM)(H, H, num_layers=L, batch_first=True, **extra)
+        elif config.name == "xlstm-large":
+            self.body = LargeStack(xLSTMLargeConfig(vocab_size=1, embedding_dim=H, num_heads=config.num_heads,
+                                                    num_blocks=L))  # fmt: skip
+        else:
+            blocks = {"slstm": "s" * L, "mlstm": "m" * L}.get(config.name, config.blocks)
+            stack = xLSTMConfig(vocab_size=1, embedding_dim=H, blocks=blocks, mlstm_heads=config.num_heads,
+                                slstm_heads=config.num_heads)  # fmt: skip
+            self.body = xLSTMStack(stack)
+        self.head = nn.Linear(H, spec.num_outputs)
+
+    def features(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """(B, T) or (B, T, I) -> (B, T, H), the body's output at every position."""
+        h = self.encoder(x)
+        if isinstance(self.body, nn.RNNBase):
+            if lengths is None:
+                return self.body(h)[0]
+            packed = pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+            return pad_packed_sequence(self.body(packed)[0], batch_first=True, total_length=h.shape[1])[0]
+        if isinstance(self.body, LargeStack):
+            return self.body(h, lengths)
+        return self.body(h, lengths=lengths)[0]
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        h = self.features(x, lengths)
+        if self.spec.kind == "tag":
+            return self.head(h)
+        B, T, _ = h.shape
+        last = torch.full((B,), T - 1, device=h.device) if lengths is None else (lengths.to(h.device) - 1).clamp(min=0)
+        return self.head(h[torch.arange(B, device=h.device), last])
+
+
+def build_model(config: ModelConfig, spec: TaskSpec) -> SequenceModel:
+    return SequenceModel(config, spec)

@@ -1,0 +1,165 @@
+"""One training loop, top to bottom (nanoGPT's order): learning rate, evaluate and checkpoint,
+forward/backward, clip, step, log.
+
+    from lstmkit.train import TrainConfig, train
+    result = train(model, task, TrainConfig(steps=2000), run_dir="runs/adding-lstm")
+
+AdamW with linear warmup then cosine decay to `min_lr_ratio` · lr; gradient clipping by global norm;
+evaluation on fixed batches (the same every time) of the "valid" split; a `rich` progress bar with loss,
+the task's metric and tokens/s; metrics appended to RUN_DIR/metrics.jsonl; checkpoints every
+`checkpoint_every` steps (see `lstmkit.checkpoint`). `resume=True` continues from the newest checkpoint
+exactly: model, optimizer, learning-rate step, the data generator and torch's RNG are all restored, so
+a run killed and resumed ends with the same weights as one never interrupted. A loss that is not
+finite stops training with `TrainingDiverged`; the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lstmkit.checkpoint import load_weights, read_checkpoint, save_checkpoint, write_text_atomic
+from lstmkit.tasks.base import compute_loss, compute_metrics
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    """Optimizer steps."""
+    batch_size: int = 32
+    """Sequences per step."""
+    lr: float = 3e-3
+    """Peak learning rate."""
+    warmup: int = 50
+    """Linear warmup steps."""
+    min_lr_ratio: float = 0.1
+    """The cosine decays to this fraction of lr."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    clip: float = 1.0
+    """Clip the global gradient norm to this."""
+    eval_every: int = 100
+    """Evaluate every this many steps (and at the end)."""
+    eval_batches: int = 4
+    """Batches of the valid split per evaluation."""
+    checkpoint_every: int = 100
+    """Checkpoint every this many steps (and at the end)."""
+    seed: int = 0
+    """Seeds the model's RNG use (dropout) and the data generator."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)!r}, expected a positive integer")
+        if not self.lr > 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1 or not self.clip > 0:
+            raise ValueError("expected lr > 0, warmup ≥ 0, 0 ≤ min_lr_ratio ≤ 1 and clip > 0")
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup to lr over `warmup` steps, then cosine decay to min_lr_ratio · lr at the last step."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    floor = config.min_lr_ratio * config.lr
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def evaluate(model: torch.nn.Module, task, config: TrainConfig, split: str = "valid", device="cpu") -> dict:
+    """Mean metrics over `eval_batches` fixed batches of a split (seeded apart from training data)."""
+    generator = torch.Generator().manual_seed(config.seed + 1_000_003)
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for _ in range(config.eval_batches):
+            batch = _to(task.batch(config.batch_size, generator, split), device)
+            for name, value in compute_metrics(task.spec, model(batch.x, batch.lengths), batch).items():
+                totals[name] = totals.get(name, 0.0) + value / config.eval_batches
+    model.train(was_training)
+    return totals
+
+
+def _to(batch, device):
+    return type(batch)(*(None if t is None else t.to(device) for t in batch))
+
+
+def _rewind_metrics(path: Path, step: int) -> None:
+    """On resume, drop the records written after the checkpoint (they will be written again)."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path, resume: bool = False,
+          meta: dict | None = None, device: str = "cpu", progress: bool = True) -> dict:  # fmt: skip
+    """Train `model` on `task`; returns the last evaluation's metrics (plus "step")."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    data = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    meta = {**(meta or {}), "train": asdict(config)}
+    start = 0
+    if resume and (run_dir / "latest").exists():
+        checkpoint = read_checkpoint(run_dir)
+        load_weights(checkpoint.path, model)
+        optimizer.load_state_dict(checkpoint.state["optimizer"])
+        data.set_state(checkpoint.state["rng"]["data"])
+        torch.set_rng_state(checkpoint.state["rng"]["torch"])
+        start = checkpoint.meta["step"]
+        _rewind_metrics(run_dir / "metrics.jsonl", start)
+    log = (run_dir / "metrics.jsonl").open("a")
+    metrics: dict = {}
+
+    def checkpoint_now(step: int) -> None:
+        rng = {"data": data.get_state(), "torch": torch.get_rng_state()}
+        save_checkpoint(run_dir, step, model, optimizer, {**meta, "metrics": metrics}, rng)
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        job = bar.add_task("train", total=config.steps, completed=start, info="")
+        for step in range(start, config.steps):
+            lr = learning_rate(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if step > start and step % config.eval_every == 0:
+                metrics = {"step": step, **evaluate(model, task, config, device=device)}
+                log.write(json.dumps({"step": step, "split": "valid", **metrics}) + "\n")
+                log.flush()
+            if step > start and step % config.checkpoint_every == 0:
+                checkpoint_now(step)
+            tic = time.perf_counter()
+            batch = _to(task.batch(config.batch_size, data, "train"), device)
+            loss = compute_loss(task.spec, model(batch.x, batch.lengths), batch)
+            if not torch.isfinite(loss):
+                log.close()
+                value = float(loss.detach())
+                raise TrainingDiverged(f"the loss became {value} at step {step}; the last good checkpoint is kept "
+                                       f"in {run_dir}")  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            tokens_per_s = batch.x.shape[0] * batch.x.shape[1] / (time.perf_counter() - tic)
+            loss_value = float(loss.detach())
+            record = {"step": step + 1, "split": "train", "loss": loss_value, "lr": lr}
+            log.write(json.dumps(record) + "\n")
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step")
+            bar.update(job, advance=1, info=f"loss {loss_value:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
+    metrics = {"step": config.steps, **evaluate(model, task, config, device=device)}
+    log.write(json.dumps({"step": config.steps, "split": "valid", **metrics}) + "\n")
+    log.close()
+    checkpoint_now(config.steps)
+    return metrics
