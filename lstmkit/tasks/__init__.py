@@ -1,5 +1,6 @@
 """Tasks: seeded synthetic problems and real datasets behind one interface (see `lstmkit.tasks.base`)."""
 
 from lstmkit.tasks.base import Batch, TaskSpec, compute_loss, compute_metrics
+from lstmkit.tasks.synthetic import SYNTHETIC
 
-__all__ = ["Batch", "TaskSpec", "compute_loss", "compute_metrics"]
+__all__ = ["SYNTHETIC", "Batch", "TaskSpec", "compute_loss", "compute_metrics"]
