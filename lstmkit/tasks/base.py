@@ -70,6 +70,19 @@ class Batch(NamedTuple):
     """tag only: (B, T) bool, the positions whose targets count; None = all valid positions."""
 
 
+def check_int(name: str, value: object, minimum: int) -> None:
+    """A task argument that must be an integer (not a bool) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
+
+
+def sample_padded(data: Batch, batch_size: int, generator: torch.Generator) -> Batch:
+    """Draw `batch_size` rows of a right-padded dataset (with replacement), cut to the longest drawn row."""
+    rows = torch.randint(0, len(data.y), (batch_size,), generator=generator)  # (B,)
+    lengths = data.lengths[rows]
+    return Batch(x=data.x[rows, : int(lengths.max())], y=data.y[rows], lengths=lengths)
+
+
 def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split is {split!r}, expected one of {', '.join(SPLITS)}")

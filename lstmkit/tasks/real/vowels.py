@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_split, sample_padded
 from lstmkit.tasks.real.fetch import Package, fetch_package
 
 SOURCE = Package("aeon", "1.0.0", "wheel")
@@ -122,7 +122,5 @@ class Vowels:
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         check_split(split)
-        data = self.data[split]
-        rows = torch.randint(0, len(data.y), (batch_size,), generator=generator)  # (B,)
-        lengths = data.lengths[rows]
-        return Batch(x=data.x[rows, : int(lengths.max())], y=data.y[rows], lengths=lengths)
+        batch = sample_padded(self.data[split], batch_size, generator)
+        return batch

@@ -22,27 +22,22 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
 
 BASELINE_MSE = 1 / 6
 """MSE of always predicting 1.0: Var(X1 + X2) with X1, X2 ~ U[0, 1] independent."""
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
 
 
 class AddingProblem:
     """Sequences of `length` (value, marker) pairs; the target is the sum of the two marked values."""
 
     def __init__(self, *, length: int = 100) -> None:
-        _check_int("length", length, 2)
+        check_int("length", length, 2)
         self.length = length
         self.spec = TaskSpec(name="adding", kind="regress", num_outputs=1, input_size=2, baseline=BASELINE_MSE)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         check_split(split)
         B, T = batch_size, self.length
         half = T // 2

@@ -20,23 +20,18 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
 
 BLANK = 0
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
 
 
 class CopyRecall:
     """copy_length symbols, `length` blanks, a delimiter; then the model must output the symbols in order."""
 
     def __init__(self, *, length: int = 100, num_symbols: int = 8, copy_length: int = 10) -> None:
-        _check_int("length", length, 0)
-        _check_int("num_symbols", num_symbols, 1)
-        _check_int("copy_length", copy_length, 1)
+        check_int("length", length, 0)
+        check_int("num_symbols", num_symbols, 1)
+        check_int("copy_length", copy_length, 1)
         self.length = length
         self.num_symbols = num_symbols
         self.copy_length = copy_length
@@ -50,7 +45,7 @@ class CopyRecall:
         return 2 * self.copy_length + self.length + 1
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         check_split(split)
         B, K, T = batch_size, self.copy_length, self.total_length
         symbols = torch.randint(1, self.num_symbols + 1, (B, K), generator=generator)  # (B, K)

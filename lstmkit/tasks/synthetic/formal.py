@@ -36,7 +36,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
 
 CYCLE = 5
 """Cycle navigation: the number of positions on the cycle."""
@@ -83,16 +83,11 @@ def modular_arithmetic(word: list[int]) -> int:
 # ---- sampling -------------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
-
-
 def _check_lengths(min_length: int, max_length: int, test_min_length: int, test_max_length: int) -> None:
-    _check_int("min_length", min_length, 1)
-    _check_int("max_length", max_length, 1)
-    _check_int("test_min_length", test_min_length, 1)
-    _check_int("test_max_length", test_max_length, 1)
+    check_int("min_length", min_length, 1)
+    check_int("max_length", max_length, 1)
+    check_int("test_min_length", test_min_length, 1)
+    check_int("test_max_length", test_max_length, 1)
     if max_length < min_length:
         raise ValueError(f"max_length is {max_length}, expected >= min_length ({min_length})")
     if test_max_length < test_min_length:
@@ -169,7 +164,7 @@ class Parity:
         self.spec = TaskSpec(name="parity", kind="tag", num_outputs=2, vocab_size=4)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         lengths = _uniform_lengths(batch_size, *_length_range(self, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(2), parity, num_symbols=2)
 
@@ -185,7 +180,7 @@ class EvenPairs:
         self.spec = TaskSpec(name="even-pairs", kind="tag", num_outputs=2, vocab_size=4)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         lengths = _uniform_lengths(batch_size, *_length_range(self, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(2), even_pairs, num_symbols=2)
 
@@ -201,7 +196,7 @@ class CycleNavigation:
         self.spec = TaskSpec(name="cycle-navigation", kind="tag", num_outputs=CYCLE, vocab_size=5)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         lengths = _uniform_lengths(batch_size, *_length_range(self, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(3), cycle_navigation, num_symbols=3)
 
@@ -223,6 +218,6 @@ class ModularArithmetic:
         self.spec = TaskSpec(name="modular-arithmetic", kind="tag", num_outputs=MODULUS, vocab_size=10)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         lengths = _odd_lengths(batch_size, *_length_range(self, split), generator)
         return _formal_batch(batch_size, generator, lengths, _expressions, modular_arithmetic, num_symbols=8)

@@ -22,16 +22,11 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
 
 PAD = 0
 PRESETS = ((64, 4), (128, 8), (256, 16))
 """(length, num_pairs) of the xLSTM paper's MQAR runs."""
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
 
 
 def _distinct(B: int, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -43,7 +38,7 @@ class MQAR:
     """num_pairs key-value pairs, then one query per key scattered in the padding; answer with the key's value."""
 
     def __init__(self, *, length: int = 64, num_pairs: int = 4, vocab_size: int = 256) -> None:
-        _check_int("num_pairs", num_pairs, 1)
+        check_int("num_pairs", num_pairs, 1)
         if isinstance(length, bool) or not isinstance(length, int) or length < 3 * num_pairs:
             raise ValueError(f"length is {length!r}, expected an integer >= 3 · num_pairs = {3 * num_pairs} "
                              "(the pairs take 2 · num_pairs positions, the queries num_pairs more)")  # fmt: skip
@@ -56,7 +51,7 @@ class MQAR:
         self.spec = TaskSpec(name="mqar", kind="tag", num_outputs=vocab_size, vocab_size=vocab_size)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         check_split(split)
         B, T, K, V = batch_size, self.length, self.num_pairs, self.vocab_size
         half = V // 2

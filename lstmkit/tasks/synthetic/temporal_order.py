@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
+from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
 
 DISTRACTORS = (0, 1, 2, 3)
 X, Y, START, END = 4, 5, 6, 7
@@ -49,16 +49,11 @@ def temporal_order_class(tokens: list[int]) -> int:
     return label
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
-
-
 class TemporalOrder:
     """Distractor sequences with `num_symbols` X/Y symbols in fixed windows; the class is their order."""
 
     def __init__(self, *, length: int = 100, num_symbols: int = 2) -> None:
-        _check_int("length", length, 10)  # from 10 on, the windows are disjoint and clear of B and E
+        check_int("length", length, 10)  # from 10 on, the windows are disjoint and clear of B and E
         if num_symbols not in WINDOWS_PERCENT:
             raise ValueError(f"num_symbols is {num_symbols!r}, expected 2 or 3 (the paper's experiments 6a and 6b)")
         self.length = length
@@ -66,7 +61,7 @@ class TemporalOrder:
         self.spec = TaskSpec(name="temporal-order", kind="classify", num_outputs=2**num_symbols, vocab_size=VOCAB_SIZE)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         check_split(split)
         B, T = batch_size, self.length
         x = torch.randint(0, len(DISTRACTORS), (B, T), generator=generator)  # (B, T) a..d
