@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.nn import GRU, LSTM, RNN, xLSTMConfig, xLSTMStack
+from lstmkit.nn.lm_inputs import run_blocks
 from lstmkit.nn.norms import RMSNorm
 from lstmkit.nn.xlstm_large import LargeBlock, xLSTMLargeConfig
 from lstmkit.tasks.base import TaskSpec
@@ -61,10 +62,7 @@ class LargeStack(nn.Module):
         self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        valid = None if lengths is None else torch.arange(x.shape[1], device=x.device) < lengths[:, None]
-        for block in self.blocks:
-            x, _ = block(x, None, None, valid)
-        return self.norm(x)
+        return self.norm(run_blocks(self.blocks, x, None, lengths, None)[0])
 
 
 class SequenceModel(nn.Module):

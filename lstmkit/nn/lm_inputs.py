@@ -51,6 +51,25 @@ def check_masks(lengths: object, reset: object, batch: int, steps: int) -> None:
             raise ValueError(f"reset is {got}, expected a bool tensor of shape ({batch}, {steps})")
 
 
+def valid_mask(lengths: Tensor | None, steps: int, device) -> Tensor | None:
+    """(B,) lengths -> (B, T) bool, True inside each row (right padding); None when lengths is None."""
+    return None if lengths is None else torch.arange(steps, device=device) < lengths[:, None]
+
+
+def run_blocks(blocks, x: Tensor, state: LMState | None, lengths: Tensor | None, reset: Tensor | None):
+    """Check the inputs, run every block bottom to top with its state: (B, T, E) -> (B, T, E), LMState."""
+    B, T, _ = x.shape
+    check_masks(lengths, reset, B, T)
+    if state is not None:
+        check_state(state, blocks, B, x)
+    block_states = [None] * len(blocks) if state is None else state.blocks
+    new_states = []
+    for block, block_state in zip(blocks, block_states, strict=True):
+        x, block_state = block(x, block_state, reset=reset, lengths=lengths)
+        new_states.append(block_state)
+    return x, LMState(tuple(new_states))
+
+
 def check_state(state: object, blocks, batch: int, like: Tensor) -> None:
     """Each block checks its own part; the message names the block."""
     if not isinstance(state, LMState):

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn.conv import CausalConv1d
 from lstmkit.nn.headwise import HeadwiseLinear
+from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_step
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.norms import HeadNorm
@@ -120,25 +121,26 @@ class mLSTMLayer(nn.Module):
         q, k, v = self.q_proj(x_c), self.k_proj(x_c), self.v_proj(x_m)
         qkv = torch.cat([q, k, v], dim=-1)
         i, f = self.igate(qkv), self.fgate(qkv)  # (B, T, NH)
-        valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]  # (B, T)
-        h, cell = self.cell(q, k, v, i, f, state.cell, reset, valid)  # (B, T, I)
+        valid = valid_mask(lengths, T, x.device)  # (B, T)
+        h, cell = run_mlstm(q, k, v, i, f, state.cell, self.num_heads, 1e-6, self.chunk_size, reset, valid)  # (B, T, I)
         h = self.outnorm(h) + self.skip * x_c
         y = self.dropout(self.proj_down(h * F.silu(z)))
         return y, mLSTMLayerState(conv_state, cell)
 
-    def cell(
-        self, q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, reset: Tensor | None,
-        valid: Tensor | None,
-    ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
-        """The mLSTM over (B, T, ·) inputs: one recurrent step when T = 1, else the chunkwise form."""
-        B, T, _ = q.shape
-        if T == 1:
-            step_masks = {"reset": None if reset is None else reset[:, 0],
-                          "valid": None if valid is None else valid[:, 0]}  # fmt: skip
-            heads = [t[:, 0].unflatten(-1, (self.num_heads, -1)) for t in (q, k, v)]  # (B, NH, DH)
-            h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, **step_masks)
-            return h.reshape(B, 1, -1), state
-        q, k, v = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, DH)
-        h, state = mlstm_chunkwise(q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, chunk_size=self.chunk_size,
-                                   reset=reset, valid=valid)  # fmt: skip
-        return h.transpose(1, 2).flatten(2), state
+
+def run_mlstm(
+    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, num_heads: int, eps: float,
+    chunk_size: int, reset: Tensor | None, valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    """The mLSTM over (B, T, ·) inputs split into heads: one recurrent step when T = 1 (generation), else
+    the chunkwise form. q, k, v (B, T, NH·D), i, f (B, T, NH) -> h (B, T, NH·DV), new state."""
+    B, T, _ = q.shape
+    if T == 1:
+        masks = {"reset": None if reset is None else reset[:, 0], "valid": None if valid is None else valid[:, 0]}
+        heads = [t[:, 0].unflatten(-1, (num_heads, -1)) for t in (q, k, v)]  # (B, NH, D)
+        h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, eps, **masks)
+        return h.reshape(B, 1, -1), state
+    q, k, v = (t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, D)
+    h, state = mlstm_chunkwise(q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, eps, chunk_size=chunk_size,
+                               reset=reset, valid=valid)  # fmt: skip
+    return h.transpose(1, 2).flatten(2), state

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn.conv import CausalConv1d
 from lstmkit.nn.headwise import HeadwiseLinear
+from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.norms import HeadNorm
 from lstmkit.nn.slstm import slstm, slstm_step, sLSTMCell, sLSTMState
 
@@ -110,7 +111,7 @@ class sLSTMLayer(nn.Module):
             x_c, conv_state = self.conv(x, state.conv, reset=reset, lengths=lengths)
             x_c = F.silu(x_c)
         gates = torch.cat([self.igate(x_c), self.fgate(x_c), self.zgate(x), self.ogate(x)], dim=-1)  # (B, T, 4E)
-        valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]  # (B, T)
+        valid = valid_mask(lengths, T, x.device)  # (B, T)
         if T == 1:
             masks = {"reset": None if reset is None else reset[:, 0], "valid": None if valid is None else valid[:, 0]}
             h, cell = slstm_step(gates[:, 0], self.cell.R, self.cell.b, state.cell, **masks)

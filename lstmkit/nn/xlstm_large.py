@@ -21,9 +21,9 @@ from torch import Tensor, nn
 
 from lstmkit.nn.blocks import FeedForward
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_masks, check_state, check_tokens
-from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_step
+from lstmkit.nn.lm_inputs import LMState, check_tokens, run_blocks, valid_mask
 from lstmkit.nn.mlstm.state import mLSTMState
+from lstmkit.nn.mlstm_layer import run_mlstm
 from lstmkit.nn.norms import HeadNorm, RMSNorm
 from lstmkit.nn.xlstm_config import round_up
 
@@ -122,23 +122,15 @@ class LargeMLSTMLayer(nn.Module):
                                  f"expected {tuple(empty.shape)} {like.dtype}")  # fmt: skip
 
     def forward(
-        self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, valid: Tensor | None
+        self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, lengths: Tensor | None
     ) -> tuple[Tensor, mLSTMState]:
         B, T, _ = x.shape
-        NH, cap = self.config.num_heads, self.config.gate_soft_cap
+        c = self.config
         state = self.empty_state(B, x) if state is None else state
         q, k, v = self.q(x), self.k(x), self.v(x)
-        i, f = soft_cap(self.igate(x), cap), soft_cap(self.fgate(x), cap)  # (B, T, NH)
-        if T == 1:
-            masks = {"reset": None if reset is None else reset[:, 0], "valid": None if valid is None else valid[:, 0]}
-            heads = [t[:, 0].unflatten(-1, (NH, -1)) for t in (q, k, v)]  # (B, NH, D)
-            h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, self.config.eps, **masks)
-            h = h.reshape(B, 1, -1)
-        else:
-            q, k, v = (t.unflatten(-1, (NH, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, D)
-            h, state = mlstm_chunkwise(q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, self.config.eps,
-                                       chunk_size=self.config.chunk_size, reset=reset, valid=valid)  # fmt: skip
-            h = h.transpose(1, 2).flatten(2)  # (B, T, v_dim)
+        i, f = soft_cap(self.igate(x), c.gate_soft_cap), soft_cap(self.fgate(x), c.gate_soft_cap)  # (B, T, NH)
+        valid = valid_mask(lengths, T, x.device)
+        h, state = run_mlstm(q, k, v, i, f, state, c.num_heads, c.eps, c.chunk_size, reset, valid)  # (B, T, v_dim)
         return self.out_proj(torch.sigmoid(self.ogate(x)) * self.outnorm(h)), state
 
 
@@ -154,8 +146,11 @@ class LargeBlock(nn.Module):
     def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
         self.layer.check_state(state, batch, like, where)
 
-    def forward(self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, valid: Tensor | None):
-        y, state = self.layer(self.norm(x), state, reset, valid)
+    def forward(
+        self, x: Tensor, state: mLSTMState | None = None, *, reset: Tensor | None = None,
+        lengths: Tensor | None = None,
+    ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+        y, state = self.layer(self.norm(x), state, reset, lengths)
         x = x + y
         return x + self.ffn(self.ffn_norm(x)), state
 
@@ -209,18 +204,7 @@ class xLSTMLarge(nn.Module):
         reset: Tensor | None = None,
     ) -> tuple[Tensor, LMState]:  # fmt: skip
         tokens = check_tokens(tokens, self.config.vocab_size)
-        B, T = tokens.shape
-        check_masks(lengths, reset, B, T)
-        x = self.embedding(tokens)  # (B, T, E)
-        if state is not None:
-            check_state(state, self.blocks, B, x)
-        valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]
-        block_states = [None] * len(self.blocks) if state is None else state.blocks
-        new_states = []
-        for block, block_state in zip(self.blocks, block_states, strict=True):
-            x, block_state = block(x, block_state, reset, valid)
-            new_states.append(block_state)
-        logits = soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap)
-        return logits, LMState(tuple(new_states))
+        x, state = run_blocks(self.blocks, self.embedding(tokens), state, lengths, reset)  # (B, T, E)
+        return soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap), state
 
     generate = generate

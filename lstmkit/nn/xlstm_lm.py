@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn.blocks import mLSTMBlock, sLSTMBlock
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_masks, check_state, check_tokens
+from lstmkit.nn.lm_inputs import LMState, check_tokens, run_blocks
 from lstmkit.nn.norms import LayerNorm
 from lstmkit.nn.xlstm_config import xLSTMConfig
 
@@ -51,16 +51,8 @@ class xLSTMStack(nn.Module):
     ) -> tuple[Tensor, LMState]:  # fmt: skip
         if x.dim() != 3 or x.shape[-1] != self.config.embedding_dim or x.shape[1] == 0:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T ≥ 1, {self.config.embedding_dim})")
-        B, T, _ = x.shape
-        check_masks(lengths, reset, B, T)
-        if state is not None:
-            check_state(state, self.blocks, B, x)
-        block_states = [None] * len(self.blocks) if state is None else state.blocks
-        new_states = []
-        for block, block_state in zip(self.blocks, block_states, strict=True):
-            x, block_state = block(x, block_state, reset=reset, lengths=lengths)
-            new_states.append(block_state)
-        return self.norm(x), LMState(tuple(new_states))
+        x, state = run_blocks(self.blocks, x, state, lengths, reset)
+        return self.norm(x), state
 
 
 class xLSTMLM(nn.Module):
