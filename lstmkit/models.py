@@ -8,6 +8,12 @@
            slstm | mlstm | xlstm    lstmkit.nn.xLSTMStack with blocks "s"·L, "m"·L, or `blocks`
            xlstm-large              the 7B layout's blocks (RMSNorm, mLSTM, SwiGLU) on vectors
     head   nn.Linear(H, O): at every position (tag) or at each row's last valid step (regress, classify)
+
+A language model ("tag" task, token ids in, one logit per token out) can also stream: the same outputs
+as one forward over the whole sequence, computed piece by piece with the body's state carried.
+
+    logits, state = model.stream(x[:, :5])          # (B, 5, O)
+    logits, state = model.stream(x[:, 5:], state)   # == model(x)[:, 5:]
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.nn import GRU, LSTM, RNN, xLSTMConfig, xLSTMStack
-from lstmkit.nn.lm_inputs import run_blocks
+from lstmkit.nn.lm_inputs import LMState, run_blocks
 from lstmkit.nn.norms import RMSNorm
 from lstmkit.nn.xlstm_large import LargeBlock, xLSTMLargeConfig
 from lstmkit.tasks.base import TaskSpec
+
+BodyState = Tensor | tuple[Tensor, Tensor] | LMState
+"""The recurrent state a body carries between `stream` calls (see SequenceModel.stream)."""
 
 MODEL_NAMES = ("rnn", "gru", "lstm", "slstm", "mlstm", "xlstm", "xlstm-large")
 
@@ -54,15 +63,20 @@ class ModelConfig:
 
 
 class LargeStack(nn.Module):
-    """xLSTMLarge's blocks and final RMSNorm on vectors (B, T, E)."""
+    """xLSTMLarge's blocks and final RMSNorm on vectors, as xLSTMStack:
+    forward(x (B, T, E), state=None, *, lengths=None, reset=None) -> (out (B, T, E), LMState)."""
 
     def __init__(self, config: xLSTMLargeConfig) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(LargeBlock(config) for _ in range(config.num_blocks))
         self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
 
-    def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        return self.norm(run_blocks(self.blocks, x, None, lengths, None)[0])
+    def forward(
+        self, x: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
+        reset: Tensor | None = None,
+    ) -> tuple[Tensor, LMState]:  # fmt: skip
+        x, state = run_blocks(self.blocks, x, state, lengths, reset)
+        return self.norm(x), state
 
 
 class SequenceModel(nn.Module):
@@ -88,14 +102,26 @@ class SequenceModel(nn.Module):
     def features(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         """(B, T) or (B, T, I) -> (B, T, H), the body's output at every position."""
         h = self.encoder(x)
-        if isinstance(self.body, nn.RNNBase):
-            if lengths is None:
-                return self.body(h)[0]
-            packed = pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-            return pad_packed_sequence(self.body(packed)[0], batch_first=True, total_length=h.shape[1])[0]
-        if isinstance(self.body, LargeStack):
-            return self.body(h, lengths)
-        return self.body(h, lengths=lengths)[0]
+        if not isinstance(self.body, nn.RNNBase):
+            return self.body(h, lengths=lengths)[0]
+        if lengths is None:
+            return self.body(h)[0]
+        packed = pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.body(packed)[0], batch_first=True, total_length=h.shape[1])[0]
+
+    def stream(self, x: Tensor, state: BodyState | None = None) -> tuple[Tensor, BodyState]:
+        """x (B, T) or (B, T, I) without padding, state -> (output (B, T, O), state): "tag" tasks only.
+
+        Running a sequence in pieces with the state carried gives the same outputs as one `forward` over
+        the whole of it. `state` is whatever the body carries (None: a fresh start):
+            rnn, gru                           h (L, B, H)
+            lstm                               (h, c), each (L, B, H)
+            slstm, mlstm, xlstm, xlstm-large   LMState, one state per block, bottom to top
+        """
+        if self.spec.kind != "tag":
+            raise ValueError(f'stream needs a "tag" task (one output per position), got kind {self.spec.kind!r}')
+        h, state = self.body(self.encoder(x), state)  # (B, T, H)
+        return self.head(h), state
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         h = self.features(x, lengths)

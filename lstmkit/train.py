@@ -11,6 +11,10 @@ the task's metric and tokens/s; metrics appended to RUN_DIR/metrics.jsonl; check
 exactly: model, optimizer, learning-rate step, the data generator and torch's RNG are all restored, so
 a run killed and resumed ends with the same weights as one never interrupted. A loss that is not
 finite stops training with `TrainingDiverged`; the last good checkpoint stays.
+
+Under torchrun (a process group is initialised, see `lstmkit.distributed`) the model is wrapped in
+DistributedDataParallel, `batch_size` is the global batch split over the processes, and a step equals
+the single-process step on that batch; only rank 0 evaluates, logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lstmkit.checkpoint import load_weights, read_checkpoint, save_checkpoint, write_text_atomic
-from lstmkit.tasks.base import compute_loss, compute_metrics
+from lstmkit.distributed import all_sum, rank_and_world, shard
+from lstmkit.tasks.base import compute_loss, compute_metrics, count_targets
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,7 +60,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     """Checkpoint every this many steps (and at the end)."""
     seed: int = 0
-    """Seeds the model's RNG use (dropout) and the data generator."""
+    """Seeds the data generator and torch (dropout); `lstmkit train` also draws the initial weights from it."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
@@ -102,10 +107,16 @@ def _rewind_metrics(path: Path, step: int) -> None:
 
 def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path, resume: bool = False,
           meta: dict | None = None, device: str = "cpu", progress: bool = True) -> dict:  # fmt: skip
-    """Train `model` on `task`; returns the last evaluation's metrics (plus "step")."""
+    """Train `model` on `task`; returns the last evaluation's metrics (plus "step"; rank 0's under torchrun)."""
+    rank, world = rank_and_world()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} does not split over {world} processes evenly")
+    writer = rank == 0
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
     model.to(device).train()
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     data = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
@@ -118,48 +129,73 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path
         data.set_state(checkpoint.state["rng"]["data"])
         torch.set_rng_state(checkpoint.state["rng"]["torch"])
         start = checkpoint.meta["step"]
-        _rewind_metrics(run_dir / "metrics.jsonl", start)
-    log = (run_dir / "metrics.jsonl").open("a")
+        if writer:
+            _rewind_metrics(run_dir / "metrics.jsonl", start)
+    log = Log(run_dir / "metrics.jsonl" if writer else None)
     metrics: dict = {}
 
     def checkpoint_now(step: int) -> None:
-        rng = {"data": data.get_state(), "torch": torch.get_rng_state()}
-        save_checkpoint(run_dir, step, model, optimizer, {**meta, "metrics": metrics}, rng)
+        if writer:
+            rng = {"data": data.get_state(), "torch": torch.get_rng_state()}
+            save_checkpoint(run_dir, step, model, optimizer, {**meta, "metrics": metrics}, rng)
+
+    def evaluate_now(step: int) -> dict:
+        if not writer:
+            return {"step": step}
+        result = {"step": step, **evaluate(model, task, config, device=device)}
+        log.write({"step": step, "split": "valid", **result})
+        return result
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(*columns, disable=not (progress and writer), transient=False) as bar:
         job = bar.add_task("train", total=config.steps, completed=start, info="")
         for step in range(start, config.steps):
             lr = learning_rate(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if step > start and step % config.eval_every == 0:
-                metrics = {"step": step, **evaluate(model, task, config, device=device)}
-                log.write(json.dumps({"step": step, "split": "valid", **metrics}) + "\n")
-                log.flush()
+                metrics = evaluate_now(step)
             if step > start and step % config.checkpoint_every == 0:
                 checkpoint_now(step)
             tic = time.perf_counter()
-            batch = _to(task.batch(config.batch_size, data, "train"), device)
-            loss = compute_loss(task.spec, model(batch.x, batch.lengths), batch)
-            if not torch.isfinite(loss):
+            batch = shard(_to(task.batch(config.batch_size, data, "train"), device), rank, world)
+            loss = compute_loss(task.spec, net(batch.x, batch.lengths), batch)
+            weighted, batch_loss = loss, float(loss.detach())
+            if world > 1:  # weigh by this process's share of the targets: the mean over processes is the batch's loss
+                count = torch.tensor(float(count_targets(task.spec, batch)))
+                total = all_sum(count)
+                weighted = loss * (world * count / total).to(loss.device)
+                batch_loss = float(all_sum(loss.detach().cpu() * count) / total)
+            if not math.isfinite(batch_loss):
                 log.close()
-                value = float(loss.detach())
-                raise TrainingDiverged(f"the loss became {value} at step {step}; the last good checkpoint is kept "
-                                       f"in {run_dir}")  # fmt: skip
+                raise TrainingDiverged(f"the loss became {batch_loss} at step {step}; the last good checkpoint is "
+                                       f"kept in {run_dir}")  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            weighted.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
-            tokens_per_s = batch.x.shape[0] * batch.x.shape[1] / (time.perf_counter() - tic)
-            loss_value = float(loss.detach())
-            record = {"step": step + 1, "split": "train", "loss": loss_value, "lr": lr}
-            log.write(json.dumps(record) + "\n")
+            tokens_per_s = config.batch_size * batch.x.shape[1] / (time.perf_counter() - tic)
+            log.write({"step": step + 1, "split": "train", "loss": batch_loss, "lr": lr})
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step")
-            bar.update(job, advance=1, info=f"loss {loss_value:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
-    metrics = {"step": config.steps, **evaluate(model, task, config, device=device)}
-    log.write(json.dumps({"step": config.steps, "split": "valid", **metrics}) + "\n")
+            bar.update(job, advance=1, info=f"loss {batch_loss:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
+    metrics = evaluate_now(config.steps)
     log.close()
     checkpoint_now(config.steps)
     return metrics
+
+
+class Log:
+    """metrics.jsonl, one JSON record per line, flushed as written; a no-op on ranks other than 0."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.file = path.open("a") if path is not None else None
+
+    def write(self, record: dict) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()

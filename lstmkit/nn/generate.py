@@ -5,12 +5,18 @@ with the context), so the time per token does not depend on how long the context
 
     next-token logits ℓ → ℓ / temperature → keep the top_k largest → keep the smallest set whose
     probabilities sum to ≥ top_p (nucleus) → sample (seeded `torch.Generator`); temperature 0 = argmax.
+
+The model is any language model that streams: one whose forward(tokens, state) returns (logits, state)
+(`xLSTMLM`, `xLSTMLarge`; vocabulary `model.config.vocab_size`), or which has stream(tokens, state) that
+does (`lstmkit.models.SequenceModel` of a "tag" task with num_outputs == vocab_size; `model.spec`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from lstmkit.nn.lm_inputs import check_tokens
 
 
 def _check(max_new_tokens, temperature, top_k, top_p, eos_token, vocab_size: int) -> None:
@@ -24,6 +30,19 @@ def _check(max_new_tokens, temperature, top_k, top_p, eos_token, vocab_size: int
         raise ValueError(f"top_p is {top_p!r}, expected 0 < top_p ≤ 1 or None")
     if eos_token is not None and (not isinstance(eos_token, int) or not 0 <= eos_token < vocab_size):
         raise ValueError(f"eos_token is {eos_token!r}, expected a token id in [0, {vocab_size})")
+
+
+def vocab_size_of(model: nn.Module) -> int:
+    """The number of tokens the model reads and predicts: spec.vocab_size (with a task spec) or config.vocab_size."""
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        return model.config.vocab_size
+    if spec.kind != "tag" or spec.vocab_size is None or spec.vocab_size != spec.num_outputs:
+        reads = "vectors" if spec.vocab_size is None else f"{spec.vocab_size} token ids"
+        gives = f"reads {reads} and gives {spec.num_outputs} outputs"
+        raise ValueError(f"model is not a language model: task {spec.name!r} ({spec.kind}) {gives}, "
+                         'expected a "tag" task with num_outputs == vocab_size')  # fmt: skip
+    return spec.vocab_size
 
 
 def sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, generator) -> Tensor:
@@ -52,10 +71,11 @@ def generate(
     Stops early once every row has produced `eos_token`; rows that stopped earlier are filled with it.
     The same seed gives the same tokens. The model runs in eval mode (no dropout) and is restored after.
     """
-    vocab_size = model.config.vocab_size
+    vocab_size = vocab_size_of(model)
     _check(max_new_tokens, temperature, top_k, top_p, eos_token, vocab_size)
     unbatched = isinstance(prompt, Tensor) and prompt.dim() == 1
-    tokens = prompt[None] if unbatched else prompt
+    tokens = check_tokens(prompt[None] if unbatched else prompt, vocab_size)
+    step = getattr(model, "stream", model)  # (tokens (B, T), state) -> (logits (B, T, V), state)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     if seed is None:
@@ -65,7 +85,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        logits, state = model(tokens.to(device))
+        logits, state = step(tokens.to(device), None)
         out = [tokens.to(device)]
         finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=device)
         for _ in range(max_new_tokens):
@@ -76,7 +96,7 @@ def generate(
             out.append(token[:, None])
             if eos_token is not None and bool(finished.all()):
                 break
-            logits, state = model(token[:, None], state)
+            logits, state = step(token[:, None], state)
     finally:
         model.train(was_training)
     result = torch.cat(out, dim=1)

@@ -97,6 +97,11 @@ def tag_mask(batch: Batch) -> Tensor:
     return mask
 
 
+def count_targets(spec: TaskSpec, batch: Batch) -> int:
+    """How many targets the loss averages over: rows (regress, classify) or counted positions (tag)."""
+    return batch.y.shape[0] if spec.kind != "tag" else int(tag_mask(batch).sum())
+
+
 def compute_loss(spec: TaskSpec, output: Tensor, batch: Batch) -> Tensor:
     """MSE for regress, cross-entropy for classify and for the counted positions of tag."""
     kind = spec.kind

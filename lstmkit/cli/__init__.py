@@ -1,0 +1,71 @@
+"""The `lstmkit` command: a thin shell over library functions, one verb per subcommand.
+
+    lstmkit walkthrough   the seeds' example, every intermediate of every step        (explain_verbs.py)
+    lstmkit gradients     vanishing gradients: tanh RNN vs LSTM                       (explain_verbs.py)
+    lstmkit train         one model on one task: progress bar, checkpoints, --resume  (train_verbs.py)
+    lstmkit eval          a trained run's metrics on a split                          (train_verbs.py)
+    lstmkit compare       several models, one task, one budget: table and plot        (train_verbs.py)
+    lstmkit generate      text from a trained character model                         (generate_verb.py)
+    lstmkit data          the real datasets: list, fetch, show                        (data_verb.py)
+
+`lstmkit VERB --help` lists every option with its default and shows examples. A bad argument, input
+file, checkpoint or dataset exits with status 2 and one line saying what is wrong; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lstmkit import __version__
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump), exit status 2, and examples keep their lines."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 0
+    from lstmkit.train import TrainingDiverged
+
+    try:
+        return args.run(args)
+    except ValueError as e:  # bad input, incl. CheckpointError and DatasetUnavailable: one line, exit 2
+        print(f"lstmkit {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"lstmkit {args.verb}: stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lstmkit {args.verb}: interrupted (a run continues with --resume)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `lstmkit walkthrough | head`
+        return 0
+
+
+def build_parser() -> ArgumentParser:
+    from lstmkit.cli import data_verb, explain_verbs, generate_verb, train_verbs
+
+    parser = ArgumentParser(
+        prog="lstmkit", description="LSTM and xLSTM, from the hand-worked example to trained models."
+    )
+    parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
+    verbs = parser.add_subparsers(dest="verb", title="verbs", parser_class=ArgumentParser)
+    for module in (explain_verbs, train_verbs, generate_verb, data_verb):
+        module.add_verbs(verbs)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

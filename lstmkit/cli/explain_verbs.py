@@ -1,0 +1,64 @@
+"""`lstmkit walkthrough` and `lstmkit gradients`: the seeds' example and the vanishing-gradient curves."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from lstmkit.cli.output import emit
+
+WALKTHROUGH_EXAMPLES = """examples:
+  lstmkit walkthrough
+  lstmkit walkthrough --cell gru --mode exact
+  lstmkit walkthrough --spec my_example.json --format markdown -o steps.md"""
+
+GRADIENTS_EXAMPLES = """examples:
+  lstmkit gradients
+  lstmkit gradients --length 200 --forget-bias 0 1 3"""
+
+
+def add_verbs(verbs) -> None:
+    w = verbs.add_parser("walkthrough", help="the seeds' step-by-step example, every intermediate of every step",
+                         epilog=WALKTHROUGH_EXAMPLES)  # fmt: skip
+    w.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None, help="which cell (default: lstm)")
+    w.add_argument("--mode", choices=["hand", "exact"], default="hand", help="hand: round to 0.1 and carry forward")
+    w.add_argument("--spec", metavar="FILE.json", help="your own sizes, weights, inputs and initial state")
+    w.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    w.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of standard output")
+    w.set_defaults(run=run_walkthrough)
+
+    g = verbs.add_parser("gradients", help="vanishing gradients: tanh RNN vs LSTM, gradient norm by lag",
+                         epilog=GRADIENTS_EXAMPLES)  # fmt: skip
+    g.add_argument("--length", type=int, default=100, help="sequence length T (default 100)")
+    g.add_argument("--hidden-size", type=int, default=32)
+    g.add_argument("--input-size", type=int, default=8)
+    g.add_argument(
+        "--forget-bias", type=float, nargs="+", default=[0.0, 2.0], metavar="B", help="LSTM forget-gate biases"
+    )
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    g.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of standard output")
+    g.set_defaults(run=run_gradients)
+
+
+def run_walkthrough(args) -> int:
+    from lstmkit.explain import render, spec, walkthrough
+    from lstmkit.reference import examples
+
+    example = spec.load(args.spec, args.cell) if args.spec else examples.EXAMPLES[args.cell or "lstm"]()
+    w = walkthrough.build(example, args.mode)
+    if args.format == "text" and args.output is None:
+        Console(highlight=False).print(render.renderables(w))
+        return 0
+    emit(render.FORMATS[args.format](w), args.output)
+    return 0
+
+
+def run_gradients(args) -> int:
+    from lstmkit.explain import gradients, gradients_render
+
+    curves = gradients.gradient_by_lag(args.length, args.hidden_size, args.input_size, args.forget_bias, args.seed)
+    if args.format == "text" and args.output is None:
+        Console(highlight=False).print(gradients_render.renderables(curves))
+        return 0
+    emit(gradients_render.FORMATS[args.format](curves), args.output)
+    return 0

@@ -1,0 +1,163 @@
+"""Several models, one task, one budget: every model trained with the same training config and seed,
+then a results table and a picture of the learning curves.
+
+    results = compare("adding", {"length": 100}, [ModelConfig("rnn"), ModelConfig("lstm")], TrainConfig(), out)
+
+    OUT/<model>/           each model's run folder (checkpoints, metrics.jsonl), as `lstmkit train` writes it
+    OUT/results.json       one record per model: parameters, final validation metrics, seconds
+    OUT/results.md         the table, as Markdown
+    OUT/curves.png         training loss and validation metric against step, the task's baseline dashed
+
+Models are named on the command line as NAME or xlstm:BLOCKS (e.g. "xlstm:msm").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+from lstmkit.checkpoint import write_text_atomic
+from lstmkit.experiment import make_task, new_model, run_meta
+from lstmkit.models import ModelConfig
+from lstmkit.train import TrainConfig, train
+
+METRIC = {"regress": "mse", "classify": "accuracy", "tag": "accuracy"}
+"""The validation metric a table and plot show first, by task kind."""
+
+
+class Result(NamedTuple):
+    label: str
+    parameters: int
+    metrics: dict
+    """The final validation metrics (mse, or loss and accuracy)."""
+    seconds: float
+    run_dir: Path
+
+
+def parse_models(names: list[str], template: ModelConfig) -> list[ModelConfig]:
+    """["rnn", "lstm", "xlstm:ms"] -> configs that share `template`'s sizes."""
+    configs = []
+    for name in names:
+        base, _, blocks = name.partition(":")
+        if blocks and base != "xlstm":
+            raise ValueError(f"model {name!r}: only xlstm takes a block string (xlstm:BLOCKS, e.g. xlstm:msm)")
+        config = replace(template, name=base, blocks=blocks or template.blocks)
+        if base == "xlstm" and set(config.blocks) - set("ms"):
+            raise ValueError(f"model {name!r}: blocks are letters m (mLSTM) and s (sLSTM), e.g. xlstm:msm")
+        configs.append(config)
+    labels = [label_of(c) for c in configs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"models {', '.join(names)} name the same model twice")
+    return configs
+
+
+def label_of(config: ModelConfig) -> str:
+    return f"xlstm-{config.blocks}" if config.name == "xlstm" else config.name
+
+
+def compare(task_name: str, task_args: dict, models: list[ModelConfig], config: TrainConfig, out_dir: str | Path,
+            cache_dir: str | Path | None = None, progress: bool = True, device: str = "cpu",
+            ) -> list[Result]:  # fmt: skip
+    """Train each model on the same data stream from the same seed; write the table and the plot."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = make_task(task_name, task_args, cache_dir)
+    results = []
+    for model_config in models:
+        label = label_of(model_config)
+        model = new_model(model_config, task.spec, config.seed)
+        if progress:
+            print(f"{label}: {sum(p.numel() for p in model.parameters()):,} parameters")
+        tic = time.perf_counter()
+        meta = run_meta(task_name, task_args, task, model_config)
+        metrics = train(model, task, config, out_dir / label, meta=meta, device=device, progress=progress)
+        params = sum(p.numel() for p in model.parameters())
+        results.append(Result(label, params, metrics, time.perf_counter() - tic, out_dir / label))
+    records = [{"model": r.label, "parameters": r.parameters, "seconds": round(r.seconds, 2), **r.metrics}
+               for r in results]  # fmt: skip
+    summary = {"task": task_name, "task_args": task_args, "baseline": task.spec.baseline, "results": records}
+    write_text_atomic(out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out_dir / "results.md", markdown_table(results, task.spec.kind, task.spec.baseline))
+    plot_curves(results, task.spec.kind, task.spec.baseline, out_dir / "curves.png", title=task_name)
+    return results
+
+
+def columns(kind: str) -> list[str]:
+    return ["mse"] if kind == "regress" else ["loss", "accuracy"]
+
+
+def markdown_table(results: list[Result], kind: str, baseline: float | None) -> str:
+    names = columns(kind)
+    lines = ["| model | parameters | " + " | ".join(f"valid {n}" for n in names) + " | seconds |",
+             "|---|---:|" + "---:|" * len(names) + "---:|"]  # fmt: skip
+    for r in results:
+        values = " | ".join(f"{r.metrics[n]:.4g}" for n in names)
+        lines.append(f"| {r.label} | {r.parameters:,} | {values} | {r.seconds:.0f} |")
+    if baseline is not None:
+        lines.append(f"\nBaseline (trivial predictor): {'mse' if kind == 'regress' else 'loss'} {baseline:.4g}")
+    return "\n".join(lines) + "\n"
+
+
+def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """metrics.jsonl -> {"train loss": [(step, value)], "valid <metric>": [...]}."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for name, value in record.items():
+            if name in ("step", "split", "lr"):
+                continue
+            curves.setdefault(f"{record['split']} {name}", []).append((record["step"], value))
+    return curves
+
+
+def smooth(values: list[float], width: int) -> list[float]:
+    """Trailing mean over `width` points (the training loss is one noisy batch per step)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - width] if i >= width else 0.0)
+        out.append(total / min(i + 1, width))
+    return out
+
+
+def plot_curves(results: list[Result], kind: str, baseline: float | None, path: Path, title: str = "") -> None:
+    """Two panels: smoothed training loss, and the validation metric; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = METRIC[kind]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for r in results:
+        curves = read_curves(r.run_dir)
+        steps, values = zip(*curves["train loss"], strict=True)
+        left.plot(steps, smooth(list(values), max(1, len(values) // 50)), label=r.label)
+        if f"valid {metric}" in curves:
+            steps, values = zip(*curves[f"valid {metric}"], strict=True)
+            right.plot(steps, values, marker="o", markersize=3, label=r.label)
+    if baseline is not None and kind != "classify":
+        for axis in (left, right) if kind == "regress" else (left,):
+            axis.axhline(baseline, color="gray", linestyle="--", linewidth=1, label="baseline")
+    if kind == "regress":
+        left.set_yscale("log")
+        right.set_yscale("log")
+    left.set(xlabel="step", ylabel="training loss (smoothed)", title=f"{title}: training")
+    right.set(xlabel="step", ylabel=f"validation {metric}", title=f"{title}: validation")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,132 @@
+"""A run, by name: a task and its arguments, a model config and a training config -> a run folder, and back.
+
+    task = make_task("adding", {"length": 100}, cache_dir)
+    model = new_model(ModelConfig("lstm"), task.spec, seed=0)
+    train(model, task, TrainConfig(), run_dir, meta=run_meta("adding", {"length": 100}, task, config))
+    run = load_run(run_dir)                     # model with the newest weights, its meta, its spec
+
+The run's meta.json (inside each checkpoint) holds everything needed to rebuild it: the task's name and
+arguments, the task's spec (output kind and sizes), the model config, the training config and, for a
+character model, the vocabulary, so `lstmkit generate` works without the dataset.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from lstmkit import __version__
+from lstmkit.checkpoint import CheckpointError, load_weights, read_checkpoint
+from lstmkit.models import ModelConfig, SequenceModel, build_model
+from lstmkit.tasks.base import TaskSpec
+from lstmkit.tasks.real import REAL
+from lstmkit.tasks.synthetic import SYNTHETIC
+
+TASKS = {**SYNTHETIC, **REAL}
+"""Every task by name: the synthetic ones generated on the fly, the real ones read from a cache folder."""
+
+
+def task_arguments(name: str) -> dict[str, object]:
+    """A task's keyword arguments and their defaults (the cache folder of real tasks is not one)."""
+    check_task_name(name)
+    parameters = inspect.signature(TASKS[name]).parameters.values()
+    return {p.name: p.default for p in parameters if p.name != "cache_dir"}
+
+
+def check_task_name(name: str) -> None:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}, expected one of {', '.join(TASKS)}")
+
+
+def parse_task_args(pairs: list[str]) -> dict[str, object]:
+    """["length=100", "vocab_size=64"] -> {"length": 100, "vocab_size": 64}; numbers become int or float."""
+    args: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"task argument {pair!r} is not NAME=VALUE (e.g. length=100)")
+        args[key.replace("-", "_")] = _number(text)
+    return args
+
+
+def _number(text: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def make_task(name: str, args: dict[str, object], cache_dir: str | Path | None = None):
+    """The task `name` built with `args`; unknown names and arguments list the valid ones."""
+    allowed = task_arguments(name)
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        valid = ", ".join(f"{k}={v}" for k, v in allowed.items()) or "none"
+        raise ValueError(f"task {name} has no argument {', '.join(unknown)}; its arguments (defaults): {valid}")
+    if name in REAL:
+        if cache_dir is None:
+            raise ValueError(f"task {name} reads a real dataset and needs a cache folder")
+        return TASKS[name](cache_dir, **args)
+    return TASKS[name](**args)
+
+
+def new_model(config: ModelConfig, spec: TaskSpec, seed: int) -> SequenceModel:
+    """The model with its initial weights drawn from `seed` (the same seed gives the same model)."""
+    torch.manual_seed(seed)
+    return build_model(config, spec)
+
+
+def run_meta(task_name: str, task_args: dict, task, model_config: ModelConfig) -> dict:
+    meta = {"lstmkit": __version__, "task": {"name": task_name, "args": task_args}, "spec": asdict(task.spec),
+            "model": model_config.to_dict()}  # fmt: skip
+    vocab = getattr(task, "vocab", None)
+    if vocab is not None and hasattr(vocab, "chars"):
+        meta["vocab"] = list(vocab.chars)
+    return meta
+
+
+def fresh_run_dir(base: str | Path) -> Path:
+    """`base`, or base-2, base-3, ... when it already holds something: a new run never writes over an old one."""
+    base = Path(base)
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+class Run(NamedTuple):
+    model: SequenceModel
+    """With the checkpoint's weights, in eval mode."""
+    meta: dict
+    spec: TaskSpec
+    path: Path
+    """The checkpoint folder that was loaded."""
+
+
+def load_run(path: str | Path) -> Run:
+    """The newest checkpoint of a run folder (or a given checkpoint folder), rebuilt and loaded."""
+    checkpoint = read_checkpoint(Path(path))
+    meta = checkpoint.meta
+    missing = [key for key in ("task", "spec", "model") if key not in meta]
+    if missing:
+        raise CheckpointError(f"{checkpoint.path} was not written by lstmkit train: meta.json lacks "
+                              f"{', '.join(missing)}")  # fmt: skip
+    try:
+        spec, config = TaskSpec(**meta["spec"]), ModelConfig(**meta["model"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: meta.json describes no model lstmkit can build ({error})") from None
+    model = build_model(config, spec)
+    load_weights(checkpoint.path, model)
+    return Run(model.eval(), meta, spec, checkpoint.path)
+
+
+def task_of(run: Run, cache_dir: str | Path | None = None):
+    """The task the run was trained on, rebuilt from its name and arguments."""
+    return make_task(run.meta["task"]["name"], run.meta["task"]["args"], cache_dir)
