@@ -59,6 +59,11 @@ def shard(batch: Batch, rank: int, world: int) -> Batch:
     return Batch(*(None if t is None else t[rows] for t in batch))
 
 
+def share_of_loss(loss: torch.Tensor, count: torch.Tensor, total: torch.Tensor, world: int) -> torch.Tensor:
+    """The loss this process backpropagates: world · n_r / n · loss_r (see the module docstring)."""
+    return loss * (world * count / total).to(loss.device)
+
+
 def all_sum(value: torch.Tensor) -> torch.Tensor:
     """The sum over processes (the value itself in a single process)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -29,7 +29,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lstmkit.checkpoint import load_weights, read_checkpoint, save_checkpoint, write_text_atomic
-from lstmkit.distributed import all_sum, rank_and_world, shard
+from lstmkit.distributed import all_sum, rank_and_world, shard, share_of_loss
 from lstmkit.tasks.base import compute_loss, compute_metrics, count_targets
 
 
@@ -165,7 +165,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path
             if world > 1:  # weigh by this process's share of the targets: the mean over processes is the batch's loss
                 count = torch.tensor(float(count_targets(task.spec, batch)))
                 total = all_sum(count)
-                weighted = loss * (world * count / total).to(loss.device)
+                weighted = share_of_loss(loss, count, total, world)
                 batch_loss = float(all_sum(loss.detach().cpu() * count) / total)
             if not math.isfinite(batch_loss):
                 log.close()

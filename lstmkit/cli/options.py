@@ -44,9 +44,9 @@ def add_options(parser, cls, skip: tuple[str, ...] = ()) -> None:
         if field.name in skip:
             continue
         default = field.default
-        help_text = docs.get(field.name, "").replace("%", "%%")
+        help_text = docs.get(field.name, "").replace("%", "%%").rstrip(".")
         parser.add_argument(flag(field.name), dest=field.name, type=type(default), default=argparse.SUPPRESS,
-                            metavar=field.name.upper(), help=f"{help_text.rstrip('.')} (default {default})")  # fmt: skip
+                            metavar=field.name.upper(), help=f"{help_text} (default {default})")  # fmt: skip
 
 
 def typed(cls, args) -> dict:

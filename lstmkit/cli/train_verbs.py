@@ -216,4 +216,3 @@ def run_compare(args) -> int:
     print("\n" + (out / "results.md").read_text(), end="")
     print(f"\noutputs: {out}/results.md, {out}/results.json, {out}/curves.png, one run folder per model in {out}/")
     return 0
-

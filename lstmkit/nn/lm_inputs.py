@@ -1,11 +1,11 @@
 """What both language models (`xLSTMLM`, `xLSTMLarge`) accept, checked with messages that say what is wrong.
 
-    tokens   (B, T) integer ids in [0, vocab_size), T ≥ 1
-    state    an LMState from the same model configuration (or None: a fresh start)
-    lengths  (B,) integers in [0, T]: right padding; positions ≥ lengths[b] leave the state untouched
-             (their logits are computed but meaningless)
-    reset    (B, T) bool: token t starts a new document; the recurrent and convolution states are
-             emptied before it, as if that row started afresh there
+tokens   (B, T) integer ids in [0, vocab_size), T ≥ 1
+state    an LMState from the same model configuration (or None: a fresh start)
+lengths  (B,) integers in [0, T]: right padding; positions ≥ lengths[b] leave the state untouched
+         (their logits are computed but meaningless)
+reset    (B, T) bool: token t starts a new document; the recurrent and convolution states are
+         emptied before it, as if that row started afresh there
 """
 
 from __future__ import annotations

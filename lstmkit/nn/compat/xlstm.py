@@ -98,8 +98,10 @@ def _stack_config(c, vocab_size: int = 1, tie_weights: bool = False) -> xLSTMCon
     if len(biases) > 1:
         raise Unsupported("their mLSTM layers and feed-forwards disagree on bias; lstmkit has one `bias` for both")
     if len(roundings) > 1 or any(not up for _, up in roundings):
-        raise Unsupported(f"their inner widths are rounded as {sorted(roundings)} (multiple, up); "
-                          "lstmkit rounds all up to one multiple")
+        raise Unsupported(
+            f"their inner widths are rounded as {sorted(roundings)} (multiple, up); "
+            "lstmkit rounds all up to one multiple"
+        )
     fields["bias"] = biases.pop() if biases else False
     if roundings:
         fields["round_up_to"] = roundings.pop()[0]
