@@ -28,8 +28,10 @@ def run_data(args) -> int:
     console = Console(highlight=False)
     if args.action == "list":
         table = Table(title=f"real datasets · cache {args.cache_dir}")
-        for column in ("name", "package", "cached", "path"):
-            table.add_column(column)
+        table.add_column("name")
+        table.add_column("package", no_wrap=True)
+        table.add_column("cached")
+        table.add_column("path", overflow="fold")
         for info in describe(args.cache_dir).values():
             table.add_row(info.name, f"{info.package}=={info.version} ({info.form})", "yes" if info.cached else "no",
                           str(info.path))  # fmt: skip

@@ -1,0 +1,84 @@
+"""Yardsticks (`make test-slow`): the claims the README's results table makes, trained for real.
+
+Each yardstick trains with `lstmkit.compare` under a stated budget, evaluates on the test split, writes
+runs/yardsticks/<name>/ (results.md, curves.png, the run folders) and prints a line per model, then checks
+the claim. Budgets are CPU-sized (2 cores); the README gives the measured numbers and the time taken.
+A claim we measured and miss is marked xfail(strict=True) with the number we got: if it starts to pass,
+the suite says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lstmkit.compare import compare, label_of
+from lstmkit.experiment import load_run, make_task
+from lstmkit.models import ModelConfig
+from lstmkit.train import TrainConfig, evaluate
+
+pytestmark = pytest.mark.slow
+
+OUT = Path(__file__).resolve().parents[1] / "runs" / "yardsticks"
+
+
+def run(name: str, task: str, task_args: dict, models: list[ModelConfig], config: TrainConfig) -> dict[str, dict]:
+    """Train every model afresh, then evaluate each on 16 test batches; {label: test metrics}."""
+    out = OUT / name
+    shutil.rmtree(out, ignore_errors=True)
+    compare(task, task_args, models, config, out, progress=False)
+    results = {}
+    for model in models:
+        trained = load_run(out / label_of(model))
+        test = evaluate(trained.model, make_task(task, task_args), replace(config, eval_batches=16), split="test")
+        results[label_of(model)] = test
+        print(f"\n{name} · {label_of(model)} · test {json.dumps({k: round(v, 4) for k, v in test.items()})}")
+    (out / "test.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def test_adding_problem_t100():
+    """T = 100: the LSTM learns the sum (MSE < 0.01); the tanh RNN stays near the constant guess (> 0.1)."""
+    config = TrainConfig(steps=2000, batch_size=32, lr=3e-3)
+    models = [ModelConfig("rnn", hidden_size=64), ModelConfig("lstm", hidden_size=64)]
+    results = run("adding", "adding", {"length": 100}, models, config)
+    assert results["lstm"]["mse"] < 0.01
+    assert results["rnn"]["mse"] > 0.1
+
+
+PARITY = TrainConfig(steps=3000, batch_size=32, lr=3e-3)
+
+
+@functools.cache
+def parity_results() -> dict[str, dict]:
+    """Trained once per session, checked by three tests."""
+    models = [ModelConfig(name, hidden_size=64) for name in ("lstm", "slstm", "mlstm")]
+    return run("parity", "parity", {}, models, PARITY)
+
+
+def test_parity_lstm_generalises_to_longer_words():
+    """Trained on lengths 3–40, tested on 40–256: the LSTM keeps ≥ 0.95 accuracy."""
+    assert parity_results()["lstm"]["accuracy"] >= 0.95
+
+
+@pytest.mark.xfail(strict=True, reason="measured: sLSTM stays at chance (0.48) within 3,000 steps; see README")
+def test_parity_slstm_generalises_to_longer_words():
+    assert parity_results()["slstm"]["accuracy"] >= 0.95
+
+
+def test_parity_mlstm_is_near_chance():
+    """The mLSTM has no memory mixing and cannot track parity (the xLSTM paper's finding)."""
+    assert parity_results()["mlstm"]["accuracy"] <= 0.6
+
+
+def test_mqar_64_4():
+    """Multi-query associative recall, 4 key-value pairs in 64 tokens: an xLSTM with mLSTM blocks ≥ 0.9."""
+    config = TrainConfig(steps=2000, batch_size=32, lr=3e-3)
+    models = [ModelConfig("lstm", hidden_size=64), ModelConfig("xlstm", hidden_size=64, blocks="mm")]
+    results = run("mqar", "mqar", {"length": 64, "num_pairs": 4}, models, config)
+    assert results["xlstm-mm"]["accuracy"] >= 0.9
