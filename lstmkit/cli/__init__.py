@@ -25,6 +25,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # `--nproc` is passed on to torchrun by exact name
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
@@ -34,6 +35,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc N` passes them on to torchrun
     if args.verb is None:
         parser.print_help()
         return 0

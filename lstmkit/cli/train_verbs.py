@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -151,7 +150,7 @@ def launch(args, run_dir: Path) -> int:
     """Start torchrun with the same command line, the run folder fixed (so every process uses the same one)."""
     from lstmkit.distributed import launch_command
 
-    argv = strip_option(sys.argv[1:], "--nproc")
+    argv = strip_option(args.argv, "--nproc")
     argv = [*strip_option(argv, "--run-dir"), "--run-dir", str(run_dir)]
     return subprocess.call(launch_command(args.nproc, argv))
 
