@@ -149,6 +149,12 @@ def test_bad_input_is_one_line(argv, needles, capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("latest")), "nothing trained"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line(capsys):
+    code, _, err = lstmkit("train", "--device", "cuda", capsys=capsys)
+    one_line_error(code, err, "device cuda asked for, but torch finds no CUDA GPU")
+
+
 def test_bad_checkpoints_are_one_line(tmp_path, capsys):
     lstm, gru = tmp_path / "lstm", tmp_path / "gru"
     train_tiny(lstm, capsys)
