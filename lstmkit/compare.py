@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-from lstmkit.checkpoint import write_text_atomic
+from lstmkit.checkpoint import write_bytes_atomic, write_text_atomic
 from lstmkit.experiment import make_task, new_model, run_meta
 from lstmkit.models import ModelConfig
 from lstmkit.train import TrainConfig, train
@@ -63,19 +63,19 @@ def compare(task_name: str, task_args: dict, models: list[ModelConfig], config: 
             cache_dir: str | Path | None = None, progress: bool = True, device: str = "cpu",
             ) -> list[Result]:  # fmt: skip
     """Train each model on the same data stream from the same seed; write the table and the plot."""
+    task = make_task(task_name, task_args, cache_dir)  # bad names and arguments fail before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    task = make_task(task_name, task_args, cache_dir)
     results = []
     for model_config in models:
         label = label_of(model_config)
         model = new_model(model_config, task.spec, config.seed)
+        params = sum(p.numel() for p in model.parameters())
         if progress:
-            print(f"{label}: {sum(p.numel() for p in model.parameters()):,} parameters")
+            print(f"{label}: {params:,} parameters")
         tic = time.perf_counter()
         meta = run_meta(task_name, task_args, task, model_config)
         metrics = train(model, task, config, out_dir / label, meta=meta, device=device, progress=progress)
-        params = sum(p.numel() for p in model.parameters())
         results.append(Result(label, params, metrics, time.perf_counter() - tic, out_dir / label))
     records = [{"model": r.label, "parameters": r.parameters, "seconds": round(r.seconds, 2), **r.metrics}
                for r in results]  # fmt: skip
@@ -155,9 +155,3 @@ def plot_curves(results: list[Result], kind: str, baseline: float | None, path: 
     fig.savefig(buffer, format="png")
     plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -32,10 +32,10 @@ def run(name: str, task: str, task_args: dict, models: list[ModelConfig], config
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
     compare(task, task_args, models, config, out, progress=False)
-    results = {}
+    results, test_task = {}, make_task(task, task_args)
     for model in models:
         trained = load_run(out / label_of(model))
-        test = evaluate(trained.model, make_task(task, task_args), replace(config, eval_batches=16), split="test")
+        test = evaluate(trained.model, test_task, replace(config, eval_batches=16), split="test")
         results[label_of(model)] = test
         print(f"\n{name} · {label_of(model)} · test {json.dumps({k: round(v, 4) for k, v in test.items()})}")
     (out / "test.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -13,12 +13,12 @@ DATA_EXAMPLES = """examples:
 
 
 def add_verbs(verbs) -> None:
-    from lstmkit.cli.train_verbs import DEFAULT_CACHE
+    from lstmkit.cli.train_verbs import add_cache_option
 
     d = verbs.add_parser("data", help="list, fetch and show the real datasets and their cache", epilog=DATA_EXAMPLES)
     d.add_argument("action", nargs="?", choices=["list", "fetch", "show"], default="list")
     d.add_argument("name", nargs="?", help="a dataset name (fetch: or 'all')")
-    d.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"where real datasets are kept ({DEFAULT_CACHE})")
+    add_cache_option(d)
     d.set_defaults(run=run_data)
 
 

@@ -38,6 +38,10 @@ def add_task_options(parser) -> None:
     parser.add_argument("--task-arg", action="append", default=argparse.SUPPRESS, metavar="NAME=VALUE",
                         help="a task argument, repeatable, e.g. --task-arg length=200 (see `lstmkit data` "
                              "and the README for each task's arguments)")  # fmt: skip
+    add_cache_option(parser)
+
+
+def add_cache_option(parser) -> None:
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"where real datasets are kept ({DEFAULT_CACHE})")
 
 
@@ -63,7 +67,7 @@ def add_verbs(verbs) -> None:
     e.add_argument("--split", choices=["train", "valid", "test"], default="test")
     e.add_argument("--batches", type=int, default=8, help="batches to average over (default 8)")
     e.add_argument("--batch-size", type=int, default=None, help="default: the run's training batch size")
-    e.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"where real datasets are kept ({DEFAULT_CACHE})")
+    add_cache_option(e)
     e.add_argument("--format", choices=["text", "json"], default="text")
     e.set_defaults(run=run_eval)
 
@@ -197,14 +201,13 @@ def run_eval(args) -> int:
 
 def run_compare(args) -> int:
     from lstmkit.compare import compare, parse_models
-    from lstmkit.experiment import fresh_run_dir, make_task, parse_task_args
+    from lstmkit.experiment import fresh_run_dir, parse_task_args
     from lstmkit.models import ModelConfig
     from lstmkit.train import TrainConfig
 
     check_device(args.device)
     task_name = getattr(args, "task", "adding")
     task_args = parse_task_args(getattr(args, "task_arg", []))
-    make_task(task_name, task_args, args.cache_dir)  # bad names and arguments fail before any training
     template = ModelConfig(**{"name": "lstm", **typed(ModelConfig, args)})
     models = parse_models(args.models, template)
     config = TrainConfig(**typed(TrainConfig, args))

@@ -16,7 +16,7 @@ Tokens (vocab_size 8):
            num_symbols 2:  [w(10), w(20)], [w(50), w(60)]                  (T = 100: [10, 20], [50, 60])
            num_symbols 3:  [w(10), w(20)], [w(33), w(43)], [w(66), w(76)]  (T = 100: as in the paper)
     y  (B,) long: the order as a binary number, X = 0 and Y = 1, the first relevant symbol the most
-       significant bit: 2 symbols XX=0, XY=1, YX=2, YY=3 (the paper's Q, R, S, U); 3 symbols XXX=0 through YYY=7.
+       significant bit: 2 symbols XX=0, XY=1, YX=2, YY=3 (the paper's Q, R, S, U); 3 symbols 0 (all X) to 7 (all Y).
     lengths, mask: None.
 
 kind "classify", vocab_size 8, num_outputs 2 ** num_symbols. All splits draw from the same distribution.
