@@ -40,6 +40,16 @@ def init(device: str) -> str:
     return device
 
 
+def finish(completed: bool) -> None:
+    """Leave the process group, after waiting for every process when training completed (rank 0 writes the
+    last checkpoint; after an error the others may never arrive). Without this, gloo's threads can outlive
+    the interpreter and a process dies at exit with "terminate called" (SIGABRT)."""
+    if dist.is_available() and dist.is_initialized():
+        if completed:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def launch_command(nproc: int, argv: list[str]) -> list[str]:
     """torchrun on this machine with `nproc` processes, each running `lstmkit` with `argv`."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",

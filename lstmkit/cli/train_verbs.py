@@ -132,8 +132,13 @@ def run_train(args) -> int:
     rank, _ = distributed.rank_and_world()
     model = new_model(model_config, task.spec, config.seed)
     meta = run_meta(task_name, task_args, task, model_config)
-    metrics = train(model, task, config, run_dir, resume=args.resume, meta=meta, device=device,
-                    progress=not args.quiet)  # fmt: skip
+    completed = False
+    try:
+        metrics = train(model, task, config, run_dir, resume=args.resume, meta=meta, device=device,
+                        progress=not args.quiet)  # fmt: skip
+        completed = True
+    finally:
+        distributed.finish(completed)
     if rank == 0:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step")
         baseline = f" (baseline {task.spec.baseline:.4g})" if task.spec.baseline is not None else ""
