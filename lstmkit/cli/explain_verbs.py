@@ -19,7 +19,7 @@ GRADIENTS_EXAMPLES = """examples:
 def add_verbs(verbs) -> None:
     w = verbs.add_parser("walkthrough", help="the seeds' step-by-step example, every intermediate of every step",
                          epilog=WALKTHROUGH_EXAMPLES)  # fmt: skip
-    w.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None, help="which cell (default: lstm)")
+    w.add_argument("--cell", choices=["lstm", "gru", "rnn", "slstm", "mlstm"], help="which cell (default: lstm)")
     w.add_argument("--mode", choices=["hand", "exact"], default="hand", help="hand: round to 0.1 and carry forward")
     w.add_argument("--spec", metavar="FILE.json", help="your own sizes, weights, inputs and initial state")
     w.add_argument("--format", choices=["text", "markdown", "json"], default="text")

@@ -4,7 +4,7 @@ The JSON schema (`"schema": "lstmkit.walkthrough/1"`) is stable; fields are only
 
     {
       "schema": "lstmkit.walkthrough/1",
-      "cell": "lstm" | "gru" | "rnn",
+      "cell": "lstm" | "gru" | "rnn" | "slstm" | "mlstm",
       "mode": "hand" | "exact",
       "spec": {...},            the example itself; a valid --spec file (see lstmkit.explain.spec)
       "steps": [                one object per time step, t = 1..T
@@ -17,6 +17,9 @@ Every step carries every named intermediate of the cell's trace as a list of num
     lstm  x h_prev c_prev hx pre_i pre_f pre_g pre_o i f g o forget_term input_term c tanh_c h
     gru   x h_prev hx pre_r pre_z xn hn r z reset_term pre_n n new_term keep_term h
     rnn   x h_prev hx pre h
+    slstm x (= W x_t, the gates' input part) h_prev c_prev n_prev m_prev rh pre_i pre_f pre_z pre_o log_f
+          restart m i f z o c n c_over_n h
+    mlstm q k v pre_i pre_f C_prev n_prev m_prev log_f m i f kv C n q_scaled num qn den h
 
 (g is the seeds' candidate memory C̃; tanh_c their candidate output o'). In hand mode the numbers are
 the rounded values the walkthrough carries; in exact mode they are float64 at full precision.
@@ -32,15 +35,18 @@ from rich.table import Table
 from rich.text import Text
 
 from lstmkit.explain import jsonfmt
-from lstmkit.explain.numbers import matrix_rows, vector
+from lstmkit.explain.numbers import matrix_rows, number, vector
 from lstmkit.explain.spec import to_dict
 from lstmkit.explain.walkthrough import Row, Stage, Walkthrough
 
 SCHEMA = "lstmkit.walkthrough/1"
-TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (tanh)"}
+TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (tanh)", "slstm": "sLSTM", "mlstm": "mLSTM (one head)"}
 
 
 def _shown(row: Row, mode: str) -> str:
+    if np.ndim(row.value) == 0:
+        shown = number(row.value, mode)
+        return shown if row.source is None else f"{number(row.source, mode)} → {shown}"
     if np.ndim(row.value) == 2:
         return "\n".join(matrix_rows(row.value, mode))
     if row.source is not None:

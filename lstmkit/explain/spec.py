@@ -3,18 +3,22 @@
 The file is one JSON object (the `spec` part of `lstmkit walkthrough --format json` is a valid one):
 
     {
-      "cell": "lstm",                        optional; rnn | gru | lstm (else --cell decides)
+      "cell": "lstm",                        optional; rnn | gru | lstm | slstm | mlstm (else --cell decides)
       "input_size": 3, "hidden_size": 2,
       "weights": {"W_f": [[...], [...]], "b_f": [...], ...},   the concatenated (seeds') layout
       "inputs": [[x11, x12, x13], ...],      T rows of input_size numbers, T >= 1
-      "initial_state": {"h": [...], "c": [...]}   optional; zeros when absent (c only for lstm)
+      "initial_state": {"h": [...], "c": [...]}   optional; zeros when absent
     }
 
-Weights, by cell (H = hidden_size, I = input_size; [h, x] has H + I entries):
+Weights and state, by cell (H = hidden_size, I = input_size; [h, x] has H + I entries):
 
-    lstm  W_f, W_i, W_c, W_o (H, H+I) acting on [h_{t-1}, x_t];  b_f, b_i, b_c, b_o (H)
-    gru   W_r, W_z (H, H+I);  b_r, b_z (H);  W_in (H, I), b_in (H);  W_hn (H, H), b_hn (H)
-    rnn   W (H, H+I);  b (H)
+    lstm   W_f, W_i, W_c, W_o (H, H+I) acting on [h_{t-1}, x_t];  b_f, b_i, b_c, b_o (H)    state h, c (H)
+    gru    W_r, W_z (H, H+I);  b_r, b_z (H);  W_in (H, I), b_in (H);  W_hn (H, H), b_hn (H)  state h (H)
+    rnn    W (H, H+I);  b (H)                                                                state h (H)
+    slstm  W_i, W_f, W_z, W_o (H, H+I);  b_i, b_f, b_z, b_o (H);  optional "num_heads" (default 1):
+           the h columns must be block-diagonal, one block per head                         state h, c, n, m (H)
+    mlstm  needs "key_size" K;  W_q, W_k (K, I), W_v (H, I);  w_i, w_f (I);  b_i, b_f numbers
+                                                                       state C (K, H), n (K), m (a number)
 
 Every problem is reported as one `SpecError` line naming the field, what was found and what was expected.
 """
@@ -22,11 +26,13 @@ Every problem is reported as one `SpecError` line naming the field, what was fou
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.reference import gru, lstm, rnn
+from lstmkit.reference import gru, lstm, mlstm, rnn, slstm
 from lstmkit.reference.checks import as_array, as_sequence, shape_text
 from lstmkit.reference.examples import Example
 
@@ -35,21 +41,52 @@ class SpecError(ValueError):
     """A --spec file that cannot be used; the message is one line."""
 
 
-# field -> (rows, columns) as expressions in H and I
-WEIGHT_SHAPES = {
-    "lstm": {
-        **{f"W_{g}": ("H", "H+I") for g in "fico"},
-        **{f"b_{g}": ("H",) for g in "fico"},
-    },
-    "gru": {
-        "W_r": ("H", "H+I"), "b_r": ("H",), "W_z": ("H", "H+I"), "b_z": ("H",),
-        "W_in": ("H", "I"), "b_in": ("H",), "W_hn": ("H", "H"), "b_hn": ("H",),
-    },
-    "rnn": {"W": ("H", "H+I"), "b": ("H",)},
+class CellSpec(NamedTuple):
+    """What a spec file holds for one cell, and how it becomes the reference's parameters."""
+
+    weights: dict[str, tuple[str, ...]]
+    """Field -> shape, as expressions in H, I, H+I and K."""
+    state: dict[str, tuple[str, ...]]
+    """Initial-state field -> shape."""
+    State: type
+    params: Callable
+    """(weights as arrays, sizes) -> the reference's parameters."""
+    weights_of: Callable
+    """The reference's parameters -> the spec's weights (the inverse)."""
+
+
+def _gate_weights(gates: str) -> dict[str, tuple[str, ...]]:
+    return {**{f"W_{g}": ("H", "H+I") for g in gates}, **{f"b_{g}": ("H",) for g in gates}}
+
+
+CELLS = {
+    "lstm": CellSpec(
+        _gate_weights("fico"), {"h": ("H",), "c": ("H",)}, lstm.LSTMState,
+        lambda w, n: lstm.from_concat(lstm.LSTMConcatParams(**w), n["I"]), lstm.to_concat,
+    ),
+    "gru": CellSpec(
+        {"W_r": ("H", "H+I"), "b_r": ("H",), "W_z": ("H", "H+I"), "b_z": ("H",),
+         "W_in": ("H", "I"), "b_in": ("H",), "W_hn": ("H", "H"), "b_hn": ("H",)},
+        {"h": ("H",)}, gru.GRUState,
+        lambda w, n: gru.from_concat(gru.GRUConcatParams(**w), n["I"]), gru.to_concat,
+    ),
+    "rnn": CellSpec(
+        {"W": ("H", "H+I"), "b": ("H",)}, {"h": ("H",)}, rnn.RNNState,
+        lambda w, n: rnn.from_concat(rnn.RNNConcatParams(**w), n["I"]), rnn.to_concat,
+    ),
+    "slstm": CellSpec(
+        _gate_weights("ifzo"), {k: ("H",) for k in "hcnm"}, slstm.sLSTMState,
+        lambda w, n: slstm.from_concat(slstm.sLSTMConcatParams(**w), n["I"], n["heads"]), slstm.to_concat,
+    ),
+    "mlstm": CellSpec(
+        {"W_q": ("K", "I"), "W_k": ("K", "I"), "W_v": ("H", "I"), "w_i": ("I",), "w_f": ("I",),
+         "b_i": (), "b_f": ()},
+        {"C": ("K", "H"), "n": ("K",), "m": ()}, mlstm.mLSTMState,
+        lambda w, n: mlstm.mLSTMCellParams(**{k: float(v) if v.ndim == 0 else v for k, v in w.items()}),
+        lambda p: p,
+    ),
 }  # fmt: skip
-CONCAT = {"lstm": lstm.LSTMConcatParams, "gru": gru.GRUConcatParams, "rnn": rnn.RNNConcatParams}
-STATES = {"lstm": lstm.LSTMState, "gru": gru.GRUState, "rnn": rnn.RNNState}
-MODULES = {"lstm": lstm, "gru": gru, "rnn": rnn}
+FIELDS = ("cell", "input_size", "hidden_size", "num_heads", "key_size", "weights", "inputs", "initial_state")
 
 
 def load(path: str | Path, cell: str | None = None) -> Example:
@@ -79,57 +116,70 @@ def from_dict(data, cell: str | None = None) -> Example:
     if not isinstance(data, dict):
         raise ValueError(f"spec must be a JSON object, got {type(data).__name__}")
     spec_cell = data.get("cell")
-    if spec_cell is not None and spec_cell not in CONCAT:
-        raise ValueError(f"field 'cell' is {spec_cell!r}, expected one of {', '.join(CONCAT)}")
+    if spec_cell is not None and spec_cell not in CELLS:
+        raise ValueError(f"field 'cell' is {spec_cell!r}, expected one of {', '.join(CELLS)}")
     if spec_cell is not None and cell is not None and spec_cell != cell:
         raise ValueError(f"field 'cell' is {spec_cell!r} but --cell is {cell!r}; drop one or make them agree")
     cell = spec_cell or cell or "lstm"
-    unknown = sorted(set(data) - {"cell", "input_size", "hidden_size", "weights", "inputs", "initial_state"})
+    allowed = [f for f in FIELDS if _field_applies(f, cell)]
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}, expected cell, input_size, hidden_size, weights, inputs")
+        raise ValueError(f"unknown field {unknown[0]!r} for cell {cell}, expected {', '.join(allowed)}")
     I, H = _size(data, "input_size"), _size(data, "hidden_size")
     sizes = {"H": H, "I": I, "H+I": H + I}
+    sizes["K"] = _size(data, "key_size") if cell == "mlstm" else H
+    sizes["heads"] = _size(data, "num_heads", default=1) if cell == "slstm" else 1
 
+    table = CELLS[cell]
     weights = _field(data, "weights", dict)
-    expected = WEIGHT_SHAPES[cell]
-    unknown = sorted(set(weights) - set(expected))
+    unknown = sorted(set(weights) - set(table.weights))
     if unknown:
-        raise ValueError(f"unknown field 'weights.{unknown[0]}' for cell {cell}, expected {', '.join(expected)}")
+        raise ValueError(f"unknown field 'weights.{unknown[0]}' for cell {cell}, expected {', '.join(table.weights)}")
     arrays = {}
-    for name, dims in expected.items():
+    for name, dims in table.weights.items():
         shape = tuple(sizes[d] for d in dims)
+        meaning = ", ".join(dims) if dims else "a number"
         if name not in weights:
-            raise ValueError(f"missing field 'weights.{name}', expected shape {shape_text(shape)} ({', '.join(dims)})")
-        arrays[name] = as_array(f"weights.{name}", weights[name], shape, ", ".join(dims))
-    params = MODULES[cell].from_concat(CONCAT[cell](**arrays), input_size=I)
+            raise ValueError(f"missing field 'weights.{name}', expected shape {shape_text(shape)} ({meaning})")
+        arrays[name] = as_array(f"weights.{name}", weights[name], shape, meaning)
+    params = table.params(arrays, sizes)
 
     xs = as_sequence("inputs", _field(data, "inputs", list), I, f"time steps, input_size = {I}")
-    State = STATES[cell]
     given = data.get("initial_state", {})
     if not isinstance(given, dict):
-        raise ValueError(f"field 'initial_state' must be an object with {', '.join(State._fields)}")
-    unknown = sorted(set(given) - set(State._fields))
+        raise ValueError(f"field 'initial_state' must be an object with {', '.join(table.state)}")
+    unknown = sorted(set(given) - set(table.state))
     if unknown:
-        raise ValueError(f"unknown field 'initial_state.{unknown[0]}', expected {', '.join(State._fields)}")
-    state0 = State(*(as_array(f"initial_state.{k}", given.get(k, np.zeros(H)), (H,), "H") for k in State._fields))
-    return Example(cell, params, xs, state0)
+        raise ValueError(f"unknown field 'initial_state.{unknown[0]}', expected {', '.join(table.state)}")
+    state = {}
+    for k, dims in table.state.items():
+        shape = tuple(sizes[d] for d in dims)
+        value = as_array(f"initial_state.{k}", given.get(k, np.zeros(shape)), shape, ", ".join(dims) or "a number")
+        state[k] = float(value) if value.ndim == 0 else value
+    return Example(cell, params, xs, table.State(**state))
+
+
+def _field_applies(field: str, cell: str) -> bool:
+    return {"num_heads": cell == "slstm", "key_size": cell == "mlstm"}.get(field, True)
 
 
 def to_dict(example: Example) -> dict:
     """The spec of an example (the inverse of `from_dict`), as plain JSON-ready lists."""
-    concat = MODULES[example.cell].to_concat(example.params)
-    return {
-        "cell": example.cell,
-        "input_size": int(example.params.input_size),
-        "hidden_size": int(example.params.hidden_size),
-        "weights": {name: np.asarray(a).tolist() for name, a in concat._asdict().items()},
-        "inputs": np.asarray(example.xs).tolist(),
-        "initial_state": {k: np.asarray(v).tolist() for k, v in example.state0._asdict().items()},
-    }
+    p = example.params
+    spec = {"cell": example.cell, "input_size": int(p.input_size), "hidden_size": int(p.hidden_size)}
+    if example.cell == "slstm":
+        spec["num_heads"] = int(p.num_heads)
+    if example.cell == "mlstm":
+        spec["key_size"] = int(p.key_size)
+    weights = CELLS[example.cell].weights_of(p)._asdict()
+    spec["weights"] = {name: np.asarray(a).tolist() for name, a in weights.items()}
+    spec["inputs"] = np.asarray(example.xs).tolist()
+    spec["initial_state"] = {k: np.asarray(v).tolist() for k, v in example.state0._asdict().items()}
+    return spec
 
 
-def _size(data: dict, name: str) -> int:
-    value = data.get(name)
+def _size(data: dict, name: str, default: int | None = None) -> int:
+    value = data.get(name, default)
     if value is None:
         raise ValueError(f"missing field '{name}', expected a positive integer")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -5,7 +5,9 @@ For the LSTM, each time step t has the seeds' six stages (`shared/seeds/000_*.tx
     Initialize · Linear transform · Non-linear transform · Update memory · Candidate output · Update hidden state
 
 preceded once by [1] Given (sizes, weights, inputs). The RNN and GRU walkthroughs use the same frame
-with their own stages. Renderers (text, markdown, json) only read a `Walkthrough`; nothing here
+with their own stages. The sLSTM adds the stabilized exponential gates and the normalizer; the mLSTM
+shows the projections, the outer product k vᵀ written into the matrix memory C, and the retrieval q̂ᵀC.
+Renderers (text, markdown, json, html) only read a `Walkthrough`; nothing here
 computes anything that the reference trace does not already hold, except the labels.
 """
 
@@ -16,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.explain.spec import to_dict
-from lstmkit.reference import MODES, gru, lstm, rnn
+from lstmkit.reference import MODES, gru, lstm, mlstm, rnn, slstm
 from lstmkit.reference.examples import Example
 
 SEED_TYPO = (
@@ -59,48 +61,57 @@ def build(example: Example, mode: str = "hand") -> Walkthrough:
     """Run the example's cell in `mode` (hand | exact) and lay its traces out as numbered stages."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}, expected one of {', '.join(MODES)}")
-    cell = {"lstm": lstm, "gru": gru, "rnn": rnn}[example.cell]
-    steps = cell.run(example.params, example.xs, example.state0, MODES[mode])
+    steps = RUN[example.cell](example.params, example.xs, example.state0, MODES[mode])
     stages = [Stage(1, 0, "Given", _given_rows(example))]
-    for t, s in enumerate(steps, start=1):
-        for title, rows, note in STAGES[example.cell](s, t):
+    for t, (s, x) in enumerate(zip(steps, example.xs, strict=True), start=1):
+        for title, rows, note in STAGES[example.cell](s, t, x):
             stages.append(Stage(len(stages) + 1, t, title, rows, note))
     return Walkthrough(example.cell, mode, example, steps, stages)
 
 
+RUN = {"lstm": lstm.run, "gru": gru.run, "rnn": rnn.run, "slstm": slstm.run_cell, "mlstm": mlstm.run_cell}
+"""cell -> run(params, xs, state0, rounding) -> [step trace]."""
+
+
 def _given_rows(ex: Example) -> list[Row]:
     spec = to_dict(ex)
-    rows = [Row("Sizes", "input d, hidden d", np.array([spec["input_size"], spec["hidden_size"]]))]
+    sizes = f"{spec['input_size']}, {spec['hidden_size']}"
+    rows = [Row("Sizes", "input size, hidden size", np.array([spec["input_size"], spec["hidden_size"]]))]
+    if ex.cell == "mlstm":
+        rows = [Row("Sizes", f"input, value (= hidden) and key size: {sizes}, {spec['key_size']}",
+                    np.array([spec["input_size"], spec["hidden_size"], spec["key_size"]]))]  # fmt: skip
+    if ex.cell == "slstm":
+        rows.append(Row("Heads", "memory mixing inside each head", np.array(spec["num_heads"])))
     rows += [Row(f"X{t}", f"input at t = {t}", np.asarray(x)) for t, x in enumerate(ex.xs, start=1)]
-    rows += [Row(f"{k}0", "initial state", np.asarray(v)) for k, v in _state_names(ex).items()]
+    names = {"c": "C"} if ex.cell == "lstm" else {}
+    rows += [Row(f"{names.get(k, k)}0", "initial state", np.asarray(v)) for k, v in ex.state0._asdict().items()]
     for name, w in spec["weights"].items():
-        how = "bias" if np.ndim(w) == 1 else ACTS_ON.get(name, "acts on [h, x]")
+        how = ACTS_ON.get(name, "acts on [h, x]" if np.ndim(w) == 2 else "bias")
         rows.append(Row(name, how, np.asarray(w)))
     return rows
 
 
-ACTS_ON = {"W_in": "acts on x", "W_hn": "acts on h"}  # the GRU candidate's parts; every other W acts on [h, x]
+ACTS_ON = {
+    "W_in": "acts on x", "W_hn": "acts on h",  # the GRU candidate's parts
+    "W_q": "q = W_q x", "W_k": "k = W_k x", "W_v": "v = W_v x", "w_i": "ĩ = w_i · x + b_i", "w_f": "f̃ = w_f · x + b_f",
+}  # fmt: skip
+"""How a weight is used, where it is not a matrix acting on [h, x] or a bias."""
 
 
-def _state_names(ex: Example) -> dict[str, np.ndarray]:
-    names = {"h": "h", "c": "C"}
-    return {names[k]: v for k, v in ex.state0._asdict().items()}
-
-
-def _initialize(s, t: int):
+def _initialize(s, t: int, x: np.ndarray):
     """The Initialize stage of any cell: the previous hidden state (and memory, if the cell has one), the input."""
     p = t - 1
     first = "given" if t == 1 else f"copied from step {p}"
     rows = [Row(f"h{p}", f"previous hidden state ({first})", s.h_prev)]
     if hasattr(s, "c_prev"):
         rows.append(Row(f"C{p}", f"previous memory ({first})", s.c_prev))
-    rows.append(Row(f"X{t}", "current input", s.x))
+    rows.append(Row(f"X{t}", "current input", x))
     return "Initialize", rows, ""
 
 
-def _lstm_stages(s: lstm.LSTMStep, t: int):
+def _lstm_stages(s: lstm.LSTMStep, t: int, x: np.ndarray):
     p = t - 1
-    yield _initialize(s, t)
+    yield _initialize(s, t, x)
     yield (
         "Linear transform",
         [
@@ -135,9 +146,9 @@ def _lstm_stages(s: lstm.LSTMStep, t: int):
     yield "Update hidden state", [Row(f"h{t}", f"o'{t} .* o{t}", s.h)], f"h{t} is also the output at t = {t}."
 
 
-def _rnn_stages(s: rnn.RNNStep, t: int):
+def _rnn_stages(s: rnn.RNNStep, t: int, x: np.ndarray):
     p = t - 1
-    yield _initialize(s, t)
+    yield _initialize(s, t, x)
     yield (
         "Linear transform",
         [
@@ -149,9 +160,9 @@ def _rnn_stages(s: rnn.RNNStep, t: int):
     yield "Update hidden state", [Row(f"h{t}", "tanh", s.h, s.pre)], f"h{t} is also the output at t = {t}."
 
 
-def _gru_stages(s: gru.GRUStep, t: int):
+def _gru_stages(s: gru.GRUStep, t: int, x: np.ndarray):
     p = t - 1
-    yield _initialize(s, t)
+    yield _initialize(s, t, x)
     yield (
         "Linear transform",
         [
@@ -191,4 +202,117 @@ def _gru_stages(s: gru.GRUStep, t: int):
     )
 
 
-STAGES = {"lstm": _lstm_stages, "rnn": _rnn_stages, "gru": _gru_stages}
+def _slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray):
+    p = t - 1
+    first = "given" if t == 1 else f"copied from step {p}"
+    yield (
+        "Initialize",
+        [
+            Row(f"h{p}", f"previous hidden state ({first})", s.h_prev),
+            Row(f"c{p}", f"previous cell ({first})", s.c_prev),
+            Row(f"n{p}", f"previous normalizer ({first})", s.n_prev),
+            Row(f"m{p}", f"previous stabilizer ({first})", s.m_prev),
+            Row(f"X{t}", "current input", x),
+        ],
+        "",
+    )
+    yield (
+        "Linear transform",
+        [
+            Row(f"[h{p}, X{t}]", "concatenation", np.concatenate([s.h_prev, x])),
+            Row(f"ĩ{t}", f"W_i [h{p}, X{t}] + b_i", s.pre_i),
+            Row(f"f̃{t}", f"W_f [h{p}, X{t}] + b_f", s.pre_f),
+            Row(f"z̃{t}", f"W_z [h{p}, X{t}] + b_z", s.pre_z),
+            Row(f"õ{t}", f"W_o [h{p}, X{t}] + b_o", s.pre_o),
+        ],
+        "The LSTM's four products. The h columns are the memory mixing R (block-diagonal: one block per head).",
+    )
+    yield (
+        "Exponential gates, stabilized",
+        [
+            Row(f"log f̃{t}", f"log σ(f̃{t})", s.log_f, s.pre_f),
+            Row(f"Stabilizer m{t}", f"max(log σ(f̃{t}) + m{p}, ĩ{t})", s.m),
+            Row(f"Input gate i{t}", f"exp(ĩ{t} - m{t})", s.i),
+            Row(f"Forget gate f{t}", f"exp(log σ(f̃{t}) + m{p} - m{t})", s.f),
+            Row(f"Cell input z{t}", "tanh", s.z, s.pre_z),
+            Row(f"Output gate o{t}", "σ", s.o, s.pre_o),
+        ],
+        "The input gate is exp(ĩ), not σ(ĩ): it can grow without bound, so every gate is divided by e^m, the "
+        "largest of the two. Both gates are then at most 1 and c, n are scaled alike, which h never sees."
+        + (" Where n = 0 the memory is empty and m restarts at ĩ." if s.restart.any() else ""),
+    )
+    yield (
+        "Update memory",
+        [
+            Row(f"Cell c{t}", f"f{t} .* c{p} + i{t} .* z{t}", s.c),
+            Row(f"Normalizer n{t}", f"f{t} .* n{p} + i{t}", s.n),
+        ],
+        "n adds up the gate weights that c used, so c / n is a weighted average of the inputs z.",
+    )
+    yield (
+        "Update hidden state",
+        [
+            Row(f"c{t} / n{t}", "normalized cell", s.c_over_n),
+            Row(f"h{t}", f"o{t} .* c{t} / n{t}", s.h),
+        ],
+        f"No tanh here: c / n averages tanh values, so it stays between -1 and 1. h{t} is also the output at t = {t}.",
+    )
+
+
+def _mlstm_stages(s: mlstm.mLSTMStep, t: int, x: np.ndarray):
+    p = t - 1
+    first = "given" if t == 1 else f"copied from step {p}"
+    yield (
+        "Initialize",
+        [
+            Row(f"C{p}", f"previous matrix memory ({first})", s.C_prev),
+            Row(f"n{p}", f"previous normalizer ({first})", s.n_prev),
+            Row(f"m{p}", f"previous stabilizer ({first})", np.array(s.m_prev)),
+            Row(f"X{t}", "current input", x),
+        ],
+        "",
+    )
+    yield (
+        "Query, key, value and gates",
+        [
+            Row(f"q{t}", f"W_q X{t}", s.q),
+            Row(f"k{t}", f"W_k X{t}", s.k),
+            Row(f"v{t}", f"W_v X{t}", s.v),
+            Row(f"ĩ{t}", f"w_i · X{t} + b_i", np.array(s.pre_i)),
+            Row(f"f̃{t}", f"w_f · X{t} + b_f", np.array(s.pre_f)),
+        ],
+        "No h_{t-1} on the right: the gates and projections see only the input, so all steps can run in parallel.",
+    )
+    yield (
+        "Exponential gates, stabilized",
+        [
+            Row(f"log f̃{t}", f"log σ(f̃{t})", np.array(s.log_f), np.array(s.pre_f)),
+            Row(f"Stabilizer m{t}", f"max(log σ(f̃{t}) + m{p}, ĩ{t})", np.array(s.m)),
+            Row(f"Input gate i{t}", f"exp(ĩ{t} - m{t})", np.array(s.i)),
+            Row(f"Forget gate f{t}", f"exp(log σ(f̃{t}) + m{p} - m{t})", np.array(s.f)),
+        ],
+        "One scalar gate per head, stabilized like the sLSTM's.",
+    )
+    yield (
+        "Update memory",
+        [
+            Row(f"k{t} v{t}ᵀ", "outer product", s.kv),
+            Row(f"Memory C{t}", f"f{t} C{p} + i{t} k{t} v{t}ᵀ", s.C),
+            Row(f"Normalizer n{t}", f"f{t} n{p} + i{t} k{t}", s.n),
+        ],
+        "The memory stores the value v under the key k (a rank-one update), the way a key-value table does.",
+    )
+    yield (
+        "Retrieve",
+        [
+            Row(f"q̂{t}", f"q{t} / √{len(s.q)}", s.q_scaled),
+            Row(f"q̂{t}ᵀ C{t}", "what the query reads", s.num),
+            Row(f"q̂{t}ᵀ n{t}", "how much was written under q", np.array(s.qn)),
+            Row("Denominator", f"max(|q̂{t}ᵀ n{t}|, exp(-m{t})) + 1e-6", np.array(s.den)),
+            Row(f"h{t}", f"q̂{t}ᵀ C{t} / denominator", s.h),
+        ],
+        f"h{t} is the cell's output at t = {t}; the paper's output gate σ(W_o x) multiplies it in the layer.",
+    )
+
+
+STAGES = {"lstm": _lstm_stages, "rnn": _rnn_stages, "gru": _gru_stages, "slstm": _slstm_stages, "mlstm": _mlstm_stages}

@@ -13,8 +13,11 @@ from the cell, in hand mode and in exact mode.
 
 The RNN and GRU examples reuse the same inputs, h0 and matrices, so the three walkthroughs can be read
 side by side: the RNN's tanh layer *is* the LSTM's candidate row (W_c, b_c); the GRU's reset gate
-uses W_i, its update gate W_f, its candidate W_c split into its h and x columns. Only the LSTM
-numbers come from the seeds.
+uses W_i, its update gate W_f, its candidate W_c split into its h and x columns. The sLSTM uses the
+same four matrices (ĩ from W_i, f̃ from W_f, z̃ from W_c, õ from W_o, one head, so R is their h columns)
+and starts from the LSTM's memory with normaliser 1 and stabiliser 0 (c0/n0 = C0). The mLSTM example
+(one head, key size 4 so that q̂ = q/√4 = q/2 stays easy by hand, value size 2) was chosen for small
+integers too; it reads the same X1..X3. Only the LSTM numbers come from the seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.reference import gru, lstm, rnn
+from lstmkit.reference import gru, lstm, mlstm, rnn, slstm
 
 INPUT_SIZE = 3
 HIDDEN_SIZE = 2
@@ -77,4 +80,24 @@ def seeds_gru() -> Example:
     return Example("gru", gru.from_concat(concat, INPUT_SIZE), XS.copy(), gru.GRUState(H0.copy()))
 
 
-EXAMPLES = {"lstm": seeds_lstm, "rnn": seeds_rnn, "gru": seeds_gru}
+def seeds_slstm() -> Example:
+    concat = slstm.sLSTMConcatParams(W_i=W_I, W_f=W_F, W_z=W_C, W_o=W_O, b_i=B_I, b_f=B_F, b_z=B_C, b_o=B_O)
+    state0 = slstm.sLSTMState(h=H0.copy(), c=C0.copy(), n=np.ones(HIDDEN_SIZE), m=np.zeros(HIDDEN_SIZE))
+    return Example("slstm", slstm.from_concat(concat, INPUT_SIZE), XS.copy(), state0)
+
+
+# mLSTM, one head: key size 4, value size 2; each row acts on x = [x1, x2, x3].
+MLSTM_W_Q = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, -1, 0]], dtype=float)
+MLSTM_W_K = np.array([[0, 1, 0], [1, 0, -1], [0, 0, 1], [1, -1, 0]], dtype=float)
+MLSTM_W_V = np.array([[0, 1, 0], [1, 0, -1]], dtype=float)
+
+
+def seeds_mlstm() -> Example:
+    params = mlstm.mLSTMCellParams(
+        W_q=MLSTM_W_Q.copy(), W_k=MLSTM_W_K.copy(), W_v=MLSTM_W_V.copy(),
+        w_i=np.array([1.0, 0.0, -1.0]), w_f=np.array([0.0, 1.0, 1.0]), b_i=0.0, b_f=-1.0,
+    )  # fmt: skip
+    return Example("mlstm", params, XS.copy(), mlstm.zero_state(4, 2))
+
+
+EXAMPLES = {"lstm": seeds_lstm, "rnn": seeds_rnn, "gru": seeds_gru, "slstm": seeds_slstm, "mlstm": seeds_mlstm}

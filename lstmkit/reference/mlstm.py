@@ -13,7 +13,10 @@ Per step, for one head with query, key, value q_t, k_t (DK,), v_t (DV,) and gate
 Unlike the sLSTM, h depends on m through the lower bound exp(-m_t) (the stabilized form of the
 paper's max(|q̂ᵀn|, 1)), so the initial m matters: the default state is C = 0, n = 0, m = 0 (the
 authors' recurrent and chunkwise kernels); m_0 = -∞ gives their parallel kernel, which has no state.
-The projections to q, k, v and the gates, and the output gate, belong to the layer (issue 5).
+The projections to q, k, v and the gates, and the output gate, belong to the layer (`nn.mLSTMLayer`).
+For the walkthrough and exercises, `mLSTMCellParams` holds the smallest such projections (q = W_q x,
+k = W_k x, v = W_v x, ĩ = w_i·x + b_i, f̃ = w_f·x + b_f) and `run_cell` runs raw inputs through them.
+`step` and `run` take a rounding (hand mode rounds every intermediate to 0.1).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import sigmoid
+from lstmkit.reference.checks import as_array, as_sequence
+from lstmkit.reference.rounding import Rounding, exact
 from lstmkit.reference.slstm import log_sigmoid
 
 EPS = 1e-6
@@ -52,6 +57,8 @@ class mLSTMStep(NamedTuple):
     m: float
     i: float
     f: float
+    kv: np.ndarray
+    """k_t v_tᵀ (DK, DV), the outer product written into memory."""
     C: np.ndarray
     n: np.ndarray
     q_scaled: np.ndarray
@@ -64,26 +71,34 @@ class mLSTMStep(NamedTuple):
     h: np.ndarray
 
 
-def step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float = EPS) -> mLSTMStep:
-    log_f = float(log_sigmoid(np.float64(pre_f)))
-    m = max(log_f + state.m, pre_i)
-    f = np.exp(log_f + state.m - m)
-    i = np.exp(pre_i - m)
-    C = f * state.C + i * np.outer(k, v)
-    n = f * state.n + i * k
-    q_scaled = q / np.sqrt(len(q))
-    num = q_scaled @ C
-    qn = float(q_scaled @ n)
-    den = max(abs(qn), np.exp(-m)) + eps
-    h = num / den
-    return mLSTMStep(q, k, v, pre_i, pre_f, state.C, state.n, state.m, log_f, m, i, f, C, n, q_scaled, num, qn, den, h)
+def step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float = EPS,
+         rounding: Rounding = exact) -> mLSTMStep:  # fmt: skip
+    """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1)."""
+    r = rounding
+    log_f = float(r(log_sigmoid(np.float64(pre_f))))
+    m = float(r(np.float64(max(log_f + state.m, pre_i))))
+    f = float(r(np.exp(log_f + state.m - m)))
+    i = float(r(np.exp(pre_i - m)))
+    kv = r(np.outer(k, v))
+    C = r(f * state.C + i * kv)
+    n = r(f * state.n + i * k)
+    q_scaled = r(q / np.sqrt(len(q)))
+    num = r(q_scaled @ C)
+    qn = float(r(q_scaled @ n))
+    den = float(r(np.float64(max(abs(qn), np.exp(-m)) + eps)))
+    h = r(num / den)
+    return mLSTMStep(
+        q=q, k=k, v=v, pre_i=pre_i, pre_f=pre_f, C_prev=state.C, n_prev=state.n, m_prev=state.m,
+        log_f=log_f, m=m, i=i, f=f, kv=kv, C=C, n=n, q_scaled=q_scaled, num=num, qn=qn, den=den, h=h,
+    )  # fmt: skip
 
 
 def zero_state(DK: int, DV: int, m: float = 0.0) -> mLSTMState:
     return mLSTMState(np.zeros((DK, DV)), np.zeros(DK), m)
 
 
-def run(qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float = EPS) -> list[mLSTMStep]:
+def run(qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float = EPS,
+        rounding: Rounding = exact) -> list[mLSTMStep]:  # fmt: skip
     """One head over T steps: qs, ks (T, DK), vs (T, DV), pre_is, pre_fs (T,)."""
     qs, ks, vs = (np.asarray(a, dtype=np.float64) for a in (qs, ks, vs))
     if qs.shape != ks.shape or qs.ndim != 2 or vs.ndim != 2 or len(vs) != len(qs):
@@ -91,10 +106,53 @@ def run(qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float
     state = zero_state(qs.shape[1], vs.shape[1]) if state0 is None else state0
     steps = []
     for t in range(len(qs)):
-        s = step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps)
+        s = step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps, rounding)
         steps.append(s)
         state = mLSTMState(s.C, s.n, s.m)
     return steps
+
+
+class mLSTMCellParams(NamedTuple):
+    """One head with the smallest input projections, as the walkthrough shows it (I input size)."""
+
+    W_q: np.ndarray
+    """(DK, I): q_t = W_q x_t."""
+    W_k: np.ndarray
+    """(DK, I): k_t = W_k x_t."""
+    W_v: np.ndarray
+    """(DV, I): v_t = W_v x_t."""
+    w_i: np.ndarray
+    """(I,): ĩ_t = w_i · x_t + b_i."""
+    w_f: np.ndarray
+    """(I,): f̃_t = w_f · x_t + b_f."""
+    b_i: float
+    b_f: float
+
+    @property
+    def input_size(self) -> int:
+        return np.shape(self.W_q)[1]
+
+    @property
+    def hidden_size(self) -> int:
+        """DV, the width of h."""
+        return np.shape(self.W_v)[0]
+
+    @property
+    def key_size(self) -> int:
+        return np.shape(self.W_q)[0]
+
+
+def run_cell(p: mLSTMCellParams, xs, state0: mLSTMState | None = None, rounding: Rounding = exact) -> list[mLSTMStep]:
+    """Run raw inputs xs (T, I) through the projections (rounded like every intermediate), then `run`."""
+    I, DK, DV = p.input_size, p.key_size, p.hidden_size
+    xs = as_sequence("inputs", xs, I)
+    r = rounding
+    qs = r(xs @ as_array("W_q", p.W_q, (DK, I)).T)
+    ks = r(xs @ as_array("W_k", p.W_k, (DK, I)).T)
+    vs = r(xs @ as_array("W_v", p.W_v, (DV, I)).T)
+    pre_is = r(xs @ as_array("w_i", p.w_i, (I,)) + float(p.b_i))
+    pre_fs = r(xs @ as_array("w_f", p.w_f, (I,)) + float(p.b_f))
+    return run(qs, ks, vs, pre_is, pre_fs, state0, rounding=rounding)
 
 
 class mLSTMGrads(NamedTuple):

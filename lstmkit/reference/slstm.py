@@ -17,6 +17,11 @@ normalizer is still 0 has an empty memory: its stabilizer restarts at the input 
 m_{t-1} = -∞; the xLSTM authors' vanilla cell does the same when the whole state is zero).
 
 Shapes: NH heads, DH head size, H = NH·DH, T steps. Gate blocks are gate-major: x̃[g·H + head·DH + j].
+
+For the walkthrough and exercises, `sLSTMCellParams` adds the input weights W (4H, I), and the seeds'
+layout `sLSTMConcatParams` writes the cell like their LSTM: four matrices W_i, W_f, W_z, W_o acting on
+[h_{t-1}, x_t], whose h columns are R (block-diagonal, one block per head). `run_cell` runs raw inputs
+x_t through x̃_t = W x_t. `step` and `run` take a rounding (hand mode rounds every intermediate to 0.1).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 
 from lstmkit.reference.activations import dsigmoid_from_output, dtanh_from_output, sigmoid, tanh
 from lstmkit.reference.checks import as_array, as_sequence
+from lstmkit.reference.rounding import Rounding, exact
 
 
 class sLSTMState(NamedTuple):
@@ -102,6 +108,8 @@ class sLSTMStep(NamedTuple):
     o: np.ndarray
     c: np.ndarray
     n: np.ndarray
+    c_over_n: np.ndarray
+    """c_t / n_t, the normalized memory."""
     h: np.ndarray
 
 
@@ -110,22 +118,25 @@ def log_sigmoid(a: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -a)
 
 
-def step(p: sLSTMParams, x: np.ndarray, state: sLSTMState) -> sLSTMStep:
+def step(p: sLSTMParams, x: np.ndarray, state: sLSTMState, rounding: Rounding = exact) -> sLSTMStep:
+    """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1)."""
+    r = rounding
     rh = recurrent(p.R, state.h)
-    pre_i, pre_f, pre_z, pre_o = np.split(x + rh + p.b, 4)
-    log_f = log_sigmoid(pre_f)
+    pre_i, pre_f, pre_z, pre_o = (r(a) for a in np.split(x + rh + p.b, 4))
+    log_f = r(log_sigmoid(pre_f))
     restart = state.n == 0
-    m = np.where(restart, pre_i, np.maximum(log_f + state.m, pre_i))
-    i = np.exp(pre_i - m)
-    f = np.where(restart, 0.0, np.exp(log_f + state.m - m))  # 0 · (empty memory) either way
-    z, o = tanh(pre_z), sigmoid(pre_o)
-    c = f * state.c + i * z
-    n = f * state.n + i
-    h = o * c / n
+    m = r(np.where(restart, pre_i, np.maximum(log_f + state.m, pre_i)))
+    i = r(np.exp(pre_i - m))
+    f = r(np.where(restart, 0.0, np.exp(log_f + state.m - m)))  # 0 · (empty memory) either way
+    z, o = r(tanh(pre_z)), r(sigmoid(pre_o))
+    c = r(f * state.c + i * z)
+    n = r(f * state.n + i)
+    c_over_n = r(c / n)
+    h = r(o * c_over_n)
     return sLSTMStep(
         x=x, h_prev=state.h, c_prev=state.c, n_prev=state.n, m_prev=state.m, rh=rh,
         pre_i=pre_i, pre_f=pre_f, pre_z=pre_z, pre_o=pre_o, log_f=log_f, restart=restart,
-        m=m, i=i, f=f, z=z, o=o, c=c, n=n, h=h,
+        m=m, i=i, f=f, z=z, o=o, c=c, n=n, c_over_n=c_over_n, h=h,
     )  # fmt: skip
 
 
@@ -134,7 +145,7 @@ def zero_state(hidden_size: int) -> sLSTMState:
     return sLSTMState(zeros, zeros.copy(), zeros.copy(), zeros.copy())
 
 
-def run(p: sLSTMParams, xs, state0: sLSTMState | None = None) -> list[sLSTMStep]:
+def run(p: sLSTMParams, xs, state0: sLSTMState | None = None, rounding: Rounding = exact) -> list[sLSTMStep]:
     """Run over xs (T, 4H) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
     H = p.hidden_size
@@ -144,10 +155,91 @@ def run(p: sLSTMParams, xs, state0: sLSTMState | None = None) -> list[sLSTMStep]
     )
     steps = []
     for x in xs:
-        s = step(p, x, state)
+        s = step(p, x, state, rounding)
         steps.append(s)
         state = sLSTMState(s.h, s.c, s.n, s.m)
     return steps
+
+
+class sLSTMCellParams(NamedTuple):
+    """The cell with its input weights, as the walkthrough shows it: x̃_t = W x_t, then `step`."""
+
+    W: np.ndarray
+    """(4H, I) input weights, gate-major (i, f, z, o)."""
+    cell: sLSTMParams
+
+    @property
+    def input_size(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.cell.hidden_size
+
+    @property
+    def num_heads(self) -> int:
+        return self.cell.num_heads
+
+
+class sLSTMConcatParams(NamedTuple):
+    """The seeds' layout: four matrices acting on [h_{t-1}, x_t], each (H, H + I), and four biases (H,)."""
+
+    W_i: np.ndarray
+    W_f: np.ndarray
+    W_z: np.ndarray
+    W_o: np.ndarray
+    b_i: np.ndarray
+    b_f: np.ndarray
+    b_z: np.ndarray
+    b_o: np.ndarray
+
+
+GATES = ("i", "f", "z", "o")
+
+
+def from_concat(q: sLSTMConcatParams, input_size: int, num_heads: int = 1) -> sLSTMCellParams:
+    """Seeds' layout -> (W, R, b). The h columns must be block-diagonal: memory mixing stays inside a head."""
+    H = np.shape(q.W_i)[0]
+    if num_heads < 1 or H % num_heads:
+        raise ValueError(f"num_heads is {num_heads}, expected a positive divisor of hidden_size {H}")
+    DH = H // num_heads
+    W = {g: as_array(f"W_{g}", getattr(q, f"W_{g}"), (H, H + input_size), "hidden, hidden + input") for g in GATES}
+    b = np.concatenate([as_array(f"b_{g}", getattr(q, f"b_{g}"), (H,), "hidden") for g in GATES])
+    R = np.zeros((num_heads, 4, DH, DH))
+    for k, g in enumerate(GATES):
+        for head in range(num_heads):
+            rows = slice(head * DH, (head + 1) * DH)
+            R[head, k] = W[g][rows, rows]
+            outside = W[g][rows, :H].copy()
+            outside[:, rows] = 0.0
+            if outside.any():
+                j, col = np.argwhere(outside)[0]
+                raise ValueError(
+                    f"W_{g}[{head * DH + j}, {col}] is {outside[j, col]:g}, expected 0: with {num_heads} head(s) "
+                    f"the h columns are block-diagonal (memory mixing stays inside a head)"
+                )
+    W_x = np.concatenate([W[g][:, H:] for g in GATES])
+    return sLSTMCellParams(W=W_x, cell=sLSTMParams(R=R, b=b))
+
+
+def to_concat(p: sLSTMCellParams) -> sLSTMConcatParams:
+    """(W, R, b) -> seeds' layout, the block-diagonal R written out as the h columns."""
+    NH, _, DH, _ = p.cell.R.shape
+    H = NH * DH
+    matrices, biases = {}, dict(zip(GATES, np.split(p.cell.b, 4), strict=True))
+    for k, (g, W_x) in enumerate(zip(GATES, np.split(p.W, 4), strict=True)):
+        R_g = np.zeros((H, H))
+        for head in range(NH):
+            rows = slice(head * DH, (head + 1) * DH)
+            R_g[rows, rows] = p.cell.R[head, k]
+        matrices[g] = np.concatenate([R_g, W_x], axis=1)
+    return sLSTMConcatParams(**{f"W_{g}": matrices[g] for g in GATES}, **{f"b_{g}": biases[g] for g in GATES})
+
+
+def run_cell(p: sLSTMCellParams, xs, state0: sLSTMState | None = None, rounding: Rounding = exact) -> list[sLSTMStep]:
+    """Run raw inputs xs (T, I): x̃_t = W x_t (exact: small integers stay exact), then `run`."""
+    xs = as_sequence("inputs", xs, p.input_size)
+    return run(p.cell, xs @ p.W.T, state0, rounding)
 
 
 class sLSTMGrads(NamedTuple):
