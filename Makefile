@@ -6,7 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint venv clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-slow lint venv browser clean
 
 venv: $(STAMP)
 
@@ -23,7 +25,13 @@ demo: $(STAMP)
 	$(BIN)/lstmkit gradients
 	$(BIN)/lstmkit compare --task adding --task-arg length=100 --models rnn lstm xlstm:ms --hidden-size 64 --steps 1200
 
-test: $(STAMP)
+# The page tests drive Debian's Chromium through Playwright (pointed at /usr/bin/chromium; no tool downloads
+# a browser of its own). Installed here when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the page tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not slow"
 

@@ -9,7 +9,11 @@ from lstmkit.cli.output import emit
 WALKTHROUGH_EXAMPLES = """examples:
   lstmkit walkthrough
   lstmkit walkthrough --cell gru --mode exact
-  lstmkit walkthrough --spec my_example.json --format markdown -o steps.md"""
+  lstmkit walkthrough --cell mlstm --format html -o mlstm.html
+  lstmkit walkthrough --spec my_example.json --format markdown -o steps.md
+
+--format html writes one self-contained page (no network) with hand and exact values side by side and a
+step navigator (buttons, or the arrow keys); --mode does not apply to it."""
 
 GRADIENTS_EXAMPLES = """examples:
   lstmkit gradients
@@ -22,7 +26,7 @@ def add_verbs(verbs) -> None:
     w.add_argument("--cell", choices=["lstm", "gru", "rnn", "slstm", "mlstm"], help="which cell (default: lstm)")
     w.add_argument("--mode", choices=["hand", "exact"], default="hand", help="hand: round to 0.1 and carry forward")
     w.add_argument("--spec", metavar="FILE.json", help="your own sizes, weights, inputs and initial state")
-    w.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    w.add_argument("--format", choices=["text", "markdown", "json", "html"], default="text")
     w.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of standard output")
     w.set_defaults(run=run_walkthrough)
 
@@ -45,6 +49,13 @@ def run_walkthrough(args) -> int:
     from lstmkit.reference import examples
 
     example = spec.load(args.spec, args.cell) if args.spec else examples.EXAMPLES[args.cell or "lstm"]()
+    if args.format == "html":
+        from lstmkit.explain.walkthrough_html import to_html
+
+        emit(to_html(walkthrough.build(example, "hand"), walkthrough.build(example, "exact")), args.output)
+        if args.output:
+            print(f"wrote {args.output} (open it in a browser; ← → step through)")
+        return 0
     w = walkthrough.build(example, args.mode)
     if args.format == "text" and args.output is None:
         Console(highlight=False).print(render.renderables(w))

@@ -1,0 +1,49 @@
+"""`lstmkit explain`: pictures (PNG) of what a trained run's model does with one input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstmkit.cli.train_verbs import add_cache_option
+
+EXPLAIN_EXAMPLES = """examples:
+  lstmkit explain runs/shakespeare-lstm --text "ROMEO: What say you?" --cell 17
+  lstmkit explain runs/sentiment-lstm --text "A moving, beautiful film." -o pictures/
+  lstmkit explain runs/parity-xlstm --layer 0 --steps 1 10 40     # a test-split sequence, mLSTM memory
+  lstmkit explain runs/adding-lstm                                 # gate heatmaps of a test sequence"""
+
+
+def add_verbs(verbs) -> None:
+    e = verbs.add_parser("explain", help="pictures of a trained model's gates and states on one input",
+                         epilog=EXPLAIN_EXAMPLES)  # fmt: skip
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or one of its step-NNNNNNNN checkpoints")
+    e.add_argument("--text", default=None, help="the input, for character and sentiment models "
+                   "(default: a sequence of the task's test split)")  # fmt: skip
+    e.add_argument("--cell", type=int, default=None, metavar="N",
+                   help="the unit whose value colours the text (default: the one that varies most)")  # fmt: skip
+    e.add_argument("--layer", type=int, default=None, metavar="L", help="only this layer or block (default: all)")
+    e.add_argument("--steps", type=int, nargs="+", default=None, metavar="T",
+                   help="steps (1..length) at which to show the mLSTM memory (default: 4 spread evenly)")  # fmt: skip
+    add_cache_option(e)
+    e.add_argument("-o", "--output", metavar="OUT_DIR", help="folder for the pictures (default RUN_DIR/explain)")
+    e.set_defaults(run=run_explain)
+
+
+def run_explain(args) -> int:
+    from lstmkit.checkpoint import write_bytes_atomic
+    from lstmkit.experiment import load_run
+    from lstmkit.explain.activations import inputs_for
+    from lstmkit.explain.pictures import explain_run
+
+    run = load_run(args.run_dir)
+    inputs = inputs_for(run, args.text, args.cache_dir)
+    pictures = explain_run(run, inputs, cell=args.cell, layer=args.layer, steps=args.steps)
+    out = Path(args.output) if args.output else Path(args.run_dir) / "explain"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"cannot write pictures to {out}: it is a file, expected a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in pictures.items():
+        write_bytes_atomic(out / name, data)
+    count = f"{len(pictures)} picture" + ("s" if len(pictures) != 1 else "")
+    print(f"{count} of {inputs.source} in {out}: {', '.join(pictures)}")
+    return 0

@@ -1,0 +1,377 @@
+"""Pictures of what a trained model does with one input: PNG bytes, drawn from a Recording (activations.py).
+
+    run = load_run("runs/bard")
+    pictures = explain_run(run, inputs_for(run, text="ROMEO: What say you?"))   # {file name: PNG bytes}
+
+One set of pictures per layer (rnn, gru, lstm: "layerL") or block (xLSTM family: "blockB"), as applies:
+
+    PREFIX-gates.png    units × time heatmaps: LSTM i, f, o and c; GRU r, z, n, h; RNN h
+    PREFIX-cellN.png    a text model's input, each character on the colour of unit N's tanh(c) (LSTM) or h
+                        (GRU, RNN, sLSTM), in [-1, 1], wrapped into lines: Karpathy's "interpretable cell"
+    PREFIX-words.png    sentiment, LSTM: each word on the colour of the input gate i, averaged over its bytes
+                        and the units, and a bar chart of the words that open it most
+    PREFIX-slstm.png    sLSTM: cell c, normalizer n, stabilizer m and output h, units × time heatmaps
+    PREFIX-mlstm.png    mLSTM: stabilizer m and normalizer size ‖n‖ of every head over time
+    PREFIX-memory.png   mLSTM: head 0's memory C (DK × DV) after chosen steps
+
+`gradient_plot(curves)` draws `lstmkit gradients`' curves. Every figure has a fixed size in pixels
+(SIZES, keyed by the name after PREFIX-); steps are counted from 1 (step t: after reading t tokens).
+Figures are `matplotlib.figure.Figure`s drawn by Agg, never pyplot: no global state, nothing to close.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import NamedTuple
+
+import numpy as np
+
+from lstmkit.explain.activations import (
+    GRUActivations,
+    Inputs,
+    LSTMActivations,
+    Recording,
+    RNNActivations,
+    mLSTMActivations,
+    record,
+    sLSTMActivations,
+)
+
+DPI = 100
+SIZES = {"gates": (1200, 900), "cell": (1200, 700), "words": (1200, 900), "slstm": (1200, 900),
+         "mlstm": (1200, 700), "memory": (1200, 450), "gradients": (900, 500)}  # fmt: skip
+"""Width and height in pixels of each kind of picture."""
+MAX_TICK_LABELS = 64
+"""Time axes show each step's token up to this many steps, plain step numbers beyond."""
+COLUMNS, ROWS = 64, 24
+"""The text pictures' grid of characters; a longer text shows its first COLUMNS · ROWS characters."""
+TEXT_AXES = (0.01, 0.12, 0.98, 0.8)
+"""Where the cell picture's grid of characters lies: left, bottom, width, height, as fractions of the figure."""
+TOP_WORDS = 12
+MAX_MEMORY_STEPS = 8
+VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
+
+
+class Panel(NamedTuple):
+    title: str
+    values: np.ndarray
+    """(T, U): one row per step, one column per unit."""
+    cmap: str
+    vmin: float
+    vmax: float
+
+
+def gate(title: str, values: np.ndarray) -> Panel:
+    """A σ gate, coloured over its whole range [0, 1]."""
+    return Panel(title, values, "viridis", 0.0, 1.0)
+
+
+def signed(title: str, values: np.ndarray) -> Panel:
+    """A signed quantity, white at 0, symmetric limits."""
+    bound = max(float(np.nanmax(np.abs(values))), 1e-12)
+    return Panel(title, values, "RdBu_r", -bound, bound)
+
+
+def spread(title: str, values: np.ndarray) -> Panel:
+    """Any quantity, coloured from its smallest to its largest finite value."""
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return Panel(title, values, "magma", low, max(high, low + 1e-12))
+
+
+def figure(kind: str, layout: str | None = "constrained"):
+    """A figure of SIZES[kind] pixels; layout None when the caller places its axes itself."""
+    from matplotlib.figure import Figure
+
+    width, height = SIZES[kind]
+    return Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout=layout)
+
+
+def png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def visible(label: str) -> str:
+    return "".join(VISIBLE.get(ch, "·" if not ch.isprintable() else ch) for ch in label)
+
+
+def time_axis(ax, labels: tuple[str, ...]) -> None:
+    """Steps 1..T on the x axis; each step's token under it when there are few enough."""
+    T = len(labels)
+    if T <= MAX_TICK_LABELS and any(labels):
+        ax.set_xticks(range(1, T + 1), labels=[visible(s) for s in labels], fontsize=8 if T <= 32 else 6)
+        for tick in ax.get_xticklabels():
+            tick.set_parse_math(False)
+    ax.set_xlabel("step")
+
+
+def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...]) -> bytes:
+    """One units × time heatmap per panel, stacked, each with its colour bar."""
+    fig = figure(kind)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    T = len(labels)
+    for ax, panel in zip(axes, panels, strict=True):
+        U = panel.values.shape[1]
+        image = ax.imshow(panel.values.T, aspect="auto", interpolation="nearest", cmap=panel.cmap,
+                          vmin=panel.vmin, vmax=panel.vmax, extent=(0.5, T + 0.5, U - 0.5, -0.5))  # fmt: skip
+        ax.set_title(panel.title, fontsize=10, loc="left")
+        ax.set_ylabel("unit")
+        fig.colorbar(image, ax=ax, pad=0.01)
+    time_axis(axes[-1], labels)
+    fig.suptitle(title)
+    return png(fig)
+
+
+def gate_pictures(name: str, layer, labels: tuple[str, ...]) -> bytes:
+    """LSTM i, f, o, c; GRU r, z, n, h; RNN h."""
+    if isinstance(layer, LSTMActivations):
+        panels = [gate("input gate i", layer.i), gate("forget gate f", layer.f), gate("output gate o", layer.o),
+                  signed("cell state c", layer.c)]  # fmt: skip
+    elif isinstance(layer, GRUActivations):
+        panels = [gate("reset gate r", layer.r), gate("update gate z (share of the old h kept)", layer.z),
+                  signed("candidate n", layer.n), signed("hidden state h", layer.h)]  # fmt: skip
+    else:
+        panels = [signed("hidden state h", layer.h)]
+    return heatmaps("gates", f"{name}: gates and state, units × time", panels, labels)
+
+
+def slstm_picture(name: str, layer: sLSTMActivations, labels: tuple[str, ...]) -> bytes:
+    panels = [signed("cell state c", layer.c), spread("normalizer n (|c / n| ≤ 1)", layer.n),
+              spread("stabilizer m (running max of the log gates)", layer.m),
+              signed("hidden state h", layer.h)]  # fmt: skip
+    return heatmaps("slstm", f"{name} (sLSTM): cell, normalizer, stabilizer, output", panels, labels)
+
+
+def mlstm_picture(name: str, layer: mLSTMActivations, labels: tuple[str, ...]) -> bytes:
+    """m per head, and the size ‖n‖ of each head's normalizer, over time."""
+    fig = figure("mlstm")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    steps = np.arange(1, len(labels) + 1)
+    norms = np.linalg.norm(layer.n, axis=-1)  # (T, NH)
+    for head in range(layer.m.shape[1]):
+        top.plot(steps, layer.m[:, head], marker=".", label=f"head {head}")
+        bottom.plot(steps, norms[:, head], marker=".", label=f"head {head}")
+    top.set_title("stabilizer m (the running max of the log gates)", fontsize=10, loc="left")
+    bottom.set_title("normalizer size ‖n‖ (stabilized)", fontsize=10, loc="left")
+    top.legend(fontsize=8, ncols=min(layer.m.shape[1], 8))
+    time_axis(bottom, labels)
+    fig.suptitle(f"{name} (mLSTM): stabilizer and normalizer per head")
+    return png(fig)
+
+
+def memory_picture(name: str, layer: mLSTMActivations, labels: tuple[str, ...], steps: list[int],
+                   head: int = 0) -> bytes:  # fmt: skip
+    """Heatmaps of one head's C (DK × DV) after each of `steps` (1-based), on one colour scale."""
+    fig = figure("memory")
+    axes = fig.subplots(1, len(steps), squeeze=False)[0]
+    memories = layer.C[[t - 1 for t in steps], head]  # (S, DK, DV)
+    bound = max(float(np.abs(memories).max()), 1e-12)
+    for ax, t, C in zip(axes, steps, memories, strict=True):
+        image = ax.imshow(C, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+        token = visible(labels[t - 1])
+        ax.set_title(f"step {t}" + (f" ({token})" if token else ""), fontsize=9, parse_math=False)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].set_ylabel("key dimension")
+    axes[0].set_xlabel("value dimension")
+    fig.colorbar(image, ax=list(axes), shrink=0.8)
+    fig.suptitle(f"{name} (mLSTM): memory C of head {head}")
+    return png(fig)
+
+
+def text_grid(ax, chars: list[str], values: np.ndarray, cmap: str, vmin: float, vmax: float) -> int:
+    """Characters COLUMNS to a line (a newline ends one), each on its value's colour (NaN: none).
+    Returns how many characters fit in ROWS lines."""
+    places, row, column = [], 0, 0
+    for k, ch in enumerate(chars):
+        if column == COLUMNS:
+            row, column = row + 1, 0
+        if row == ROWS:
+            break
+        places.append((row, column, "" if ch == " " else visible(ch), values[k]))
+        column += 1
+        if ch == "\n":
+            row, column = row + 1, 0
+    grid = np.full((ROWS, COLUMNS), np.nan)
+    for row, column, _, value in places:
+        grid[row, column] = value
+    ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    height_px = ax.get_position().height * ax.figure.get_figheight() * DPI / ROWS
+    for row, column, glyph, _ in places:
+        ax.text(column, row, glyph, ha="center", va="center", family="monospace", fontsize=0.45 * height_px,
+                parse_math=False)  # fmt: skip
+    ax.set_axis_off()
+    return len(places)
+
+
+def cell_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
+    """The text, each character on the colour of `unit`'s value once the character is read."""
+    if isinstance(layer, LSTMActivations):
+        values, what = np.tanh(layer.c[:, unit]), f"tanh(c) of unit {unit}"
+    else:
+        values, what = layer.h[:, unit], f"h of unit {unit}"
+    per_char = values[list(inputs.char_ends)]
+    fig = figure("cell", layout=None)
+    ax = fig.add_axes(TEXT_AXES)
+    shown = text_grid(ax, list(inputs.text), per_char, "RdBu_r", -1.0, 1.0)
+    bar = fig.add_axes((0.3, 0.05, 0.4, 0.025))
+    fig.colorbar(ax.images[0], cax=bar, orientation="horizontal")
+    cut = "" if shown == len(inputs.text) else f", first {shown} of {len(inputs.text)} characters"
+    fig.suptitle(f"{name}: {what} after each character (blue -1, red +1){cut}")
+    return png(fig)
+
+
+def words_of(inputs: Inputs, per_step: np.ndarray) -> list[tuple[str, int, int, float]]:
+    """Each word (a run of non-space characters) as (word, start, end, mean of per_step over its steps)."""
+    words = []
+    for match in re.finditer(r"\S+", inputs.text):
+        a, b = match.span()
+        first = inputs.char_ends[a - 1] + 1 if a > 0 else 0
+        last = inputs.char_ends[b - 1]
+        words.append((match.group(), a, b, float(per_step[first : last + 1].mean())))
+    return words
+
+
+def words_picture(name: str, layer: LSTMActivations, inputs: Inputs, output: np.ndarray) -> bytes:
+    """Words on the colour of their mean input gate; a bar chart of the words that open it most."""
+    words = words_of(inputs, layer.i.mean(axis=1))
+    per_char = np.full(len(inputs.text), np.nan)
+    for _, a, b, value in words:
+        per_char[a:b] = value
+    fig = figure("words", layout=None)
+    text_ax = fig.add_axes((0.01, 0.45, 0.98, 0.47))
+    shown = text_grid(text_ax, list(inputs.text), per_char, "viridis", 0.0, 1.0)
+    fig.colorbar(text_ax.images[0], cax=fig.add_axes((0.3, 0.41, 0.4, 0.02)), orientation="horizontal")
+    best: dict[str, float] = {}
+    for word, _, _, value in words:
+        best[word] = max(value, best.get(word, 0.0))
+    top = sorted(best.items(), key=lambda item: -item[1])[:TOP_WORDS]
+    bars = fig.add_axes((0.2, 0.05, 0.75, 0.3))
+    bars.barh(range(len(top)), [value for _, value in top], color="tab:green")
+    bars.set_yticks(range(len(top)), labels=[word for word, _ in top], fontsize=8)
+    for tick in bars.get_yticklabels():
+        tick.set_parse_math(False)
+    bars.invert_yaxis()
+    bars.set_xlim(0, 1)
+    bars.set_xlabel("mean input gate i over the word's bytes and the units")
+    probability = np.exp(output - output.max())
+    positive = float(probability[1] / probability.sum())
+    cut = "" if shown == len(inputs.text) else f"; first {shown} of {len(inputs.text)} characters shown"
+    fig.suptitle(f"{name}: which words open the input gate (model: P(positive) = {positive:.2f}){cut}")
+    return png(fig)
+
+
+def gradient_plot(curves) -> bytes:
+    """`gradient_by_lag`'s curves: ratio ‖∂L/∂x_(T-lag)‖ / ‖∂L/∂x_T‖ against lag, log y axis."""
+    if not curves:
+        raise ValueError("there are no gradient curves to plot, expected at least one")
+    fig = figure("gradients")
+    ax = fig.subplots()
+    for curve in curves:
+        ratios = np.asarray(curve.ratios, dtype=float)
+        ax.plot(np.arange(len(ratios)), np.where(ratios > 0, ratios, np.nan), label=curve.name)
+    ax.set_yscale("log")
+    ax.set_xlabel("lag (steps back from the last input)")
+    ax.set_ylabel("gradient norm ratio")
+    ax.set_title("How much gradient reaches earlier inputs")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    return png(fig)
+
+
+def layer_name(index: int, layer) -> str:
+    if isinstance(layer, sLSTMActivations | mLSTMActivations):
+        return f"block{index}"
+    return f"layer{index}"
+
+
+def has_units(layer) -> bool:
+    return not isinstance(layer, mLSTMActivations)
+
+
+def explain_run(run, inputs: Inputs, cell: int | None = None, layer: int | None = None,
+                steps: list[int] | None = None) -> dict[str, bytes]:  # fmt: skip
+    """Every picture that applies to the run's model and task, for one input: {file name: PNG bytes}.
+
+    layer: only this layer or block (default: all). cell: the unit of the text pictures (default: the one
+    that varies most over the text). steps: when to show the mLSTM memory, 1..T (default: 4 spread evenly).
+    """
+    recording = record(run.model, inputs)
+    chosen = choose_layers(recording, layer)
+    check_cell(chosen, cell, inputs)
+    memory_steps = check_steps(chosen, steps, len(inputs.labels))
+    return pictures_of(recording, chosen, cell, memory_steps, run.spec.kind)
+
+
+def pictures_of(recording: Recording, chosen: list[tuple[int, object]], cell: int | None, steps: list[int],
+                kind: str) -> dict[str, bytes]:  # fmt: skip
+    inputs, labels = recording.inputs, recording.inputs.labels
+    pictures = {}
+    for index, layer in chosen:
+        prefix = layer_name(index, layer)
+        name = prefix.replace("layer", "layer ").replace("block", "block ")
+        if isinstance(layer, LSTMActivations | GRUActivations | RNNActivations):
+            pictures[f"{prefix}-gates.png"] = gate_pictures(name, layer, labels)
+        if isinstance(layer, sLSTMActivations):
+            pictures[f"{prefix}-slstm.png"] = slstm_picture(name, layer, labels)
+        if isinstance(layer, mLSTMActivations):
+            pictures[f"{prefix}-mlstm.png"] = mlstm_picture(name, layer, labels)
+            pictures[f"{prefix}-memory.png"] = memory_picture(name, layer, labels, steps)
+        if inputs.text is not None and has_units(layer):
+            unit = most_varying_unit(layer) if cell is None else cell
+            pictures[f"{prefix}-cell{unit}.png"] = cell_picture(name, layer, unit, inputs)
+        if inputs.text is not None and kind == "classify" and isinstance(layer, LSTMActivations):
+            pictures[f"{prefix}-words.png"] = words_picture(name, layer, inputs, recording.output)
+    return pictures
+
+
+def choose_layers(recording: Recording, layer: int | None) -> list[tuple[int, object]]:
+    layers = list(enumerate(recording.layers))
+    if layer is None:
+        return layers
+    what = "blocks" if isinstance(layers[0][1], sLSTMActivations | mLSTMActivations) else "layers"
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers):
+        raise ValueError(f"layer {layer} is out of range, expected 0 to {len(layers) - 1} (the model has "
+                         f"{len(layers)} {what})")  # fmt: skip
+    return [layers[layer]]
+
+
+def check_cell(chosen: list[tuple[int, object]], cell: int | None, inputs: Inputs) -> None:
+    if cell is None:
+        return
+    if inputs.text is None:
+        raise ValueError(f"cell {cell} picks the unit of the text picture, but this input ({inputs.source}) is "
+                         "not text; leave the cell out")  # fmt: skip
+    with_units = [(index, layer) for index, layer in chosen if has_units(layer)]
+    if not with_units:
+        raise ValueError(f"cell {cell} picks a unit, but the chosen blocks are mLSTM blocks, whose memory is a "
+                         "matrix per head; choose an sLSTM block with the layer")  # fmt: skip
+    index, layer = with_units[0]
+    units = layer.h.shape[1]
+    if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell < units:
+        raise ValueError(f"cell {cell} is out of range, expected 0 to {units - 1} ({layer_name(index, layer)} "
+                         f"has {units} units)")  # fmt: skip
+
+
+def check_steps(chosen: list[tuple[int, object]], steps: list[int] | None, T: int) -> list[int]:
+    """The 1-based steps of the memory pictures: `steps`, checked, or up to 4 spread evenly over 1..T."""
+    if steps is None:
+        return sorted({int(t) for t in np.linspace(1, T, min(4, T)).round()})
+    if not any(isinstance(layer, mLSTMActivations) for _, layer in chosen):
+        raise ValueError("steps pick when to show the mLSTM memory, but no chosen layer is an mLSTM block; "
+                         "leave the steps out")  # fmt: skip
+    if not 1 <= len(steps) <= MAX_MEMORY_STEPS:
+        raise ValueError(f"{len(steps)} steps given, expected 1 to {MAX_MEMORY_STEPS}")
+    for t in steps:
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= T:
+            raise ValueError(f"step {t} is out of range, expected 1 to {T} (the input has {T} steps)")
+    return list(steps)
+
+
+def most_varying_unit(layer) -> int:
+    """The unit whose picture shows the most: the largest standard deviation over time of its coloured value."""
+    values = np.tanh(layer.c) if isinstance(layer, LSTMActivations) else layer.h
+    return int(np.argmax(values.std(axis=0)))
