@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-build-isolation -c constraints.txt -e '.[dev,peers]'
 	touch $(STAMP)
 
-# The seeds' example by hand, the vanishing-gradient table, then a tanh RNN, an LSTM and an xLSTM trained
-# on the adding problem (T = 100) under one budget: a table, learning curves in runs/compare-adding*/.
+# The seeds' example by hand (in the terminal, and as a web page), the vanishing-gradient table, then a tanh
+# RNN, an LSTM and an xLSTM trained on the adding problem (T = 100) under one budget: a table, learning
+# curves in runs/compare-adding*/.
 demo: $(STAMP)
 	$(BIN)/lstmkit walkthrough
+	mkdir -p runs
+	$(BIN)/lstmkit walkthrough --format html -o runs/walkthrough.html
 	$(BIN)/lstmkit gradients
 	$(BIN)/lstmkit compare --task adding --task-arg length=100 --models rnn lstm xlstm:ms --hidden-size 64 --steps 1200
 

@@ -36,3 +36,19 @@ def test_cli_table_and_json(capsys):
     assert data["schema"] == "lstmkit.gradients/1"
     assert [c["name"] for c in data["curves"]] == ["tanh RNN", "LSTM, forget bias 0", "LSTM, forget bias 2"]
     assert all(len(c["ratios"]) == 60 for c in data["curves"])
+
+
+def test_png_plot_of_the_curves(tmp_path, capsys):
+    from PIL import Image
+
+    from lstmkit.explain.pictures import SIZES
+
+    target = tmp_path / "g.png"
+    assert main(["gradients", "--length", "30", "--format", "png", "-o", str(target)]) == 0
+    assert capsys.readouterr().out == f"wrote {target}\n"
+    data = target.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert Image.open(target).size == SIZES["gradients"]
+    assert target.stat().st_mode & 0o777 != 0o600  # readable like any file the user writes
+    assert main(["gradients", "--format", "png"]) == 2
+    assert "name the file with -o" in capsys.readouterr().err

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
-from lstmkit.cli.output import emit
+from lstmkit.cli.output import check_folder, emit
 
 WALKTHROUGH_EXAMPLES = """examples:
   lstmkit walkthrough
@@ -17,7 +19,8 @@ step navigator (buttons, or the arrow keys); --mode does not apply to it."""
 
 GRADIENTS_EXAMPLES = """examples:
   lstmkit gradients
-  lstmkit gradients --length 200 --forget-bias 0 1 3"""
+  lstmkit gradients --length 200 --forget-bias 0 1 3
+  lstmkit gradients --format png -o gradients.png"""
 
 
 def add_verbs(verbs) -> None:
@@ -39,7 +42,8 @@ def add_verbs(verbs) -> None:
         "--forget-bias", type=float, nargs="+", default=[0.0, 2.0], metavar="B", help="LSTM forget-gate biases"
     )
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    g.add_argument("--format", choices=["text", "markdown", "json", "png"], default="text",
+                   help="png: the curves as a plot (log scale); needs -o")  # fmt: skip
     g.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of standard output")
     g.set_defaults(run=run_gradients)
 
@@ -67,7 +71,17 @@ def run_walkthrough(args) -> int:
 def run_gradients(args) -> int:
     from lstmkit.explain import gradients, gradients_render
 
+    if args.format == "png" and args.output is None:
+        raise ValueError("--format png writes a picture: name the file with -o FILE.png")
     curves = gradients.gradient_by_lag(args.length, args.hidden_size, args.input_size, args.forget_bias, args.seed)
+    if args.format == "png":
+        from lstmkit.checkpoint import write_bytes_atomic
+        from lstmkit.explain.pictures import gradient_plot
+
+        check_folder(args.output)
+        write_bytes_atomic(Path(args.output), gradient_plot(curves))
+        print(f"wrote {args.output}")
+        return 0
     if args.format == "text" and args.output is None:
         Console(highlight=False).print(gradients_render.renderables(curves))
         return 0

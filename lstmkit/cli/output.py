@@ -15,7 +15,12 @@ def emit(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    target = Path(output)
-    if not target.parent.is_dir():
-        raise ValueError(f"cannot write {output}: folder {target.parent} does not exist")
-    write_text_atomic(target, text)
+    check_folder(output)
+    write_text_atomic(Path(output), text)
+
+
+def check_folder(output: str) -> None:
+    """A one-line error when the file's folder does not exist (instead of a traceback from the writer)."""
+    folder = Path(output).parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {output}: folder {folder} does not exist")

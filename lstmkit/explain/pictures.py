@@ -200,9 +200,11 @@ def text_grid(ax, chars: list[str], values: np.ndarray, cmap: str, vmin: float, 
         grid[row, column] = value
     ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     height_px = ax.get_position().height * ax.figure.get_figheight() * DPI / ROWS
-    for row, column, glyph, _ in places:
+    middle, half = (vmax + vmin) / 2, (vmax - vmin) / 2
+    for row, column, glyph, value in places:
+        dark = np.isfinite(value) and abs(value - middle) > 0.6 * half  # white ink on the darkest colours
         ax.text(column, row, glyph, ha="center", va="center", family="monospace", fontsize=0.45 * height_px,
-                parse_math=False)  # fmt: skip
+                color="white" if dark else "black", parse_math=False)  # fmt: skip
     ax.set_axis_off()
     return len(places)
 
