@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow lint venv browser clean
+.PHONY: demo test test-slow lint venv browser screenshots clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,10 @@ test: $(STAMP) browser
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -s -m slow
+
+# The README's pictures, remade from real runs (docs/screenshots.py says which and how).
+screenshots: $(STAMP) browser
+	$(BIN)/python docs/screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

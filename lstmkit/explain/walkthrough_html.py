@@ -4,7 +4,8 @@
 
 Layout: one <section class="stage"> per numbered stage, shown one at a time. The navigator (Previous /
 Next buttons, the ← → keys, Home / End, and one button per stage grouped by time step) switches between
-them and keeps the address's #stage-N in step, so a stage can be linked. Printing shows every stage.
+them and keeps the address's #stage-N in step, so a stage can be linked (the sections carry no matching
+id, so the browser never scrolls a stage under the sticky navigator). Printing shows every stage.
 
 Each row shows its label and formula, then two panels, "by hand" (rounded to one decimal and carried
 forward) and "exact" (float64, six decimals). A row computed from other numbers draws its equation as
@@ -52,8 +53,8 @@ p.note { font-style: italic; color: var(--muted); }
 .eq .op { font-size: 1.2rem; color: var(--muted); }
 .term { display: flex; flex-direction: column; align-items: center; gap: 2px; }
 .term .name { font-size: 11px; color: var(--muted); }
-.legend { display: inline-flex; gap: 0; vertical-align: middle; margin-left: .4rem; }
-.legend td { min-width: 2.2em; }
+.legend span { display: inline-block; min-width: 2.6em; padding: 1px 5px; text-align: right; font-size: 13px;
+  border: 1px solid #c9ced8; }
 @media print { nav.steps { display: none; } section.stage[hidden] { display: block !important; }
   section.stage { break-inside: avoid; } }
 """
@@ -111,8 +112,8 @@ def to_html(hand: Walkthrough, exact: Walkthrough) -> str:
 
 
 def _legend() -> str:
-    cells = "".join(f'<td style="{cell_style(v, 1)}">{v:g}</td>' for v in (-1, -0.5, 0, 0.5, 1))
-    return f'<table class="grid legend"><tr>{cells}</tr></table>'
+    cells = "".join(f'<span style="{cell_style(v, 1)}">{v:g}</span>' for v in (-1, -0.5, 0, 0.5, 1))
+    return f'<span class="legend mono">{cells}</span>'
 
 
 def _navigator(stages: list[Stage]) -> str:
@@ -145,7 +146,7 @@ def _stage(hand: Stage, exact: Stage) -> str:
         )
     note = f'<p class="note">{esc(hand.note)}</p>' if hand.note else ""
     return (
-        f'<section class="stage card" id="stage-{hand.number}" data-stage="{hand.number}" data-t="{hand.t}" '
+        f'<section class="stage card" data-stage="{hand.number}" data-t="{hand.t}" '
         f'data-title="{esc(heading)}"><h2>{esc(heading)}</h2>{"".join(rows)}{note}</section>'
     )
 
