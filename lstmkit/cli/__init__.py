@@ -9,6 +9,7 @@
     lstmkit data          the real datasets: list, fetch, show                        (data_verb.py)
     lstmkit explain       pictures of a trained model: gates, cells, xLSTM memory     (explain_run_verb.py)
     lstmkit exercise      a fresh by-hand exercise: worksheet and answer key          (exercise_verb.py)
+    lstmkit report        one HTML page for a run: curves, metrics, samples, gates    (report_verb.py)
 
 `lstmkit VERB --help` lists every option with its default and shows examples. A bad argument, input
 file, checkpoint or dataset exits with status 2 and one line saying what is wrong; never a traceback.
@@ -59,14 +60,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> ArgumentParser:
-    from lstmkit.cli import data_verb, exercise_verb, explain_run_verb, explain_verbs, generate_verb, train_verbs
+    from lstmkit.cli import (
+        data_verb,
+        exercise_verb,
+        explain_run_verb,
+        explain_verbs,
+        generate_verb,
+        report_verb,
+        train_verbs,
+    )
 
     parser = ArgumentParser(
         prog="lstmkit", description="LSTM and xLSTM, from the hand-worked example to trained models."
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", title="verbs", parser_class=ArgumentParser)
-    for module in (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb):
+    for module in (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb, report_verb):
         module.add_verbs(verbs)
     return parser
 

@@ -1,0 +1,41 @@
+"""`lstmkit report`: one self-contained HTML page for a training run (see lstmkit/explain/report.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstmkit.cli.train_verbs import add_cache_option
+
+REPORT_EXAMPLES = """examples:
+  lstmkit report runs/adding-lstm                             # writes runs/adding-lstm/report.html
+  lstmkit report runs/shakespeare-lstm --prompt "ROMEO:" --seed 1 -o bard.html
+  lstmkit report runs/sentiment-lstm --prompt "A moving, beautiful film."
+  lstmkit report runs/parity-xlstm/step-00000500              # one checkpoint, not the newest"""
+
+
+def add_verbs(verbs) -> None:
+    r = verbs.add_parser("report", help="one self-contained HTML page for a run: config, curves, metrics, "
+                         "samples, gate pictures", epilog=REPORT_EXAMPLES)  # fmt: skip
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or one of its step-NNNNNNNN checkpoints")
+    r.add_argument("-o", "--output", metavar="FILE", help="where to write the page (default RUN_DIR/report.html)")
+    r.add_argument("--prompt", default=None, metavar="TEXT", help="text to continue and to draw the pictures of, "
+                   "for character and sentiment models (default: the start of a test sequence)")  # fmt: skip
+    r.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="draws the test sequences and seeds the samples (default 0)")  # fmt: skip
+    add_cache_option(r)
+    r.set_defaults(run=run_report)
+
+
+def run_report(args) -> int:
+    from lstmkit.cli.output import emit
+    from lstmkit.explain.report import report_html
+
+    out = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
+    if out.is_dir():
+        raise ValueError(f"cannot write the report to {out}: it is a folder, expected a file name")
+    if args.output and not out.parent.is_dir():  # checked before the page is built (seconds of work)
+        raise ValueError(f"cannot write {out}: folder {out.parent} does not exist")
+    html = report_html(args.run_dir, args.cache_dir, args.prompt, args.seed)
+    emit(html, str(out))
+    print(f"report of {args.run_dir} written to {out}")
+    return 0
