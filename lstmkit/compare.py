@@ -23,6 +23,7 @@ from typing import NamedTuple
 from lstmkit.checkpoint import write_bytes_atomic, write_text_atomic
 from lstmkit.experiment import make_task, new_model, run_meta
 from lstmkit.models import ModelConfig
+from lstmkit.tasks.base import BASELINE_METRIC
 from lstmkit.train import TrainConfig, train
 
 METRIC = {"regress": "mse", "classify": "accuracy", "tag": "accuracy"}
@@ -98,7 +99,7 @@ def markdown_table(results: list[Result], kind: str, baseline: float | None) -> 
         values = " | ".join(f"{r.metrics[n]:.4g}" for n in names)
         lines.append(f"| {r.label} | {r.parameters:,} | {values} | {r.seconds:.0f} |")
     if baseline is not None:
-        lines.append(f"\nBaseline (trivial predictor): {'mse' if kind == 'regress' else 'loss'} {baseline:.4g}")
+        lines.append(f"\nBaseline (trivial predictor): {BASELINE_METRIC[kind]} {baseline:.4g}")
     return "\n".join(lines) + "\n"
 
 
@@ -139,8 +140,8 @@ def plot_curves(results: list[Result], kind: str, baseline: float | None, path: 
         if f"valid {metric}" in curves:
             steps, values = zip(*curves[f"valid {metric}"], strict=True)
             right.plot(steps, values, marker="o", markersize=3, label=r.label)
-    if baseline is not None and kind != "classify":
-        for axis in (left, right) if kind == "regress" else (left,):
+    if baseline is not None:  # on the panels that show the baseline's metric
+        for axis in {"regress": (left, right), "classify": (right,), "tag": (left,)}[kind]:
             axis.axhline(baseline, color="gray", linestyle="--", linewidth=1, label="baseline")
     if kind == "regress":
         left.set_yscale("log")

@@ -271,3 +271,12 @@ def test_loss_shares_make_the_process_average_the_batch_loss():
         loss = share_of_loss(compute_loss(spec, part, half), counts[r], counts[0] + counts[1], world=2)
         average += torch.autograd.grad(loss, logits)[0] / 2
     torch.testing.assert_close(average, whole)
+
+
+@pytest.mark.parametrize(("kind", "metric"), [("regress", "mse"), ("classify", "accuracy"), ("tag", "loss")])
+def test_comparison_table_names_the_baselines_metric(kind, metric, tmp_path):
+    """A classification baseline is the majority class's accuracy, not a loss."""
+    from lstmkit.compare import Result, markdown_table
+
+    result = Result("lstm", 10, {"mse": 0.1, "loss": 1.0, "accuracy": 0.7}, 1.0, tmp_path)
+    assert markdown_table([result], kind, 0.6).endswith(f"Baseline (trivial predictor): {metric} 0.6\n")

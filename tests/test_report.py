@@ -28,7 +28,6 @@ from lstmkit.experiment import load_run, make_task
 from lstmkit.explain.activations import encode_text, inputs_for
 from lstmkit.explain.pictures import SIZES, explain_run
 from lstmkit.explain.report import (
-    BASELINE_METRIC,
     CURVES_SIZE,
     EXAMPLES,
     SAMPLE_TOKENS,
@@ -37,7 +36,7 @@ from lstmkit.explain.report import (
     TEMPERATURE,
     report_html,
 )
-from lstmkit.tasks.base import tag_mask
+from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 3, "--eval-batches", 1, "--quiet", "--steps", 6]

@@ -36,13 +36,11 @@ from lstmkit.experiment import Run, load_run, task_of
 from lstmkit.explain.activations import BYTE_TASKS, Inputs, encode_text, sample_sequence
 from lstmkit.explain.htmlpage import esc, page, png_img
 from lstmkit.explain.pictures import DPI, explain_run, png
-from lstmkit.tasks.base import tag_mask
+from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
 from lstmkit.tasks.real.shakespeare import CharVocab
 
 CURVES_SIZE = (1000, 400)
 """Width and height in pixels of the learning-curve picture."""
-BASELINE_METRIC = {"regress": "mse", "classify": "accuracy", "tag": "loss"}
-"""The metric a task's spec.baseline is measured in, by task kind (see each task's docstring)."""
 EVAL_BATCHES = 8
 """Test batches averaged over: `lstmkit eval`'s default, so the two give the same numbers."""
 SAMPLES, SAMPLE_TOKENS, TEMPERATURE = 3, 200, 0.8

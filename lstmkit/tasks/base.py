@@ -34,6 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 KINDS = ("regress", "classify", "tag")
+
+BASELINE_METRIC = {"regress": "mse", "classify": "accuracy", "tag": "loss"}
+"""The metric a task's `baseline` is measured in, by kind: a constant guess's MSE, the majority class's
+accuracy, the loss of predicting token frequencies."""
 SPLITS = ("train", "valid", "test")
 
 
@@ -50,7 +54,8 @@ class TaskSpec:
     input_size: int | None = None
     """Vector inputs (B, T, input_size); None for token inputs."""
     baseline: float | None = None
-    """The score of a trivial predictor (e.g. the adding problem's constant guess, MSE 0.167), for reports."""
+    """The score of a trivial predictor (e.g. the adding problem's constant guess, MSE 0.167), for reports;
+    measured in BASELINE_METRIC[kind]."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
