@@ -124,35 +124,47 @@ def smooth(values: list[float], width: int) -> list[float]:
     return out
 
 
+CURVES_SIZE = (1000, 400)
+"""Width and height in pixels of the learning-curve picture."""
+
+
 def plot_curves(results: list[Result], kind: str, baseline: float | None, path: Path, title: str = "") -> None:
-    """Two panels: smoothed training loss, and the validation metric; written atomically as PNG."""
-    import matplotlib
+    """The models' learning curves (`curves_png`), written atomically."""
+    series = [(r.label, read_curves(r.run_dir)) for r in results]
+    write_bytes_atomic(path, curves_png(series, kind, baseline, title))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    metric = METRIC[kind]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for r in results:
-        curves = read_curves(r.run_dir)
-        steps, values = zip(*curves["train loss"], strict=True)
-        left.plot(steps, smooth(list(values), max(1, len(values) // 50)), label=r.label)
-        if f"valid {metric}" in curves:
+def curves_png(series: list[tuple[str, dict]], kind: str, baseline: float | None, title: str = "",
+               metric: str | None = None) -> bytes:  # fmt: skip
+    """Two panels, as PNG: smoothed training loss, and the validation `metric` (default METRIC[kind]) of each
+    (label, read_curves(...)) series. The baseline is dashed on each panel that shows its metric."""
+    from matplotlib.figure import Figure  # no pyplot: no global state
+
+    metric = metric or METRIC[kind]
+    width, height = CURVES_SIZE
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for label, curves in series:
+        if curves.get("train loss"):
+            steps, values = zip(*curves["train loss"], strict=True)
+            left.plot(steps, smooth(list(values), max(1, len(values) // 50)), label=label)
+        if curves.get(f"valid {metric}"):
             steps, values = zip(*curves[f"valid {metric}"], strict=True)
-            right.plot(steps, values, marker="o", markersize=3, label=r.label)
-    if baseline is not None:  # on the panels that show the baseline's metric
-        for axis in {"regress": (left, right), "classify": (right,), "tag": (left,)}[kind]:
+            right.plot(steps, values, marker="o", markersize=3, label=label)
+    if not right.lines:
+        right.text(0.5, 0.5, "no evaluation yet", ha="center", va="center", transform=right.transAxes)
+    if baseline is not None:
+        loss_like = BASELINE_METRIC[kind] in ("mse", "loss")  # the training loss is measured in it too
+        for axis in [left] * loss_like + [right] * (BASELINE_METRIC[kind] == metric):
             axis.axhline(baseline, color="gray", linestyle="--", linewidth=1, label="baseline")
-    if kind == "regress":
-        left.set_yscale("log")
-        right.set_yscale("log")
-    left.set(xlabel="step", ylabel="training loss (smoothed)", title=f"{title}: training")
-    right.set(xlabel="step", ylabel=f"validation {metric}", title=f"{title}: validation")
-    for axis in (left, right):
+    for axis, what in ((left, "training"), (right, "validation")):
+        if kind == "regress":
+            axis.set_yscale("log")
+        axis.set(xlabel="step", ylabel="training loss (smoothed)" if axis is left else f"validation {metric}",
+                 title=f"{title}: {what}")  # fmt: skip
         axis.grid(alpha=0.3)
-        axis.legend()
-    fig.tight_layout()
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
+    return buffer.getvalue()

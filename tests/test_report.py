@@ -24,11 +24,11 @@ import torch
 from PIL import Image
 
 from lstmkit.cli import main
+from lstmkit.compare import CURVES_SIZE
 from lstmkit.experiment import load_run, make_task
 from lstmkit.explain.activations import encode_text, inputs_for
 from lstmkit.explain.pictures import SIZES, explain_run
 from lstmkit.explain.report import (
-    CURVES_SIZE,
     EXAMPLES,
     SAMPLE_TOKENS,
     SAMPLES,

@@ -31,16 +31,14 @@ from pathlib import Path
 import torch
 
 from lstmkit import __version__
-from lstmkit.compare import METRIC, label_of, read_curves, smooth
+from lstmkit.compare import METRIC, curves_png, label_of, read_curves
 from lstmkit.experiment import Run, load_run, task_of
 from lstmkit.explain.activations import BYTE_TASKS, Inputs, encode_text, sample_sequence
 from lstmkit.explain.htmlpage import esc, page, png_img
-from lstmkit.explain.pictures import DPI, explain_run, png
+from lstmkit.explain.pictures import explain_run
 from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
 from lstmkit.tasks.real.shakespeare import CharVocab
 
-CURVES_SIZE = (1000, 400)
-"""Width and height in pixels of the learning-curve picture."""
 EVAL_BATCHES = 8
 """Test batches averaged over: `lstmkit eval`'s default, so the two give the same numbers."""
 SAMPLES, SAMPLE_TOKENS, TEMPERATURE = 3, 200, 0.8
@@ -209,36 +207,6 @@ def shown_metric(spec) -> str:
     return BASELINE_METRIC[spec.kind] if spec.baseline is not None else METRIC[spec.kind]
 
 
-def curves_png(curves: dict, spec, title: str) -> bytes:
-    """Two panels: smoothed training loss, and the validation metric at each evaluation; baseline dashed."""
-    from matplotlib.figure import Figure
-
-    width, height = CURVES_SIZE
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
-    left, right = fig.subplots(1, 2)
-    metric = shown_metric(spec)
-    if curves.get("train loss"):
-        steps, values = zip(*curves["train loss"], strict=True)
-        left.plot(steps, smooth(list(values), max(1, len(values) // 50)), label="training loss")
-    if curves.get(f"valid {metric}"):
-        steps, values = zip(*curves[f"valid {metric}"], strict=True)
-        right.plot(steps, values, marker="o", markersize=3, label=f"validation {metric}")
-    else:
-        right.text(0.5, 0.5, "no evaluation yet", ha="center", va="center", transform=right.transAxes)
-    if spec.baseline is not None:
-        for axis in (left, right) if metric in ("mse", "loss") else (right,):
-            axis.axhline(spec.baseline, color="gray", linestyle="--", linewidth=1, label="baseline")
-    for axis, what in ((left, "training loss (smoothed)"), (right, f"validation {metric}")):
-        if spec.kind == "regress":
-            axis.set_yscale("log")
-        axis.set(xlabel="step", ylabel=what)
-        axis.set_title(f"{title}: {what}", fontsize=10, loc="left")
-        axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend()
-    return png(fig)
-
-
 def curves_section(curves: dict, no_curves: str, spec, title: str) -> str:
     if not curves:
         return section("curves", "Learning curves", sentence(no_curves))
@@ -246,7 +214,8 @@ def curves_section(curves: dict, no_curves: str, spec, title: str) -> str:
     baseline = "" if spec.baseline is None else f"; dashed: the task's baseline, {metric} {spec.baseline:.4g}"
     text = (f"Training loss (a trailing mean over about 2% of the steps) and the validation {metric} at each "
             f"evaluation{baseline}.")  # fmt: skip
-    image = png_img(curves_png(curves, spec, title), f"learning curves: training loss and validation {metric}")
+    picture = curves_png([(title, curves)], spec.kind, spec.baseline, title, metric)
+    image = png_img(picture, f"learning curves: training loss and validation {metric}")
     return section("curves", "Learning curves", f"<p>{esc(text)}</p>\n<figure>{image}</figure>")
 
 
