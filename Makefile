@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow lint venv browser screenshots clean
+.PHONY: demo test test-slow bench lint venv browser screenshots clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,11 @@ test: $(STAMP) browser
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -s -m slow
+
+# The benchmark suite: our layers against torch.nn and the xLSTM authors' kernels (installed by the venv's
+# `peers` extra, torch held at the pinned version), tables on screen, results in runs/bench/.
+bench: $(STAMP)
+	$(BIN)/lstmkit bench
 
 # The README's pictures, remade from real runs (docs/screenshots.py says which and how).
 screenshots: $(STAMP) browser

@@ -10,6 +10,7 @@
     lstmkit explain       pictures of a trained model: gates, cells, xLSTM memory     (explain_run_verb.py)
     lstmkit exercise      a fresh by-hand exercise: worksheet and answer key          (exercise_verb.py)
     lstmkit report        one HTML page for a run: curves, metrics, samples, gates    (report_verb.py)
+    lstmkit bench         benchmarks against torch.nn and the xLSTM authors' kernels  (bench_verb.py)
 
 `lstmkit VERB --help` lists every option with its default and shows examples. A bad argument, input
 file, checkpoint or dataset exits with status 2 and one line saying what is wrong; never a traceback.
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> ArgumentParser:
     from lstmkit.cli import (
+        bench_verb,
         data_verb,
         exercise_verb,
         explain_run_verb,
@@ -75,7 +77,8 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", title="verbs", parser_class=ArgumentParser)
-    for module in (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb, report_verb):
+    for module in (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb, report_verb,
+                   bench_verb):
         module.add_verbs(verbs)
     return parser
 

@@ -1,0 +1,44 @@
+"""`lstmkit bench`: the benchmark suite, our layers against their peers (see lstmkit/bench/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BENCH_EXAMPLES = """examples:
+  lstmkit bench                          # every family; tables on screen, runs/bench/bench.{json,md}
+  lstmkit bench --quick                  # small sizes, 2 rounds: every row in well under a minute
+  lstmkit bench --only mlstm slstm -o runs/bench-xlstm
+  lstmkit bench --only rnn --threads 1 --repeats 9
+
+families: rnn (LSTM/GRU/RNN vs torch.nn and an nn.LSTMCell loop), mlstm (forms vs T vs mlstm_kernels),
+slstm (vs the authors' vanilla sLSTM), lm (xLSTM LM training step vs xLSTMLMModel and xLSTMLarge),
+generation (latency vs context), memory (peak vs T), gpu (on a CUDA device, when there is one)."""
+
+
+def add_verbs(verbs) -> None:
+    from lstmkit.bench.suite import ALL
+
+    b = verbs.add_parser("bench", help="benchmarks against torch.nn and the xLSTM authors' kernels, side by side",
+                         epilog=BENCH_EXAMPLES)  # fmt: skip
+    b.add_argument("--quick", action="store_true", help="small sizes and 2 rounds (a smoke run of every row)")
+    b.add_argument("--only", nargs="+", choices=ALL, metavar="FAMILY", help=f"run only these ({', '.join(ALL)})")
+    b.add_argument("--repeats", type=int, default=None, metavar="N",
+                   help="interleaved rounds per case, after one warm-up (default 5; 2 with --quick)")  # fmt: skip
+    b.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's own)")
+    b.add_argument("-o", "--output", default=None, metavar="DIR", help="folder for bench.json and bench.md "
+                   "(default runs/bench; runs/bench-quick with --quick)")  # fmt: skip
+    b.set_defaults(run=run_bench)
+
+
+def run_bench(args) -> int:
+    from lstmkit.bench.suite import ALL, run, set_threads
+
+    repeats = args.repeats if args.repeats is not None else 2 if args.quick else 5
+    if repeats < 1:
+        raise ValueError(f"--repeats is {repeats}, expected at least 1")
+    set_threads(args.threads)
+    out = Path(args.output or ("runs/bench-quick" if args.quick else "runs/bench"))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"cannot write the results to {out}: it is a file, expected a folder")
+    run(args.only or ALL, args.quick, repeats, out)
+    return 0

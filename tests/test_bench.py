@@ -1,0 +1,127 @@
+"""`lstmkit bench`: the quick suite produces every row with a finite ratio; the pieces behave.
+
+Speed itself is never asserted (STYLE §7): these tests check that every row of every family is
+measured, that each ratio is the peer's median over ours, and that bad input gets one line.
+"""
+
+import json
+import math
+
+import pytest
+
+from lstmkit.bench import language_models, memory, rnn_layers, suite, xlstm_cells
+from lstmkit.bench.peers import PeerMissing, need
+from lstmkit.bench.results import Row, table_row
+from lstmkit.bench.timing import race
+from lstmkit.cli import main
+
+pytest.importorskip("xlstm")
+pytest.importorskip("mlstm_kernels")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    assert main(["bench", "--quick", "-o", str(out)]) == 0
+    return out, json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
+
+
+def expected_rows() -> dict[str, int]:
+    """How many rows each family's quick run makes, counted from the families' own size lists."""
+    modes = 2
+    mlstm_cases = [*xlstm_cells.QUICK_LENGTHS, 128]  # the quick "largest" case has T = 128
+    return {
+        rnn_layers.FAMILY: len(rnn_layers.QUICK_SHAPES) * modes * (4 + 2 + 2),
+        xlstm_cells.MLSTM: sum(modes * (3 if T <= xlstm_cells.PARALLEL_UP_TO else 2) for T in mlstm_cases),
+        xlstm_cells.SLSTM: len(xlstm_cells.QUICK_SLSTM_SHAPES) * modes,
+        language_models.TRAINING: 2,
+        language_models.GENERATION: len(language_models.QUICK_CONTEXTS) + 1,
+        memory.FAMILY: len(memory.QUICK_LENGTHS),
+    }
+
+
+def test_quick_suite_makes_every_row_with_a_finite_ratio(quick):
+    _, data, md = quick
+    rows = data["rows"]
+    counts = {}
+    for row in rows:
+        counts[row["family"]] = counts.get(row["family"], 0) + 1
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0, row
+        assert row["ours_value"] > 0 and row["peer_value"] > 0, row
+        assert row["ratio"] == pytest.approx(row["peer_value"] / row["ours_value"])
+        if row["unit"] == "ms":
+            assert len(row["ours_runs"]) == data["settings"]["repeats"] or row["family"] == language_models.GENERATION
+    assert counts == expected_rows()
+    assert all(rate > 0 for rate in data["gemm_gflops"].values())
+    for family in expected_rows():
+        assert f"### {family}" in md
+    if data["machine"]["gpu"] is None:
+        assert any(line.startswith("GPU rows: no CUDA device") for line in data["skipped"])
+
+
+def test_targets_and_gemm_fractions_are_where_the_issue_puts_them(quick):
+    _, data, _ = quick
+    targets = {(r["family"], r["ours"].split(" (")[0], r["peer"], r["mode"]): r["target"] for r in data["rows"]}
+    assert targets[(rnn_layers.FAMILY, "lstmkit LSTM", "torch.nn.LSTM", "fwd")] == 0.95
+    assert targets[(rnn_layers.FAMILY, "lstmkit LSTM.trace", "torch.nn.LSTM", "fwd")] == pytest.approx(0.4)
+    assert targets[(xlstm_cells.SLSTM, "lstmkit slstm", "authors sLSTMCell vanilla", "fwd+bwd")] == 5.0
+    chunk_rows = [r for r in data["rows"] if r["ours"].startswith("lstmkit mlstm_chunkwise")]
+    assert chunk_rows and all(r["gemm_fraction"]["torch.mm"] > 0 for r in chunk_rows)
+    lstm = [r for r in data["rows"] if r["ours"] == "lstmkit LSTM"]
+    assert all(r["gemm_fraction"]["oneDNN"] > 0 for r in lstm)
+
+
+def test_race_interleaves_and_rotates():
+    order = []
+    race({"a": lambda: order.append("a"), "b": lambda: order.append("b"), "c": lambda: order.append("c")}, 3)
+    assert order == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]  # warm-up, then rotations
+
+
+def test_row_ratio_target_and_table():
+    row = Row("f", "case", "fwd", "ours", 2.0, "peer", 3.0, target=1.3, flops=2e9)
+    assert row.ratio == 1.5 and row.met
+    assert row.gemm_fraction(100.0) == pytest.approx(2e9 / 2e-3 / 100e9)
+    line = table_row(row, {"torch.mm": 100.0, "oneDNN": 200.0})
+    assert "| 1.50 | ≥ 1.30 met | 1000 / 500 |" in line
+    assert "**missed**" in table_row(Row("f", "c", "fwd", "o", 2.0, "p", 1.0, target=0.95), {})
+
+
+def test_missing_peer_is_one_skipped_line(tmp_path, monkeypatch):
+    with pytest.raises(PeerMissing, match=r"no-such-peer is not installed.*lstmkit\[peers\]"):
+        need("no_such_peer.torch")
+
+    def missing(*args, **kwargs):
+        raise PeerMissing("xlstm is not installed (test)")
+        yield
+
+    monkeypatch.setitem(suite.FAMILIES, "slstm", missing)
+    data = suite.run(["slstm"], quick=True, repeats=1, out_dir=tmp_path, say=lambda line: None)
+    assert data["rows"] == [] and data["skipped"] == ["slstm: xlstm is not installed (test)"]
+    assert "skipped: slstm: xlstm is not installed" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--repeats", "0"], "--repeats is 0, expected at least 1"), (["--threads", "0"], "--threads is 0")],
+)
+def test_bad_numbers_are_one_line(argv, message, capsys):
+    assert main(["bench", "--quick", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_family_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--only", "nope"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="unknown benchmark family 'nope', expected some of rnn, mlstm"):
+        suite.run(["nope"], quick=True, repeats=1, out_dir=None)
+
+
+def test_output_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["bench", "--quick", "--only", "slstm", "-o", str(target)]) == 2
+    assert "it is a file, expected a folder" in capsys.readouterr().err
