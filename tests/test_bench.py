@@ -29,7 +29,7 @@ def quick(tmp_path_factory):
 def expected_rows() -> dict[str, int]:
     """How many rows each family's quick run makes, counted from the families' own size lists."""
     modes = 2
-    mlstm_cases = [*xlstm_cells.QUICK_LENGTHS, 128]  # the quick "largest" case has T = 128
+    mlstm_cases = [*xlstm_cells.QUICK_LENGTHS, xlstm_cells.QUICK_LARGEST[2]]
     return {
         rnn_layers.FAMILY: len(rnn_layers.QUICK_SHAPES) * modes * (4 + 2 + 2),
         xlstm_cells.MLSTM: sum(modes * (3 if T <= xlstm_cells.PARALLEL_UP_TO else 2) for T in mlstm_cases),

@@ -46,7 +46,7 @@ def rows(quick: bool, repeats: int, skipped: list[str]) -> Iterator[Row]:
 
 
 def mlstm_rows(quick: bool, repeats: int, device: torch.device, sync) -> Iterator[Row]:
-    from lstmkit.nn.mlstm import chunkwise_flops, default_chunk_size, mlstm_chunkwise
+    from lstmkit.nn.mlstm import auto_chunk_size, chunkwise_flops, mlstm_chunkwise
 
     kernels = need("mlstm_kernels.torch")
     peers = {"chunkwise--native_autograd": kernels.get_mlstm_kernel("chunkwise--native_autograd")}
@@ -58,7 +58,7 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device, sync) -> Iterato
             fns = {"lstmkit mlstm_chunkwise": lambda x=x: mlstm_chunkwise(*x)[0]}
             fns |= {name: (lambda k=k, x=x: k(*x, chunk_size=64)) for name, k in peers.items()}
             runs = race({n: wrap(fn) for n, fn in fns.items()}, repeats, sync)
-            L = default_chunk_size(T)
+            L = auto_chunk_size(T, 64, 64)
             for peer in peers:
                 yield Row(xlstm_cells.MLSTM, f"B4 NH4 T{T} D64", mode, f"lstmkit mlstm_chunkwise (L={L})",
                           median_ms(runs["lstmkit mlstm_chunkwise"]), peer, median_ms(runs[peer]),

@@ -2,7 +2,7 @@
 
 mLSTM (B, NH, T, D) = (4, 4, T, 64), float32, T from 256 to 4096, forward and forward + backward:
 
-    lstmkit mlstm_chunkwise   our chunkwise form, its default chunk size
+    lstmkit mlstm_chunkwise   our chunkwise form, its automatic chunk size (`auto_chunk_size`)
     chunkwise--native_autograd, chunkwise--native_custbw
                               `mlstm_kernels`' chunkwise form in PyTorch ops (chunk 64), with autograd /
                               with their own backward (which treats the normaliser as a constant)
@@ -29,9 +29,10 @@ from lstmkit.bench.timing import CPU, MODES, median_ms, race
 
 MLSTM = "mLSTM forms vs T"
 SLSTM = "sLSTM layer"
-LENGTHS, QUICK_LENGTHS = (256, 1024, 4096), (32, 96)
+LENGTHS, QUICK_LENGTHS = (256, 1024, 4096), (64, 128)  # multiples of 64: their chunkwise kernel needs it
 PARALLEL_UP_TO = 1024
-LARGEST = (4, 4, 8192, 128)  # (B, NH, T, D): the GEMM-fraction case
+LARGEST = (2, 4, 8192, 256)  # (B, NH, T, D): the GEMM-fraction case; D = xLSTM 7B's key head size
+QUICK_LARGEST = (1, 2, 192, 32)
 SLSTM_SHAPES, QUICK_SLSTM_SHAPES = [(4, 256, 128, 4), (8, 256, 512, 4)], [(2, 16, 32, 4)]  # (B, T, H, NH)
 
 
@@ -43,13 +44,13 @@ def mlstm_inputs(B: int, NH: int, T: int, D: int, device: torch.device, grad: bo
 
 
 def mlstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None) -> Iterator[Row]:
-    from lstmkit.nn.mlstm import chunkwise_flops, default_chunk_size, mlstm_chunkwise, mlstm_parallel
+    from lstmkit.nn.mlstm import auto_chunk_size, chunkwise_flops, mlstm_chunkwise, mlstm_parallel
 
     kernels = need("mlstm_kernels.torch")
     theirs = {name: kernels.get_mlstm_kernel(name) for name in ("chunkwise--native_autograd",
               "chunkwise--native_custbw", "parallel--native_autograd")}  # fmt: skip
     cases = [(4, 4, T, 64) for T in (QUICK_LENGTHS if quick else LENGTHS)]
-    cases.append((1, 2, 128, 32) if quick else LARGEST)
+    cases.append(QUICK_LARGEST if quick else LARGEST)
     for B, NH, T, D in cases:
         for mode, wrap in MODES.items():
             qkvif = mlstm_inputs(B, NH, T, D, device, grad=mode == "fwd+bwd")
@@ -61,7 +62,7 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
                 fns["lstmkit mlstm_parallel"] = lambda x=qkvif: mlstm_parallel(*x)[0]
                 fns["parallel--native_autograd"] = lambda x=qkvif: theirs["parallel--native_autograd"](*x)
             runs = race({name: wrap(fn) for name, fn in fns.items()}, repeats, sync)
-            L = default_chunk_size(T)
+            L = auto_chunk_size(T, D, D)
             flops = with_backward(chunkwise_flops(B, NH, T, D, D, L), mode)
             case = f"B{B} NH{NH} T{T} D{D}"
             pairs = [("lstmkit mlstm_chunkwise", "chunkwise--native_autograd", 1.3 if T >= 1024 and mode == "fwd+bwd"

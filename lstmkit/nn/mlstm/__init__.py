@@ -2,17 +2,19 @@
 
 h, state = mlstm_recurrent(q, k, v, i, f, state=None, eps=1e-6, *, reset=None, valid=None)   the definition, O(T)
 h, state = mlstm_parallel(q, k, v, i, f, state=None, eps=1e-6, *, reset=None, valid=None)    O(T²), all steps at once
-h, state = mlstm_chunkwise(q, k, v, i, f, state=None, eps=1e-6, chunk_size=64, *, reset=None, valid=None)   O(T·L)
+h, state = mlstm_chunkwise(q, k, v, i, f, state=None, eps=1e-6, chunk_size=None, *, reset=None, valid=None)   O(T·L)
 
+chunk_size=None picks `auto_chunk_size(T, DK, DV)`; `chunkwise_flops` counts the chunkwise form's matrix products.
 reset, valid: optional bool (B, T) masks for packed documents and padding (see `state`); `empty_state`
 is the state a reset starts from (m = -inf), `zero_state` the default (m = 0).
 """
 
-from lstmkit.nn.mlstm.chunkwise import mlstm_chunkwise
+from lstmkit.nn.mlstm.chunkwise import auto_chunk_size, chunkwise_flops, mlstm_chunkwise
 from lstmkit.nn.mlstm.parallel import mlstm_parallel
 from lstmkit.nn.mlstm.recurrent import mlstm_recurrent, mlstm_step
 from lstmkit.nn.mlstm.state import empty_state, mLSTMState, zero_state
 
 __all__ = [
-    "empty_state", "mLSTMState", "mlstm_chunkwise", "mlstm_parallel", "mlstm_recurrent", "mlstm_step", "zero_state",
+    "auto_chunk_size", "chunkwise_flops", "empty_state", "mLSTMState", "mlstm_chunkwise", "mlstm_parallel",
+    "mlstm_recurrent", "mlstm_step", "zero_state",
 ]  # fmt: skip
