@@ -3,7 +3,8 @@
 `prepare` turns any input torch accepts (batched or not, batch_first or not, PackedSequence) into one
 layout, time-major (T, B, I) in the caller's batch order, with a (T, B) mask for mixed lengths; it
 checks the input with the same messages as `torch.nn`. `run_stack` runs the layers and directions;
-`finish` puts the output back in the caller's layout.
+`finish` stacks the states and traces and, with `caller_layout`, puts everything back in the caller's
+layout.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def finish(module, prep: Prepared, output: Tensor, finals: list, traces: list):
     states = tuple(torch.stack(field) for field in zip(*finals, strict=True))
     Trace = type(traces[0])
     trace = Trace(*(torch.stack(field) for field in zip(*traces, strict=True)))
+    return caller_layout(module, prep, output, states, trace)
+
+
+def caller_layout(module, prep: Prepared, output: Tensor, states: tuple, trace: NamedTuple):
+    """Output (T, B, ·), states (L·D, B, ·) and trace fields (L·D, T, B, ·) in the caller's layout."""
+    Trace = type(trace)
     if prep.packed is not None:
         return _repack(output, prep.packed, prep.mask), states, trace
     if module.batch_first:

@@ -1,0 +1,212 @@
+"""LSTM.trace's fast path (h from the fused kernel, gates recomputed) == the loop path, values and gradients.
+
+The loop path (`trace_loop`) is itself tested against the NumPy reference (test_nn_trace.py) and torch.nn
+(test_nn_layers.py); here every field, the output, the final states and the gradients through all of
+them must match it in float64 to 1e-12, in several configurations, with and without autograd. The two
+forms of the cell-state scan are tested against a plain loop on their own.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import lstmkit.nn as lnn
+from lstmkit.nn.cell_scan import CHUNK_BELOW, CellScan, cell_scan, scan_chunked
+from lstmkit.nn.lstm import trace_loop, trace_recomputed
+from lstmkit.nn.lstm_trace import gate
+
+F64 = torch.float64
+
+
+def assert_close(a, b, what, tol=1e-12):
+    assert a.shape == b.shape, f"{what}: shape {tuple(a.shape)} != {tuple(b.shape)}"
+    d = float((a - b).detach().abs().max()) if a.numel() else 0.0
+    assert d <= tol, f"{what}: max abs diff {d:.3e} > {tol:.0e}"
+
+
+def flatten(result):
+    """(output, (h_n, c_n), trace) -> [(name, tensor)]."""
+    output, (h_n, c_n), trace = result
+    return [("output", output), ("h_n", h_n), ("c_n", c_n)] + [(f"trace.{k}", v) for k, v in trace._asdict().items()]
+
+
+def weighted_sum(named, seed):
+    """A random linear functional of every tensor, so each gets its own gradient."""
+    g = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for _, t in named)
+
+
+# (layers, bidirectional, batch_first, unbatched, proj, bias, with_hx, T, B, H); B·H >= CHUNK_BELOW takes
+# CellScan, smaller the chunked scan; T = 7, 10 and 1 pad the last chunk or have a single step
+CONFIGS = [
+    (1, False, False, False, 0, True, False, 7, 3, 5),
+    (2, True, False, False, 0, True, True, 10, 4, 6),
+    (2, True, True, False, 0, True, False, 6, 3, 5),
+    (2, False, True, True, 0, True, True, 9, 1, 5),
+    (1, True, False, True, 0, False, False, 5, 1, 4),
+    (2, True, False, False, 3, True, True, 8, 2, 5),
+    (3, False, False, False, 2, False, True, 4, 3, 4),
+    (1, True, False, False, 0, True, True, 1, 2, 3),
+    (2, True, False, False, 0, True, True, 5, 64, 32),  # B·H = 2048: CellScan
+    (1, False, True, False, 0, True, False, 6, 80, 40),
+]
+
+
+def make(config, seed=0):
+    layers, bidirectional, batch_first, unbatched, proj, bias, with_hx, T, B, H = config
+    torch.manual_seed(seed)
+    I = 3
+    layer = lnn.LSTM(I, H, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
+                     proj_size=proj, bias=bias, dtype=F64)  # fmt: skip
+    batch = () if unbatched else (B,)
+    x = torch.randn(*((T, *batch) if not batch_first or unbatched else (B, T)), I, dtype=F64, requires_grad=True)
+    hx = None
+    if with_hx:
+        D = 2 if bidirectional else 1
+        hx = (torch.randn(layers * D, *batch, proj or H, dtype=F64, requires_grad=True),
+              torch.randn(layers * D, *batch, H, dtype=F64, requires_grad=True))  # fmt: skip
+    return layer, x, hx
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(c) for c in CONFIGS])
+def test_recomputed_equals_loop_values_and_gradients(config):
+    layer, x, hx = make(config)
+    leaves = [x, *(hx or ()), *layer.parameters()]
+    names = ["x", "h0", "c0"][: 1 + 2 * (hx is not None)] + [n for n, _ in layer.named_parameters()]
+    results = {}
+    for name, trace in [("loop", trace_loop), ("recomputed", trace_recomputed)]:
+        named = flatten(trace(layer, x, hx))
+        grads = torch.autograd.grad(weighted_sum(named, seed=1), leaves)
+        results[name] = named, grads
+    (loop, loop_grads), (fast, fast_grads) = results["loop"], results["recomputed"]
+    for (what, a), (_, b) in zip(fast, loop, strict=True):
+        assert_close(a, b, what)
+    for what, a, b in zip(names, fast_grads, loop_grads, strict=True):
+        assert_close(a, b, f"d/d{what}")
+
+
+@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[5], CONFIGS[8]], ids=["bi", "proj", "cellscan"])
+def test_recomputed_equals_loop_without_autograd(config):
+    """No autograd: the kernel keeps no workspace and g is computed in place."""
+    layer, x, hx = make(config)
+    with torch.no_grad():
+        loop, fast = flatten(trace_loop(layer, x, hx)), flatten(trace_recomputed(layer, x, hx))
+    for (what, a), (_, b) in zip(fast, loop, strict=True):
+        assert_close(a, b, what)
+
+
+def test_gradient_through_one_field_only():
+    """Gradients that enter through a single field (here f, then c_n) still match."""
+    layer, x, hx = make(CONFIGS[1])
+    for pick in (lambda r: r[2].f, lambda r: r[1][1]):
+        grads = [torch.autograd.grad(weighted_sum([("", pick(fn(layer, x, hx)))], 2), [x, *hx, layer.weight_hh_l0])
+                 for fn in (trace_loop, trace_recomputed)]  # fmt: skip
+        for what, a, b in zip(["x", "h0", "c0", "weight_hh_l0"], *grads, strict=True):
+            assert_close(a, b, f"d/d{what}")
+
+
+def test_h_is_o_tanh_c():
+    """The kernel's h agrees with the recomputed gates: h = o ⊙ tanh(c) (no projection)."""
+    layer, x, hx = make(CONFIGS[1])
+    _, _, trace = trace_recomputed(layer, x, hx)
+    assert_close(trace.h, trace.o * torch.tanh(trace.c), "h - o tanh(c)")
+
+
+def test_float32_with_onednn_products():
+    """Float32 on CPU takes oneDNN's products and the 2σ(2z) − 1 form of tanh: equal to the loop in float32."""
+    torch.manual_seed(0)
+    layer = lnn.LSTM(16, 32, num_layers=2, bidirectional=True)
+    x = torch.randn(20, 8, 16)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            loop, fast = flatten(trace_loop(layer, x)), flatten(trace_recomputed(layer, x))
+        for (what, a), (_, b) in zip(fast, loop, strict=True):
+            assert_close(a, b, f"{what} (grad {grad})", tol=2e-5)
+    leaves = [layer.weight_hh_l1_reverse, layer.bias_ih_l0]
+    loop_grads, fast_grads = (torch.autograd.grad(weighted_sum(flatten(fn(layer, x)), 1), leaves)
+                              for fn in (trace_loop, trace_recomputed))  # fmt: skip
+    for what, a, b in zip(["weight_hh_l1_reverse", "bias_ih_l0"], fast_grads, loop_grads, strict=True):
+        assert_close(a, b, f"d/d{what}", tol=1e-3 * float(b.abs().max()))
+
+
+def test_onednn_gate_equals_linear_with_gradients():
+    g_ = torch.Generator().manual_seed(0)
+    xh, W, b = (torch.randn(*shape, generator=g_, requires_grad=True) for shape in [(5, 7, 24), (12, 24), (12,)])
+    w = torch.randn(5, 7, 12, generator=g_)
+    ours, expected = gate(xh, W, b, torch.sigmoid_), torch.sigmoid(F.linear(xh, W, b))
+    assert_close(ours, expected, "oneDNN gate", tol=1e-6)
+    grads = [torch.autograd.grad((z * w).sum(), [xh, W, b]) for z in (ours, expected)]
+    for what, a, e in zip(["xh", "W", "b"], *grads, strict=True):
+        assert_close(a, e, f"d/d{what}", tol=1e-5)
+
+
+def test_dropout_between_layers_uses_the_same_masks():
+    torch.manual_seed(0)
+    layer = lnn.LSTM(3, 5, num_layers=3, dropout=0.5, bidirectional=True, dtype=F64)
+    x = torch.randn(6, 2, 3, dtype=F64)
+    torch.manual_seed(7)
+    loop = flatten(trace_loop(layer, x))
+    torch.manual_seed(7)
+    fast = flatten(trace_recomputed(layer, x))
+    for (what, a), (_, b) in zip(fast, loop, strict=True):
+        assert_close(a, b, what)
+
+
+def test_trace_picks_the_path():
+    layer, x, hx = make(CONFIGS[1])
+    for (what, a), (_, b) in zip(flatten(layer.trace(x, hx)), flatten(trace_recomputed(layer, x, hx)), strict=True):
+        assert torch.equal(a, b), what
+    packed = pack_padded_sequence(x.detach(), torch.tensor([10, 3, 7, 10]), enforce_sorted=False)
+    out, _, trace = layer.trace(packed)
+    loop_out, _, loop_trace = trace_loop(layer, packed)
+    assert torch.equal(out.data, loop_out.data) and torch.equal(trace.c, loop_trace.c)
+    with pytest.raises(ValueError, match="packed input has a mask; use trace_loop"):
+        trace_recomputed(layer, packed)
+
+
+def plain_scan(f, i, g, c0, reverse):
+    """The obvious loop: c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t."""
+    c, out = c0, [None] * len(f)
+    for t in reversed(range(len(f))) if reverse else range(len(f)):
+        c = f[t] * c + i[t] * g[t]
+        out[t] = c
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("T", [1, 2, 5, 9, 17, 64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_scan_forms_equal_the_plain_loop(T, reverse):
+    g_ = torch.Generator().manual_seed(T)
+    f, i = (torch.rand(T, 3, 4, generator=g_, dtype=F64, requires_grad=True) for _ in range(2))
+    g = (2 * torch.rand(T, 3, 4, generator=g_, dtype=F64) - 1).requires_grad_()
+    c0 = torch.randn(3, 4, generator=g_, dtype=F64, requires_grad=True)
+    w = torch.randn(T, 3, 4, generator=g_, dtype=F64)
+    expected = plain_scan(f, i, g, c0, reverse)
+    expected_grads = torch.autograd.grad((expected * w).sum(), [f, i, g, c0])
+    forms = {
+        "CellScan": lambda: CellScan.apply(f, i, g, c0, reverse),
+        "cell_scan": lambda: cell_scan(f, i, g, c0, reverse),
+    }
+    if not reverse:
+        forms["scan_chunked"] = lambda: scan_chunked(f, i, g, c0)
+    for name, form in forms.items():
+        c = form()
+        assert_close(c, expected, f"{name} c")
+        for what, a, b in zip("figc", torch.autograd.grad((c * w).sum(), [f, i, g, c0]), expected_grads, strict=True):
+            assert_close(a, b, f"{name} d/d{what}")
+
+
+def test_cell_scan_picks_by_size():
+    """Below CHUNK_BELOW elements per step the chunked form runs (its graph has no CellScan node)."""
+    small = torch.rand(4, 1, CHUNK_BELOW - 1, dtype=F64, requires_grad=True)
+    large = torch.rand(4, 1, CHUNK_BELOW, dtype=F64, requires_grad=True)
+    assert type(cell_scan(small, small, small, small[0], False).grad_fn).__name__ != "CellScanBackward"
+    assert type(cell_scan(large, large, large, large[0], False).grad_fn).__name__ == "CellScanBackward"
+
+
+def test_cell_scan_refuses_a_second_derivative():
+    f = torch.rand(3, 1, CHUNK_BELOW, dtype=F64, requires_grad=True)
+    (df,) = torch.autograd.grad(CellScan.apply(f, f, f, f[0], False).sum(), [f], create_graph=True)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        torch.autograd.grad(df.sum(), [f])
