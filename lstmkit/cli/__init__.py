@@ -77,8 +77,8 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", title="verbs", parser_class=ArgumentParser)
-    for module in (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb, report_verb,
-                   bench_verb):
+    groups = (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb, report_verb)
+    for module in (*groups, bench_verb):
         module.add_verbs(verbs)
     return parser
 
