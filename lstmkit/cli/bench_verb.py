@@ -6,7 +6,7 @@ from pathlib import Path
 
 BENCH_EXAMPLES = """examples:
   lstmkit bench                          # every family; tables on screen, runs/bench/bench.{json,md}
-  lstmkit bench --quick                  # small sizes, 2 rounds: every row in well under a minute
+  lstmkit bench --quick                  # small sizes, 2 rounds: every row in about 10 s
   lstmkit bench --only mlstm slstm -o runs/bench-xlstm
   lstmkit bench --only rnn --threads 1 --repeats 9
 
