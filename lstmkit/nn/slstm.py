@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.nn import slstm_cpp
+from lstmkit.nn.slstm_layout import flat, gate_major, head_major, heads
 
 
 class sLSTMState(NamedTuple):
@@ -155,28 +156,6 @@ def _mask_plan(reset: Tensor | None, valid: Tensor | None, n0: Tensor, T: int) -
     )
 
 
-def _head_major(x: Tensor, NH: int) -> Tensor:
-    """(B, T, 4H) gate-major -> (T, NH, B, 4·DH), each head's gates contiguous: [i | f | z | o]."""
-    B, T, G = x.shape
-    return x.view(B, T, 4, NH, G // (4 * NH)).permute(1, 3, 0, 2, 4).reshape(T, NH, B, G // NH)
-
-
-def _gate_major(x: Tensor, NH: int) -> Tensor:
-    """The inverse of `_head_major`, for the input gradient."""
-    T, _, B, G_head = x.shape
-    return x.view(T, NH, B, 4, G_head // 4).permute(2, 0, 3, 1, 4).reshape(B, T, 4 * G_head // 4 * NH)
-
-
-def _heads(s: Tensor, NH: int) -> Tensor:
-    """(B, H) -> (NH, B, DH)."""
-    return s.view(s.shape[0], NH, -1).transpose(0, 1)
-
-
-def _flat(s: Tensor) -> Tensor:
-    """(NH, B, DH) -> (B, H)."""
-    return s.transpose(0, 1).reshape(s.shape[1], -1)
-
-
 class _sLSTMFunction(torch.autograd.Function):
     """Forward: the time loop without graph recording. Backward: the reverse loop of
     `lstmkit.reference.slstm.backward`, vectorized over batch and heads. Masks act only at the steps
@@ -186,8 +165,8 @@ class _sLSTMFunction(torch.autograd.Function):
     def forward(ctx, x, R, b, h0, c0, n0, m0, reset: Tensor | None = None, valid: Tensor | None = None):
         NH, _, DH, _ = R.shape
         Rcat = R.permute(0, 3, 1, 2).reshape(NH, DH, 4 * DH)  # (NH, in, gate·out)
-        xr = _head_major(x + b, NH)  # (T, NH, B, 4DH)
-        h, c, n, m = (_heads(s, NH) for s in (h0, c0, n0, m0))
+        xr = head_major(x + b, NH)  # (T, NH, B, 4DH)
+        h, c, n, m = (heads(s, NH) for s in (h0, c0, n0, m0))
         plan = _mask_plan(reset, valid, n0, x.shape[1])
         saved = {k: [] for k in ("h", "i", "f", "z", "o", "c", "n", "sig_neg_f", "via_forget")}
         for t, xr_t in enumerate(xr.unbind(0)):
@@ -221,13 +200,13 @@ class _sLSTMFunction(torch.autograd.Function):
             saved["sig_neg_f"].append(torch.sigmoid(-pre_f))
         stacked = {k: torch.stack(v) for k, v in saved.items()}  # (T, NH, B, DH) each
         hs = stacked.pop("h")  # h_1 .. h_T
-        h_prev = torch.cat([_heads(h0, NH)[None], hs[:-1]])  # h_0 .. h_{T-1}, what R multiplied
+        h_prev = torch.cat([heads(h0, NH)[None], hs[:-1]])  # h_0 .. h_{T-1}, what R multiplied
         if plan.reset is not None:
             h_prev = torch.where(plan.reset, 0.0, h_prev)
         ctx.save_for_backward(Rcat, c0, n0, h_prev, *stacked.values())
         ctx.keys, ctx.NH, ctx.plan = ["h_prev", *stacked], NH, plan
         out = hs.permute(2, 0, 1, 3).reshape(x.shape[0], x.shape[1], -1)  # (B, T, H)
-        return out, _flat(h), _flat(c), _flat(n), _flat(m)
+        return out, flat(h), flat(c), flat(n), flat(m)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -237,9 +216,9 @@ class _sLSTMFunction(torch.autograd.Function):
         NH, plan = ctx.NH, ctx.plan
         T = s["i"].shape[0]
         d_out = _head_major_out(d_out, NH)  # (T, NH, B, DH)
-        dh, dc, dn, dm = (_heads(g, NH) for g in (dh_T, dc_T, dn_T, dm_T))
-        c_prev_all = torch.cat([_heads(c0, NH)[None], s["c"][:-1]])
-        n_prev_all = torch.cat([_heads(n0, NH)[None], s["n"][:-1]])
+        dh, dc, dn, dm = (heads(g, NH) for g in (dh_T, dc_T, dn_T, dm_T))
+        c_prev_all = torch.cat([heads(c0, NH)[None], s["c"][:-1]])
+        n_prev_all = torch.cat([heads(n0, NH)[None], s["n"][:-1]])
         da_all = []
         for t in reversed(range(T)):
             i, f, z, o, c, n = (s[k][t] for k in ("i", "f", "z", "o", "c", "n"))
@@ -273,8 +252,8 @@ class _sLSTMFunction(torch.autograd.Function):
         dRcat = torch.einsum("tnbi,tnbk->nik", s["h_prev"], da_all)  # (NH, in, gate·out)
         DH = Rcat.shape[1]
         dR = dRcat.view(NH, DH, 4, DH).permute(0, 2, 3, 1)
-        dx = _gate_major(da_all, NH)
-        return dx, dR, dx.sum((0, 1)), _flat(dh), _flat(dc), _flat(dn), _flat(dm), None, None
+        dx = gate_major(da_all, NH)
+        return dx, dR, dx.sum((0, 1)), flat(dh), flat(dc), flat(dn), flat(dm), None, None
 
 
 def _head_major_out(d_out: Tensor, NH: int) -> Tensor:

@@ -46,6 +46,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from lstmkit.nn.slstm_layout import flat, heads
+
 SOURCE = Path(__file__).parent / "csrc" / "slstm.cpp"
 NAME = "lstmkit_slstm"
 
@@ -95,19 +97,9 @@ def usable(x: Tensor, *others: Tensor) -> bool:
     )
 
 
-def _heads(s: Tensor, NH: int) -> Tensor:
-    """(B, H) -> (NH, B, DH)."""
-    return s.view(s.shape[0], NH, s.shape[1] // NH).transpose(0, 1)
-
-
-def _flat(s: Tensor) -> Tensor:
-    """(NH, B, DH) -> (B, H)."""
-    return s.transpose(0, 1).reshape(s.shape[1], s.shape[0] * s.shape[2])
-
-
 def _final(s: Tensor, T: int) -> Tensor:
     """The state after the last step from (S, NH, B, DH) slots: slot T % S (S = T + 1, or 2 alternating)."""
-    return _flat(s[T % s.shape[0]])
+    return flat(s[T % s.shape[0]])
 
 
 def _time_major(mask: Tensor | None, like: Tensor) -> Tensor:
@@ -123,7 +115,7 @@ def _forward(x, R, b, h0, c0, n0, m0, reset: Tensor | None, valid: Tensor | None
     if reset is not None and valid is not None:
         reset = reset & valid  # padding wins over reset
     reset, valid = _time_major(reset, x), _time_major(valid, x)
-    states = [_heads(s, NH) for s in (h0, c0, n0, m0)]
+    states = [heads(s, NH) for s in (h0, c0, n0, m0)]
     out, h, c, n, m, gates = extension().forward(x, b, Rcat, *states, reset, valid, save)
     return out, (h, c, n, m), gates, Rcat, reset, valid
 
@@ -153,7 +145,7 @@ class sLSTMCppFunction(torch.autograd.Function):
     def backward(ctx, d_out, dh_T, dc_T, dn_T, dm_T):
         Rcat, h, c, n, gates, reset, valid = ctx.saved_tensors
         NH, DH = Rcat.shape[:2]
-        d_final = [_heads(g, NH) for g in (dh_T, dc_T, dn_T, dm_T)]
+        d_final = [heads(g, NH) for g in (dh_T, dc_T, dn_T, dm_T)]
         dx, dRcat, dh, dc, dn, dm = extension().backward(d_out, Rcat, h, c, n, gates, reset, valid, *d_final)
         dR = dRcat.view(NH, DH, 4, DH).permute(0, 2, 3, 1)
-        return dx, dR, dx.sum((0, 1)), _flat(dh), _flat(dc), _flat(dn), _flat(dm), None, None
+        return dx, dR, dx.sum((0, 1)), flat(dh), flat(dc), flat(dn), flat(dm), None, None
