@@ -13,7 +13,6 @@ the folder is complete before it is renamed into place, and `latest` is replaced
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import NamedTuple
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
+
+from lstmkit.files import write_atomic
 
 
 class CheckpointError(ValueError):
@@ -36,30 +37,13 @@ class Checkpoint(NamedTuple):
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename over it."""
-    write_bytes_atomic(path, text.encode())
+    """Write to a temporary file beside `path`, then rename over it (see `lstmkit.files.write_atomic`)."""
+    write_atomic(path, text)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename over it (with the permissions a plain open gives)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a page or picture is meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """Write to a temporary file beside `path`, then rename over it (see `lstmkit.files.write_atomic`)."""
+    write_atomic(path, data)
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, meta: dict, rng: dict,
