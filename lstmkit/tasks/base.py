@@ -27,6 +27,7 @@ on global random state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import NamedTuple
 
 import torch
@@ -39,6 +40,14 @@ BASELINE_METRIC = {"regress": "mse", "classify": "accuracy", "tag": "loss"}
 """The metric a task's `baseline` is measured in, by kind: a constant guess's MSE, the majority class's
 accuracy, the loss of predicting token frequencies."""
 SPLITS = ("train", "valid", "test")
+
+MAX_LENGTH = 1_000_000
+"""The longest sequence a task argument may ask for (time steps): a million, so that a batch of 32 such rows
+stays near a gigabyte in its largest tensor (int64 ids or float32 pairs)."""
+MAX_VOCAB_SIZE = 65_536
+"""The largest vocabulary or number of symbols a task argument may ask for (2^16)."""
+MAX_BATCH_STEPS = 2**25
+"""The most positions (batch_size × time steps) one batch may hold: 33.5 million, 256 MiB per int64 tensor."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,32 @@ class Batch(NamedTuple):
     """tag only: (B, T) bool, the positions whose targets count; None = all valid positions."""
 
 
-def check_int(name: str, value: object, minimum: int) -> None:
-    """A task argument that must be an integer (not a bool) of at least `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} is {value!r}, expected an integer >= {minimum}")
+def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    """A task argument that must be an integer (not a bool) in [minimum, maximum]; returns it as an int.
+
+    The one-line error names the argument, the value found and what was expected.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} is {shown(value)}, expected an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} is {value}, expected at most {maximum:,}")
+    return int(value)
+
+
+def check_batch_size(batch_size: object, steps: int) -> int:
+    """An integer >= 1 whose batch of `steps` time steps holds at most MAX_BATCH_STEPS positions."""
+    check_int("batch_size", batch_size, 1)
+    if batch_size * steps > MAX_BATCH_STEPS:
+        raise ValueError(f"batch_size is {batch_size}: {batch_size:,} rows of {steps:,} positions make "
+                         f"{batch_size * steps:,}, expected at most {MAX_BATCH_STEPS:,} "
+                         "(use a smaller batch_size or shorter sequences)")  # fmt: skip
+    return int(batch_size)
+
+
+def shown(value: object) -> str:
+    """repr(value), cut to 40 characters: an error message quotes what it was given, never pages of it."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def sample_padded(data: Batch, batch_size: int, generator: torch.Generator) -> Batch:

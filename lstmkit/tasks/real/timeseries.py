@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split
-from lstmkit.tasks.real.fetch import Package, fetch_package
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split
+from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
 SOURCE = Package("statsmodels", "0.14.5", "wheel")
 MEMBER = "statsmodels/datasets/co2/co2.csv"
@@ -36,16 +36,17 @@ SPLIT_FRACTIONS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}
 
 def read_monthly_co2(archive: Path) -> tuple[list[str], np.ndarray]:
     """Months ("YYYY-MM") and monthly mean CO2 in ppm (float64), empty months linearly interpolated."""
-    with zipfile.ZipFile(archive) as whl:
-        lines = whl.read(MEMBER).decode("ascii").splitlines()
-    if lines[0] != "date,co2":
-        raise ValueError(f"{MEMBER}: header is {lines[0]!r}, expected 'date,co2'")
-    weeks: dict[str, list[float]] = {}
-    for line in lines[1:]:
-        date, value = line.split(",")  # date is YYYYMMDD; value may be empty
-        month = weeks.setdefault(f"{date[:4]}-{date[4:6]}", [])
-        if value:
-            month.append(float(value))
+    with reading(archive):
+        with zipfile.ZipFile(archive) as whl:
+            lines = whl.read(MEMBER).decode("ascii").splitlines()
+        if lines[:1] != ["date,co2"]:
+            raise ValueError(f"{MEMBER}: header is {lines[:1]}, expected 'date,co2'")
+        weeks: dict[str, list[float]] = {}
+        for line in lines[1:]:
+            date, value = line.split(",")  # date is YYYYMMDD; value may be empty
+            month = weeks.setdefault(f"{date[:4]}-{date[4:6]}", [])
+            if value:
+                month.append(float(value))
     months = sorted(weeks)
     first, last = (int(months[0][:4]), int(months[0][5:])), (int(months[-1][:4]), int(months[-1][5:]))
     every = [f"{y:04d}-{m:02d}" for y in range(first[0], last[0] + 1) for m in range(1, 13)
@@ -65,8 +66,8 @@ class Forecast:
     """
 
     def __init__(self, cache_dir: str | Path, window: int = 48, horizon: int = 1) -> None:
-        if window < 1 or horizon < 1:
-            raise ValueError(f"window is {window} and horizon is {horizon}, expected both at least 1")
+        check_int("window", window, 1, MAX_LENGTH)
+        check_int("horizon", horizon, 1, MAX_LENGTH)
         self.months, ppm = read_monthly_co2(fetch_package(SOURCE.name, SOURCE.version, cache_dir, SOURCE.form))
         self.ppm = torch.from_numpy(ppm)  # (N,) float64
         N = len(ppm)
@@ -105,4 +106,5 @@ class Forecast:
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lo, hi = self.first_targets(split)
+        check_batch_size(batch_size, self.window + self.horizon)
         return self.examples(torch.randint(lo, hi, (batch_size,), generator=generator))

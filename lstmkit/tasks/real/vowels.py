@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_split, sample_padded
-from lstmkit.tasks.real.fetch import Package, fetch_package
+from lstmkit.tasks.base import Batch, TaskSpec, check_batch_size, check_split, sample_padded
+from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
 SOURCE = Package("aeon", "1.0.0", "wheel")
 MEMBER = "aeon/datasets/data/JapaneseVowels/JapaneseVowels_{}.ts"
@@ -76,7 +76,7 @@ def parse_ts(text: str) -> TsData:
 
 def read_vowels(archive: Path) -> dict[str, TsData]:
     """The archive's "TRAIN" and "TEST" files, parsed."""
-    with zipfile.ZipFile(archive) as whl:
+    with reading(archive), zipfile.ZipFile(archive) as whl:
         return {part: parse_ts(whl.read(MEMBER.format(part)).decode("utf-8")) for part in ("TRAIN", "TEST")}
 
 
@@ -122,5 +122,5 @@ class Vowels:
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         check_split(split)
-        batch = sample_padded(self.data[split], batch_size, generator)
-        return batch
+        check_batch_size(batch_size, self.data[split].x.shape[1])
+        return sample_padded(self.data[split], batch_size, generator)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split
 
 BASELINE_MSE = 1 / 6
 """MSE of always predicting 1.0: Var(X1 + X2) with X1, X2 ~ U[0, 1] independent."""
@@ -32,12 +32,12 @@ class AddingProblem:
     """Sequences of `length` (value, marker) pairs; the target is the sum of the two marked values."""
 
     def __init__(self, *, length: int = 100) -> None:
-        check_int("length", length, 2)
+        check_int("length", length, 2, MAX_LENGTH)
         self.length = length
         self.spec = TaskSpec(name="adding", kind="regress", num_outputs=1, input_size=2, baseline=BASELINE_MSE)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
+        check_batch_size(batch_size, self.length)
         check_split(split)
         B, T = batch_size, self.length
         half = T // 2

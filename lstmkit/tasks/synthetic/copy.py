@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
+from lstmkit.tasks.base import MAX_LENGTH, MAX_VOCAB_SIZE, Batch, TaskSpec, check_batch_size, check_int, check_split
 
 BLANK = 0
 
@@ -29,9 +29,9 @@ class CopyRecall:
     """copy_length symbols, `length` blanks, a delimiter; then the model must output the symbols in order."""
 
     def __init__(self, *, length: int = 100, num_symbols: int = 8, copy_length: int = 10) -> None:
-        check_int("length", length, 0)
-        check_int("num_symbols", num_symbols, 1)
-        check_int("copy_length", copy_length, 1)
+        check_int("length", length, 0, MAX_LENGTH)
+        check_int("num_symbols", num_symbols, 1, MAX_VOCAB_SIZE - 2)
+        check_int("copy_length", copy_length, 1, MAX_LENGTH)
         self.length = length
         self.num_symbols = num_symbols
         self.copy_length = copy_length
@@ -45,7 +45,7 @@ class CopyRecall:
         return 2 * self.copy_length + self.length + 1
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
+        check_batch_size(batch_size, self.total_length)
         check_split(split)
         B, K, T = batch_size, self.copy_length, self.total_length
         symbols = torch.randint(1, self.num_symbols + 1, (B, K), generator=generator)  # (B, K)

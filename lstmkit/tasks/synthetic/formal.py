@@ -36,7 +36,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split
 
 CYCLE = 5
 """Cycle navigation: the number of positions on the cycle."""
@@ -84,21 +84,23 @@ def modular_arithmetic(word: list[int]) -> int:
 
 
 def _check_lengths(min_length: int, max_length: int, test_min_length: int, test_max_length: int) -> None:
-    check_int("min_length", min_length, 1)
-    check_int("max_length", max_length, 1)
-    check_int("test_min_length", test_min_length, 1)
-    check_int("test_max_length", test_max_length, 1)
+    check_int("min_length", min_length, 1, MAX_LENGTH)
+    check_int("max_length", max_length, 1, MAX_LENGTH)
+    check_int("test_min_length", test_min_length, 1, MAX_LENGTH)
+    check_int("test_max_length", test_max_length, 1, MAX_LENGTH)
     if max_length < min_length:
         raise ValueError(f"max_length is {max_length}, expected >= min_length ({min_length})")
     if test_max_length < test_min_length:
         raise ValueError(f"test_max_length is {test_max_length}, expected >= test_min_length ({test_min_length})")
 
 
-def _length_range(task: Parity | EvenPairs | CycleNavigation | ModularArithmetic, split: str) -> tuple[int, int]:
+def _length_range(task: Parity | EvenPairs | CycleNavigation | ModularArithmetic, batch_size: int,
+                  split: str) -> tuple[int, int]:  # fmt: skip
+    """The split's word lengths [lo, hi], once batch_size and split are checked (a row holds hi + 1 tokens)."""
     check_split(split)
-    if split == "test":
-        return task.test_min_length, task.test_max_length
-    return task.min_length, task.max_length
+    lo, hi = (task.test_min_length, task.test_max_length) if split == "test" else (task.min_length, task.max_length)
+    check_batch_size(batch_size, hi + 1)
+    return lo, hi
 
 
 def _uniform_words(num_symbols: int) -> Callable[[int, int, torch.Generator], Tensor]:
@@ -135,7 +137,7 @@ def _formal_batch(
     rows = torch.arange(B)
     x[rows, word_lengths] = query
     mask = positions == word_lengths[:, None]  # (B, T) the query only
-    answers = [answer(row[:n]) for row, n in zip(x.tolist(), word_lengths.tolist(), strict=True)]
+    answers = [answer(x[row, :n].tolist()) for row, n in enumerate(word_lengths.tolist())]  # a row at a time
     y = torch.zeros(B, T, dtype=torch.long)
     y[rows, word_lengths] = torch.tensor(answers, dtype=torch.long)
     return Batch(x=x, y=y, lengths=lengths, mask=mask)
@@ -164,8 +166,7 @@ class Parity:
         self.spec = TaskSpec(name="parity", kind="tag", num_outputs=2, vocab_size=4)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
-        lengths = _uniform_lengths(batch_size, *_length_range(self, split), generator)
+        lengths = _uniform_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(2), parity, num_symbols=2)
 
 
@@ -180,8 +181,7 @@ class EvenPairs:
         self.spec = TaskSpec(name="even-pairs", kind="tag", num_outputs=2, vocab_size=4)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
-        lengths = _uniform_lengths(batch_size, *_length_range(self, split), generator)
+        lengths = _uniform_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(2), even_pairs, num_symbols=2)
 
 
@@ -196,8 +196,7 @@ class CycleNavigation:
         self.spec = TaskSpec(name="cycle-navigation", kind="tag", num_outputs=CYCLE, vocab_size=5)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
-        lengths = _uniform_lengths(batch_size, *_length_range(self, split), generator)
+        lengths = _uniform_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(3), cycle_navigation, num_symbols=3)
 
 
@@ -218,6 +217,5 @@ class ModularArithmetic:
         self.spec = TaskSpec(name="modular-arithmetic", kind="tag", num_outputs=MODULUS, vocab_size=10)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
-        lengths = _odd_lengths(batch_size, *_length_range(self, split), generator)
+        lengths = _odd_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _expressions, modular_arithmetic, num_symbols=8)

@@ -22,7 +22,16 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
+from lstmkit.tasks.base import (
+    MAX_LENGTH,
+    MAX_VOCAB_SIZE,
+    Batch,
+    TaskSpec,
+    check_batch_size,
+    check_int,
+    check_split,
+    shown,
+)
 
 PAD = 0
 PRESETS = ((64, 4), (128, 8), (256, 16))
@@ -40,18 +49,20 @@ class MQAR:
     def __init__(self, *, length: int = 64, num_pairs: int = 4, vocab_size: int = 256) -> None:
         check_int("num_pairs", num_pairs, 1)
         if isinstance(length, bool) or not isinstance(length, int) or length < 3 * num_pairs:
-            raise ValueError(f"length is {length!r}, expected an integer >= 3 · num_pairs = {3 * num_pairs} "
+            raise ValueError(f"length is {shown(length)}, expected an integer >= 3 · num_pairs = {3 * num_pairs} "
                              "(the pairs take 2 · num_pairs positions, the queries num_pairs more)")  # fmt: skip
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2 * num_pairs + 2:
-            raise ValueError(f"vocab_size is {vocab_size!r}, expected an integer >= 2 · num_pairs + 2 = "
+            raise ValueError(f"vocab_size is {shown(vocab_size)}, expected an integer >= 2 · num_pairs + 2 = "
                              f"{2 * num_pairs + 2} (num_pairs distinct keys in 1 .. vocab_size // 2 - 1)")  # fmt: skip
+        check_int("length", length, 3 * num_pairs, MAX_LENGTH)
+        check_int("vocab_size", vocab_size, 2 * num_pairs + 2, MAX_VOCAB_SIZE)
         self.length = length
         self.num_pairs = num_pairs
         self.vocab_size = vocab_size
         self.spec = TaskSpec(name="mqar", kind="tag", num_outputs=vocab_size, vocab_size=vocab_size)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
+        check_batch_size(batch_size, max(self.length, self.vocab_size // 2))  # _distinct draws V//2 numbers a row
         check_split(split)
         B, T, K, V = batch_size, self.length, self.num_pairs, self.vocab_size
         half = V // 2

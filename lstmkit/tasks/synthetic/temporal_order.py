@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.tasks.base import Batch, TaskSpec, check_int, check_split
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split, shown
 
 DISTRACTORS = (0, 1, 2, 3)
 X, Y, START, END = 4, 5, 6, 7
@@ -53,15 +53,16 @@ class TemporalOrder:
     """Distractor sequences with `num_symbols` X/Y symbols in fixed windows; the class is their order."""
 
     def __init__(self, *, length: int = 100, num_symbols: int = 2) -> None:
-        check_int("length", length, 10)  # from 10 on, the windows are disjoint and clear of B and E
-        if num_symbols not in WINDOWS_PERCENT:
-            raise ValueError(f"num_symbols is {num_symbols!r}, expected 2 or 3 (the paper's experiments 6a and 6b)")
+        check_int("length", length, 10, MAX_LENGTH)  # from 10 on, the windows are disjoint and clear of B and E
+        if isinstance(num_symbols, bool) or not isinstance(num_symbols, int) or num_symbols not in WINDOWS_PERCENT:
+            raise ValueError(f"num_symbols is {shown(num_symbols)}, expected 2 or 3 "
+                             "(the paper's experiments 6a and 6b)")  # fmt: skip
         self.length = length
         self.num_symbols = num_symbols
         self.spec = TaskSpec(name="temporal-order", kind="classify", num_outputs=2**num_symbols, vocab_size=VOCAB_SIZE)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        check_int("batch_size", batch_size, 1)
+        check_batch_size(batch_size, self.length)
         check_split(split)
         B, T = batch_size, self.length
         x = torch.randint(0, len(DISTRACTORS), (B, T), generator=generator)  # (B, T) a..d
