@@ -1,19 +1,46 @@
-"""Checkpoints that survive a crash: a folder per step, written under a temporary name and renamed.
+"""Checkpoints that survive a crash at any moment, in a run folder that one process writes and nothing leaves.
 
     RUN_DIR/step-00000500/model.safetensors   the weights (safetensors: no pickle, shared tensors kept)
                          /state.pt            optimizer state and RNG states: tensors and numbers only,
                                               read with torch.load(weights_only=True), never arbitrary objects
                          /meta.json           model and training configs, task, step, metrics
     RUN_DIR/latest                            the name of the newest complete checkpoint folder
+    RUN_DIR/.lock                             flock'ed by the one process that writes the run (RunLock)
 
-A crash at any moment leaves either the previous checkpoint or the new one, never half of one:
-the folder is complete before it is renamed into place, and `latest` is replaced atomically after.
+Names are step-{step:08d}: eight digits, more from step 100,000,000 on; folders are ordered by the number.
+
+Writing (save_checkpoint), transition by transition; after each, `latest` names a complete checkpoint:
+    1. the files are written and fsync'ed in a hidden folder .step-N.XXXX (a crash leaves only a hidden folder)
+    2. it is renamed to step-N. If step-N exists already (a run resumed from an older checkpoint writes a later
+       step again), the two are swapped in one atomic rename (Linux renameat2 RENAME_EXCHANGE) and the old one,
+       now hidden, is deleted. Where the swap is unavailable, `latest` is first pointed at another complete
+       checkpoint when it named step-N, then the old folder is renamed aside and the new one into place; with no
+       other checkpoint a crash between those two renames leaves `latest` naming a missing folder (off Linux only).
+    3. `latest` is replaced atomically (a temporary file renamed over it)
+    4. rotation: the step folders beyond the newest `keep` (by number; never the one `latest` names) are renamed to
+       hidden names, then deleted; hidden folders a killed writer left behind are deleted too. Only the holder of
+       the run's lock writes, so nothing hidden belongs to a live writer.
+
+Reading (find_checkpoint, read_checkpoint) treats the folder as untrusted: `latest` must be a regular file (not a
+symlink) holding step-<digits>, and that entry must be a real folder directly inside the run folder. Absolute
+paths, '..', symlinks are corrupt (CheckpointError, one line, quoting at most 60 characters), never followed.
+read_checkpoint reads meta.json only; state.pt is read by `read_state`, for resuming, so damage to it never
+blocks the verbs that need only the weights (eval, explain, report, generate). Schemas: `lstmkit.run_files`.
+
+One writer: RunLock takes an exclusive flock on RUN/.lock for the whole training; the OS releases it when the
+process dies, however it dies. A second writer is refused with one line. Under `lstmkit train --nproc N` the
+launcher holds the lock and the ranks it starts skip it (`held_by_launcher`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import json
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -23,17 +50,26 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
 from lstmkit.files import write_atomic
+from lstmkit.run_files import (
+    LATEST_LIMIT,
+    META_LIMIT,
+    CheckpointError,
+    is_step_name,
+    load_state,
+    parse_latest,
+    parse_meta,
+    read_regular,
+    step_of,
+)
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt or from a different model (the message says which)."""
+LOCK_NAME = ".lock"
 
 
 class Checkpoint(NamedTuple):
     path: Path
+    """The checkpoint folder."""
     meta: dict
-    state: dict
-    """{"optimizer": optimizer.state_dict(), "rng": {name: ByteTensor}}."""
+    """meta.json, checked (see lstmkit.run_files)."""
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -46,70 +82,233 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, data)
 
 
+def step_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+# ---- writing --------------------------------------------------------------------------------------------------
+
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, meta: dict, rng: dict,
                     keep: int = 2) -> Path:  # fmt: skip
-    """Write RUN_DIR/step-NNNNNNNN atomically, point `latest` at it, keep the newest `keep` folders."""
+    """Write RUN_DIR/step-N (transitions 1-4 of the module docstring); the caller holds the run's lock."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:08d}"
+    name = step_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=run_dir))
+    final = run_dir / name
     try:
-        save_model(model, str(tmp / "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / "state.pt")
-        (tmp / "meta.json").write_text(json.dumps({**meta, "step": step}, indent=2))
-        final = run_dir / name
-        if final.exists():  # the same step written again after a resume: move the old one aside first
-            old = run_dir / f".{name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-            shutil.rmtree(old)
-        tmp.rename(final)
+        _write_files(tmp, model, optimizer, {**meta, "step": step}, rng)
+        _put_in_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    write_text_atomic(run_dir / "latest", name + "\n")
-    for older in sorted(run_dir.glob("step-*"))[:-keep]:
-        shutil.rmtree(older, ignore_errors=True)
+    write_atomic(run_dir / "latest", name + "\n")
+    _fsync_dir(run_dir)
+    rotate(run_dir, keep)
     return final
 
 
+def _write_files(folder: Path, model: torch.nn.Module, optimizer, meta: dict, rng: dict) -> None:
+    save_model(model, str(folder / "model.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, folder / "state.pt")
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    for name in ("model.safetensors", "state.pt", "meta.json"):
+        with open(folder / name, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+def _put_in_place(tmp: Path, final: Path) -> None:
+    """Rename the complete folder `tmp` to `final`; an existing `final` is swapped out, never missing."""
+    try:
+        info = os.lstat(final)
+    except FileNotFoundError:
+        os.rename(tmp, final)
+        return
+    if not stat.S_ISDIR(info.st_mode):  # a planted symlink or file named like a checkpoint: never a checkpoint
+        os.unlink(final)
+        os.rename(tmp, final)
+        return
+    if exchange(tmp, final):  # tmp now holds the old checkpoint, under a hidden name
+        shutil.rmtree(tmp)
+        return
+    run_dir = final.parent
+    if _latest_name(run_dir) == final.name:
+        others = [n for n in step_folders(run_dir) if n != final.name]
+        if others:
+            write_atomic(run_dir / "latest", others[-1] + "\n")
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=run_dir))
+    os.rename(final, old)  # replaces the empty folder `old`
+    os.rename(tmp, final)
+    shutil.rmtree(old)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic rename (Linux renameat2 RENAME_EXCHANGE); False where it is unavailable."""
+    function = getattr(_libc(), "renameat2", None)
+    if function is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if function(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # old kernel or a filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def rotate(run_dir: Path, keep: int) -> None:
+    """Delete the step folders beyond the newest `keep` (by number, never the one `latest` names) and the hidden
+    folders of killed writers: each is first renamed to a hidden name, so no half-deleted step-N is ever seen."""
+    current = _latest_name(run_dir)
+    names = step_folders(run_dir)
+    for name in names[: max(0, len(names) - keep)]:
+        if name != current:
+            hidden = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=run_dir))
+            os.rename(run_dir / name, hidden)
+    clean_temporaries(run_dir)
+
+
+def clean_temporaries(run_dir: Path) -> None:
+    """Delete the hidden .step-* folders left by a writer that was killed (call it holding the run's lock)."""
+    for entry in os.scandir(run_dir):
+        if entry.name.startswith(".step-") and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def step_folders(run_dir: Path) -> list[str]:
+    """The names of the real folders step-<digits> directly in `run_dir`, oldest (smallest step) first."""
+    names = [e.name for e in os.scandir(run_dir) if is_step_name(e.name) and e.is_dir(follow_symlinks=False)]
+    return sorted(names, key=step_of)
+
+
+def _latest_name(run_dir: Path) -> str | None:
+    try:
+        return parse_latest(read_regular(run_dir / "latest", LATEST_LIMIT), run_dir / "latest")
+    except (FileNotFoundError, CheckpointError):
+        return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---- the lock -------------------------------------------------------------------------------------------------
+
+_HELD: dict[str, int] = {}
+"""Run folders this process holds the lock of (real path -> nesting depth): the CLI takes the lock before
+`train` does, and a flock is per open file, so the same process must not take it twice."""
+
+
+class RunLock:
+    """An exclusive flock on RUN/.lock while in a `with` block; ValueError (one line) when another process holds it.
+
+    held_by_launcher: this process was started by a launcher that holds the lock (`lstmkit train --nproc N`);
+    then a lock held elsewhere is the launcher's, and the block runs without taking it."""
+
+    def __init__(self, run_dir: str | Path, held_by_launcher: bool = False) -> None:
+        self.run_dir, self.held_by_launcher = Path(run_dir), held_by_launcher
+        self.key, self.fd = "", None
+
+    def __enter__(self) -> RunLock:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.key = os.path.realpath(self.run_dir)
+        if self.key in _HELD:
+            _HELD[self.key] += 1
+            return self
+        fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if self.held_by_launcher:
+                return self
+            raise ValueError(f"run folder {self.run_dir} is in use by another lstmkit train"
+                             f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end or choose "
+                             "another --run-dir") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        _HELD[self.key] = 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.key not in _HELD:
+            return
+        _HELD[self.key] -= 1
+        if _HELD[self.key] == 0:
+            del _HELD[self.key]
+            os.close(self.fd)  # closing the file releases the flock
+            self.fd = None
+
+
+# ---- reading --------------------------------------------------------------------------------------------------
+
 def find_checkpoint(path: Path) -> Path:
-    """A run folder (its `latest`) or a checkpoint folder -> the checkpoint folder."""
+    """A run folder (its `latest`) or a checkpoint folder -> the checkpoint folder, confined to the run folder."""
     path = Path(path)
-    if (path / "meta.json").exists():
+    if os.path.lexists(path / "meta.json"):
         return path
     latest = path / "latest"
-    if not latest.exists():
+    if not os.path.lexists(latest):
         raise CheckpointError(f"no checkpoint in {path}: expected a run folder with a 'latest' file "
                               "or a step-NNNNNNNN checkpoint folder")  # fmt: skip
-    return path / latest.read_text().strip()
+    if os.path.islink(latest):
+        raise CheckpointError(f"{latest} is corrupt: it is a symlink, expected a regular file (not followed)")
+    name = parse_latest(read_regular(latest, LATEST_LIMIT), latest)
+    try:
+        info = os.lstat(path / name)
+    except FileNotFoundError:
+        raise CheckpointError(f"{latest} is corrupt: it names {name}, which does not exist in {path}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{latest} is corrupt: it names {name}, which is not a folder (symlinks are not "
+                              "followed)")  # fmt: skip
+    return path / name
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Read meta.json and state.pt (safely); the weights are loaded by `load_weights`."""
+    """The checkpoint folder of `path` and its checked meta.json (state.pt is read by `read_state`)."""
     folder = find_checkpoint(path)
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        state = torch.load(folder / "state.pt", weights_only=True, map_location="cpu")
-    except FileNotFoundError as error:
-        raise CheckpointError(f"checkpoint {folder} is incomplete: {Path(error.filename).name} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"checkpoint {folder} is corrupt: meta.json is not valid JSON ({error})") from None
-    except Exception as error:  # torch.load's errors on damaged or foreign files vary by version
-        raise CheckpointError(f"checkpoint {folder} is corrupt: state.pt cannot be read ({error})") from None
-    return Checkpoint(folder, meta, state)
+        data = read_regular(folder / "meta.json", META_LIMIT)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {folder} is incomplete: meta.json is missing") from None
+    return Checkpoint(folder, parse_meta(data, folder))
+
+
+def read_state(folder: Path) -> dict:
+    """state.pt of a checkpoint folder, checked: {"optimizer": state_dict, "rng": {"data", "torch"}}."""
+    return load_state(Path(folder))
 
 
 def load_weights(folder: Path, model: torch.nn.Module) -> None:
     """Load model.safetensors into `model`, strictly; a clear error when it is corrupt or from another model."""
     path = Path(folder) / "model.safetensors"
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {folder} is incomplete: model.safetensors is missing")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {folder} is incomplete: model.safetensors is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"checkpoint {folder} is corrupt: model.safetensors is not a regular file "
+                              "(symlinks are not followed)")  # fmt: skip
     try:
         with safe_open(str(path), framework="pt") as f:
             stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {folder} is corrupt: model.safetensors cannot be read ({error})") from None
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {folder} is corrupt: model.safetensors cannot be read ({reason})") from None
     expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}
     wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
     missing, unexpected = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
@@ -117,7 +316,7 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
         detail = "; ".join(part for part in (
             f"shapes differ for {wrong[:3]}" if wrong else "", f"missing {missing[:3]}" if missing else "",
             f"unexpected {unexpected[:3]}" if unexpected else "") if part)  # fmt: skip
-        raise CheckpointError(f"checkpoint {folder} is from a different model: {detail}")
+        raise CheckpointError(f"checkpoint {folder} is from a different model: {detail[:200]}")
     load_model(model, str(path), strict=True)
 
 

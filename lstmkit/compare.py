@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lstmkit.checkpoint import write_bytes_atomic, write_text_atomic
-from lstmkit.experiment import make_task, new_model, run_meta
-from lstmkit.models import ModelConfig
+from lstmkit.experiment import fresh_run_dir, make_task, new_model, run_meta, sequence_length
+from lstmkit.files import check_output_dir
+from lstmkit.models import ModelConfig, check_fits
+from lstmkit.run_files import read_records
 from lstmkit.tasks.base import BASELINE_METRIC
 from lstmkit.train import TrainConfig, train
 
@@ -46,9 +48,9 @@ def parse_models(names: list[str], template: ModelConfig) -> list[ModelConfig]:
         base, _, blocks = name.partition(":")
         if blocks and base != "xlstm":
             raise ValueError(f"model {name!r}: only xlstm takes a block string (xlstm:BLOCKS, e.g. xlstm:msm)")
-        config = replace(template, name=base, blocks=blocks or template.blocks)
-        if base == "xlstm" and set(config.blocks) - set("ms"):
+        if base == "xlstm" and set(blocks) - set("ms"):
             raise ValueError(f"model {name!r}: blocks are letters m (mLSTM) and s (sLSTM), e.g. xlstm:msm")
+        config = replace(template, name=base, blocks=blocks or template.blocks)
         configs.append(config)
     labels = [label_of(c) for c in configs]
     if len(set(labels)) != len(labels):
@@ -60,13 +62,19 @@ def label_of(config: ModelConfig) -> str:
     return f"xlstm-{config.blocks}" if config.name == "xlstm" else config.name
 
 
-def compare(task_name: str, task_args: dict, models: list[ModelConfig], config: TrainConfig, out_dir: str | Path,
+def compare(task_name: str, task_args: dict, models: list[ModelConfig], config: TrainConfig, out_dir: str | Path | None,
             cache_dir: str | Path | None = None, progress: bool = True, device: str = "cpu",
             ) -> list[Result]:  # fmt: skip
-    """Train each model on the same data stream from the same seed; write the table and the plot."""
+    """Train each model on the same data stream from the same seed; write the table and the plot.
+
+    Everything is checked before anything is written: the task, each model's size (models.check_fits) and the
+    output folder (lstmkit.files.check_output_dir); `out_dir` None: runs/compare-TASK, or -2, -3, ... if taken."""
     task = make_task(task_name, task_args, cache_dir)  # bad names and arguments fail before anything is written
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    length = sequence_length(task)
+    for model_config in models:
+        check_fits(model_config, task.spec, config.batch_size, length, device=device)
+    out_dir = fresh_run_dir(Path("runs") / f"compare-{task_name}") if out_dir is None else Path(out_dir)
+    check_output_dir(out_dir)
     results = []
     for model_config in models:
         label = label_of(model_config)
@@ -104,12 +112,12 @@ def markdown_table(results: list[Result], kind: str, baseline: float | None) -> 
 
 
 def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """metrics.jsonl -> {"train loss": [(step, value)], "valid <metric>": [...]}."""
+    """metrics.jsonl -> {"train loss": [(step, value)], "valid <metric>": [...]}; each line is checked
+    (lstmkit.run_files.read_records: CheckpointError naming the line), values that are not numbers are left out."""
     curves: dict[str, list[tuple[int, float]]] = {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_records(run_dir / "metrics.jsonl"):
         for name, value in record.items():
-            if name in ("step", "split", "lr"):
+            if name in ("step", "split", "lr") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             curves.setdefault(f"{record['split']} {name}", []).append((record["step"], value))
     return curves

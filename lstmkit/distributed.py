@@ -11,12 +11,18 @@ Exactness. Every process draws the *global* batch from the same seeded generator
 weighs its loss by N · n_r / n (n_r its counted targets, n the batch's): the mean over processes is then
 Σ_r n_r·loss_r / n, the loss of the whole batch, and one step equals a single-process step on it.
 Only rank 0 writes checkpoints, logs and the progress bar; every rank reads a checkpoint to resume.
+
+The run folder's lock. `lstmkit train --nproc N` takes the run folder's lock (lstmkit.checkpoint.RunLock) in the
+launching process and holds it until torchrun returns; it names the folder in LAUNCHER_LOCK in torchrun's
+environment, and rank 0 then finds the lock taken by its launcher instead of refusing (or waiting: the lock is
+never waited for). Started by torchrun directly (several machines), rank 0 takes the lock itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -48,6 +54,20 @@ def finish(completed: bool) -> None:
         if completed:
             dist.barrier()
         dist.destroy_process_group()
+
+
+LAUNCHER_LOCK = "LSTMKIT_LAUNCHER_LOCK"
+"""The environment variable in which `lstmkit train --nproc N` names (real path) the run folder whose lock it holds."""
+
+
+def launcher_holds_lock(run_dir: str | Path) -> bool:
+    """Whether this process is a rank started by a launcher that holds the lock of `run_dir`."""
+    return launched_by_torchrun() and os.environ.get(LAUNCHER_LOCK) == os.path.realpath(run_dir)
+
+
+def launch_environment(run_dir: str | Path) -> dict[str, str]:
+    """torchrun's environment: this one, plus LAUNCHER_LOCK naming `run_dir` (whose lock the caller holds)."""
+    return {**os.environ, LAUNCHER_LOCK: os.path.realpath(run_dir)}
 
 
 def launch_command(nproc: int, argv: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ character model, the vocabulary, so `lstmkit generate` works without the dataset
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -20,8 +21,8 @@ from typing import NamedTuple
 import torch
 
 from lstmkit import __version__
-from lstmkit.checkpoint import CheckpointError, load_weights, read_checkpoint
-from lstmkit.models import ModelConfig, SequenceModel, build_model
+from lstmkit.checkpoint import LOCK_NAME, CheckpointError, load_weights, read_checkpoint
+from lstmkit.models import ModelConfig, SequenceModel, build_model, check_fits
 from lstmkit.tasks.base import TaskSpec
 from lstmkit.tasks.real import REAL
 from lstmkit.tasks.synthetic import SYNTHETIC
@@ -77,9 +78,16 @@ def make_task(name: str, args: dict[str, object], cache_dir: str | Path | None =
 
 
 def new_model(config: ModelConfig, spec: TaskSpec, seed: int) -> SequenceModel:
-    """The model with its initial weights drawn from `seed` (the same seed gives the same model)."""
+    """The model with its initial weights drawn from `seed` (the same seed gives the same model); sizes that cannot
+    fit in memory are refused before anything is allocated (models.check_fits)."""
+    check_fits(config, spec, batch_size=1, length=1)
     torch.manual_seed(seed)
     return build_model(config, spec)
+
+
+def sequence_length(task) -> int:
+    """The time steps of one training batch of `task`, drawn from a generator of its own (for size estimates)."""
+    return int(task.batch(1, torch.Generator().manual_seed(0), "train").x.shape[1])
 
 
 def run_meta(task_name: str, task_args: dict, task, model_config: ModelConfig) -> dict:
@@ -92,13 +100,30 @@ def run_meta(task_name: str, task_args: dict, task, model_config: ModelConfig) -
 
 
 def fresh_run_dir(base: str | Path) -> Path:
-    """`base`, or base-2, base-3, ... when it already holds something: a new run never writes over an old one."""
+    """`base`, or base-2, base-3, ... when it already holds something: a new run never writes over an old one.
+
+    The folder returned is claimed: RUN/.lock is created in it with O_EXCL (atomic), so two runs starting at the
+    same moment are given two different folders (the lock itself is taken by `RunLock` when training starts)."""
     base = Path(base)
     candidate, n = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
+    while not _claim(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def _claim(folder: Path) -> bool:
+    """Whether `folder` was empty (or missing) and is now ours: the first to create its .lock file wins."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if any(folder.iterdir()):
+            return False
+        os.close(os.open(folder / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    except NotADirectoryError:  # a file of that name: taken
+        return False
+    return True
 
 
 class Run(NamedTuple):
@@ -111,20 +136,23 @@ class Run(NamedTuple):
 
 
 def load_run(path: str | Path) -> Run:
-    """The newest checkpoint of a run folder (or a given checkpoint folder), rebuilt and loaded."""
+    """The newest checkpoint of a run folder (or a given checkpoint folder), rebuilt and loaded.
+
+    Needs meta.json and model.safetensors only (state.pt, for resuming, may be damaged or missing)."""
     checkpoint = read_checkpoint(Path(path))
-    meta = checkpoint.meta
+    meta = checkpoint.meta  # checked against its schema (lstmkit.run_files)
     missing = [key for key in ("task", "spec", "model") if key not in meta]
     if missing:
         raise CheckpointError(f"{checkpoint.path} was not written by lstmkit train: meta.json lacks "
                               f"{', '.join(missing)}")  # fmt: skip
+    config, spec = ModelConfig(**meta["model"]), TaskSpec(**meta["spec"])
     try:
-        spec, config = TaskSpec(**meta["spec"]), ModelConfig(**meta["model"])
-    except (TypeError, ValueError) as error:
+        check_fits(config, spec, batch_size=1, length=1, training=False)
+        model = build_model(config, spec)
+    except ValueError as error:
         raise CheckpointError(f"{checkpoint.path}: meta.json describes no model lstmkit can build ({error})") from None
-    model = build_model(config, spec)
     load_weights(checkpoint.path, model)
-    return Run(model.eval(), meta, spec, checkpoint.path)
+    return Run(model.eval(), meta, model.spec, checkpoint.path)
 
 
 def task_of(run: Run, cache_dir: str | Path | None = None):

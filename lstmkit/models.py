@@ -18,7 +18,9 @@ as one forward over the whole sequence, computed piece by piece with the body's 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+import os
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -55,8 +57,14 @@ class ModelConfig:
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}, expected one of {', '.join(MODEL_NAMES)}")
         for field in ("hidden_size", "num_layers", "num_heads"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
-                raise ValueError(f"{field} is {getattr(self, field)!r}, expected a positive integer")
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field} is {value!r}, expected a positive integer")
+        if not isinstance(self.blocks, str) or not self.blocks or set(self.blocks) - set("ms"):
+            raise ValueError(f"blocks is {self.blocks!r}, expected letters m (mLSTM) and s (sLSTM), e.g. msm")
+        bias = self.forget_bias
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
+            raise ValueError(f"forget_bias is {bias!r}, expected a finite number")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,3 +142,65 @@ class SequenceModel(nn.Module):
 
 def build_model(config: ModelConfig, spec: TaskSpec) -> SequenceModel:
     return SequenceModel(config, spec)
+
+
+# ---- sizes, estimated before anything is allocated ---------------------------------------------------------------
+
+ACTIVATIONS_PER_UNIT = {"rnn": 4, "gru": 12, "lstm": 12, "slstm": 24, "mlstm": 24, "xlstm": 24, "xlstm-large": 24}
+"""Floats one layer keeps for backward per sequence position and unit of H (gates, cell, hidden, their
+nonlinearities), roughly: the estimate is meant to refuse sizes that cannot fit, not to predict memory use."""
+TRAINING_BYTES_PER_PARAMETER = 16
+"""float32 weights, gradients and AdamW's two moments."""
+
+
+def parameter_count(config: ModelConfig, spec: TaskSpec) -> int:
+    """The model's parameter count without allocating it: built on torch's meta device with one and two layers
+    (or blocks "m", "mm", "s") and extrapolated, which is exact since every layer past the first is the same."""
+
+    def count(**change) -> int:
+        with torch.device("meta"):
+            return sum(p.numel() for p in build_model(replace(config, **change), spec).parameters())
+
+    if config.name == "xlstm":
+        one_m, two_m, one_s = count(blocks="m"), count(blocks="mm"), count(blocks="s")
+        per_m = two_m - one_m
+        base = one_m - per_m
+        return base + config.blocks.count("m") * per_m + config.blocks.count("s") * (one_s - base)
+    one, two = count(num_layers=1), count(num_layers=2)
+    return one + (config.num_layers - 1) * (two - one)
+
+
+def memory_bytes(device: str = "cpu") -> int:
+    """The memory a model and its batches must fit in: the GPU's, or this machine's physical memory."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(config: ModelConfig, spec: TaskSpec, batch_size: int, length: int, training: bool = True,
+               device: str = "cpu") -> None:  # fmt: skip
+    """ValueError naming the options at fault when the model, or one batch of `batch_size` rows of `length` steps,
+    cannot fit in memory (estimates: `parameter_count`, ACTIVATIONS_PER_UNIT); checked before anything is built."""
+    available = memory_bytes(device)
+    sizes = f"hidden_size {config.hidden_size}, " + (f"blocks {config.blocks!r}" if config.name == "xlstm"
+                                                      else f"num_layers {config.num_layers}")  # fmt: skip
+    parameters = parameter_count(config, spec)
+    weights = parameters * (TRAINING_BYTES_PER_PARAMETER if training else 4)
+    if weights > available:
+        what = "to train (weights, gradients, AdamW's moments)" if training else "for the weights"
+        raise ValueError(f"{sizes} make a {config.name} of {parameters:,} parameters: about {_size(weights)} "
+                         f"{what}, more than the {_size(available)} of memory here; choose smaller sizes")  # fmt: skip
+    layers = len(config.blocks) if config.name == "xlstm" else config.num_layers
+    per_unit = ACTIVATIONS_PER_UNIT[config.name] if training else 2
+    activations = batch_size * length * (config.hidden_size * layers * per_unit * 4 + 8 * (spec.input_size or 1))
+    if weights + activations > available:
+        raise ValueError(f"batch_size {batch_size} with sequences of {length:,} steps and {sizes} needs about "
+                         f"{_size(activations)} for one batch, more than the {_size(available - weights)} of memory "
+                         "left beside the model; choose a smaller batch_size")  # fmt: skip
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count:,} bytes"

@@ -21,15 +21,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lstmkit.checkpoint import load_weights, read_checkpoint, save_checkpoint, write_text_atomic
-from lstmkit.distributed import all_sum, rank_and_world, shard, share_of_loss
+from lstmkit.checkpoint import (
+    CheckpointError,
+    RunLock,
+    clean_temporaries,
+    load_weights,
+    read_checkpoint,
+    read_state,
+    save_checkpoint,
+    write_text_atomic,
+)
+from lstmkit.distributed import all_sum, launcher_holds_lock, rank_and_world, shard, share_of_loss
+from lstmkit.run_files import check_optimizer_fits, read_records
 from lstmkit.tasks.base import compute_loss, compute_metrics, count_targets
 
 
@@ -63,11 +76,37 @@ class TrainConfig:
     """Seeds the data generator and torch (dropout); `lstmkit train` also draws the initial weights from it."""
 
     def __post_init__(self) -> None:
+        """One check per field, each message naming it (the CLI's flag is the name with dashes: --min-lr-ratio)."""
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} is {getattr(self, name)!r}, expected a positive integer")
-        if not self.lr > 0 or self.warmup < 0 or not 0 <= self.min_lr_ratio <= 1 or not self.clip > 0:
-            raise ValueError("expected lr > 0, warmup ≥ 0, 0 ≤ min_lr_ratio ≤ 1 and clip > 0")
+            _check_int(name, getattr(self, name), 1)
+        _check_int("warmup", self.warmup, 0)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_real("lr", self.lr, lambda v: v > 0 and math.isfinite(v), "a finite number > 0")
+        _check_real("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        _check_real("weight_decay", self.weight_decay, lambda v: 0 <= v < math.inf, "a finite number ≥ 0")
+        _check_real("clip", self.clip, lambda v: v > 0, "a number > 0 (inf: no clipping)")
+
+
+MAX_SEED = 2**63 - 1
+"""torch's generators take seeds in [-2^63, 2^64); evaluation seeds its batches with seed + 1,000,003, so seeds
+stop well below the top: [0, 2^63)."""
+
+
+def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} is {_shown(value)}, expected an integer ≥ {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} is {_shown(value)}, expected an integer ≤ {maximum} (2^63 - 1)")
+
+
+def _check_real(name: str, value: object, ok, expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not ok(value):
+        raise ValueError(f"{name} is {_shown(value)}, expected {expected}")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -99,38 +138,44 @@ def _to(batch, device):
 
 
 def _rewind_metrics(path: Path, step: int) -> None:
-    """On resume, drop the records written after the checkpoint (they will be written again)."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        write_text_atomic(path, "".join(line + "\n" for line in kept))
+    """On resume, drop the records written after the checkpoint (they will be written again); each line is checked
+    (lstmkit.run_files.read_records), and a symlink is refused, never followed."""
+    if os.path.lexists(path):
+        kept = [record for record in read_records(path) if record["step"] <= step]
+        write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path, resume: bool = False,
           meta: dict | None = None, device: str = "cpu", progress: bool = True) -> dict:  # fmt: skip
-    """Train `model` on `task`; returns the last evaluation's metrics (plus "step"; rank 0's under torchrun)."""
+    """Train `model` on `task`; returns the last evaluation's metrics (plus "step"; rank 0's under torchrun).
+
+    Rank 0 holds the run folder's lock (lstmkit.checkpoint.RunLock) throughout; a folder that holds a checkpoint
+    is refused unless `resume`, and so is one that holds a training log but no checkpoint (a run that stopped
+    before its first checkpoint: nothing is appended to its log; `resume` starts it over from step 0, which
+    gives the same records again). Resuming a finished run (its checkpoint at step == steps) writes nothing."""
     rank, world = rank_and_world()
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} does not split over {world} processes evenly")
-    writer = rank == 0
     run_dir = Path(run_dir)
-    if writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir, held_by_launcher=launcher_holds_lock(run_dir)) if rank == 0 else nullcontext()
+    with lock:
+        if rank == 0:
+            clean_temporaries(run_dir)
+        return _train(model, task, config, run_dir, resume, meta, device, progress, rank, world)
+
+
+def _train(model, task, config: TrainConfig, run_dir: Path, resume: bool, meta: dict | None, device: str,
+           progress: bool, rank: int, world: int) -> dict:  # fmt: skip
+    writer = rank == 0
     model.to(device).train()
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     data = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     meta = {**(meta or {}), "train": asdict(config)}
-    start = 0
-    if resume and (run_dir / "latest").exists():
-        checkpoint = read_checkpoint(run_dir)
-        load_weights(checkpoint.path, model)
-        optimizer.load_state_dict(checkpoint.state["optimizer"])
-        data.set_state(checkpoint.state["rng"]["data"])
-        torch.set_rng_state(checkpoint.state["rng"]["torch"])
-        start = checkpoint.meta["step"]
-        if writer:
-            _rewind_metrics(run_dir / "metrics.jsonl", start)
+    start, stored = _start(model, optimizer, data, config, run_dir, resume, writer)
+    if start == config.steps:  # a finished run: nothing to train, nothing to write
+        return {**stored, "step": start}
     log = Log(run_dir / "metrics.jsonl" if writer else None)
     metrics: dict = {}
 
@@ -169,8 +214,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path
                 batch_loss = float(all_sum(loss.detach().cpu() * count) / total)
             if not math.isfinite(batch_loss):
                 log.close()
-                raise TrainingDiverged(f"the loss became {batch_loss} at step {step}; the last good checkpoint is "
-                                       f"kept in {run_dir}")  # fmt: skip
+                raise TrainingDiverged(f"the loss became {batch_loss} at step {step}; {_kept(run_dir, config)}")
             optimizer.zero_grad(set_to_none=True)
             weighted.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -185,11 +229,84 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path
     return metrics
 
 
+def _start(model, optimizer, data: torch.Generator, config: TrainConfig, run_dir: Path, resume: bool,
+           writer: bool) -> tuple[int, dict]:  # fmt: skip
+    """The step to start from and the stored metrics: restored from the newest checkpoint when resuming (model,
+    optimizer, data generator, torch's RNG), else 0 after the checks on what the folder already holds."""
+    log = run_dir / "metrics.jsonl"
+    if resume and os.path.lexists(run_dir / "latest"):
+        checkpoint = read_checkpoint(run_dir)
+        start = checkpoint.meta["step"]
+        if start > config.steps:
+            raise ValueError(f"the checkpoint in {run_dir} is at step {start}, past steps {config.steps}")
+        if start == config.steps:
+            return start, checkpoint.meta.get("metrics", {})
+        restore(checkpoint.path, model, optimizer, data)
+        if writer:
+            _rewind_metrics(log, start)
+        return start, {}
+    if not writer:
+        return 0, {}
+    check_run_folder(run_dir, resume)
+    if resume and os.path.lexists(log) and os.path.getsize(log) > 0:
+        _rewind_metrics(log, 0)  # it starts over from step 0 and writes the same records again
+    return 0, {}
+
+
+def check_run_folder(run_dir: Path, resume: bool) -> None:
+    """Refuse a folder a fresh run must not write into: one that holds a checkpoint (unless `resume`), a symlinked
+    log, a training log without a checkpoint (unless `resume`). Reads only; the CLI calls it before any work."""
+    run_dir, log = Path(run_dir), Path(run_dir) / "metrics.jsonl"
+    has_checkpoint = os.path.lexists(run_dir / "latest")
+    if has_checkpoint and not resume:
+        raise ValueError(f"run folder {run_dir} already holds a checkpoint; pass --resume to continue it, "
+                         "or choose another --run-dir")  # fmt: skip
+    if os.path.islink(log):
+        raise CheckpointError(f"{log} is a symlink; refused (a run's log is never written through a symlink)")
+    if not has_checkpoint and not resume and os.path.lexists(log) and os.path.getsize(log) > 0:
+        raise ValueError(f"run folder {run_dir} holds a training log (metrics.jsonl) but no checkpoint, from a run "
+                         "that stopped before its first one; delete the log, or choose another --run-dir")
+
+
+def restore(folder: Path, model: torch.nn.Module, optimizer, data: torch.Generator) -> None:
+    """Load a checkpoint's weights, optimizer state and RNG states (state.pt checked first, lstmkit.run_files)."""
+    state = read_state(folder)
+    check_optimizer_fits(state, list(model.parameters()), folder)
+    load_weights(folder, model)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        data.set_state(state["rng"]["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+    except (ValueError, RuntimeError, KeyError, TypeError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {folder} is corrupt: state.pt does not restore ({reason})") from None
+
+
+def _kept(run_dir: Path, config: TrainConfig) -> str:
+    """What is left after a divergence: the last good checkpoint, or none yet."""
+    if os.path.lexists(run_dir / "latest"):
+        return f"the last good checkpoint is kept in {run_dir}"
+    return f"no checkpoint was written yet (the first is due at step {min(config.checkpoint_every, config.steps)})"
+
+
 class Log:
-    """metrics.jsonl, one JSON record per line, flushed as written; a no-op on ranks other than 0."""
+    """metrics.jsonl, one JSON record per line, flushed as written; a no-op on ranks other than 0.
+    Opened with O_NOFOLLOW: a symlink planted in its place is refused, never appended to."""
 
     def __init__(self, path: Path | None) -> None:
-        self.file = path.open("a") if path is not None else None
+        self.file = None
+        if path is not None:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            except OSError as error:
+                if os.path.islink(path):
+                    raise CheckpointError(f"{path} is a symlink; refused (a run's log is never written through "
+                                          "a symlink)") from None  # fmt: skip
+                raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise CheckpointError(f"{path} is not a regular file; refused")
+            self.file = os.fdopen(fd, "a")
 
     def write(self, record: dict) -> None:
         if self.file is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstmkit.checkpoint import CheckpointError, load_weights, read_checkpoint
+from lstmkit.checkpoint import CheckpointError, load_weights, read_checkpoint, read_state
 from lstmkit.models import MODEL_NAMES, ModelConfig, build_model
 from lstmkit.tasks.base import Batch, TaskSpec
 from lstmkit.train import TrainConfig, TrainingDiverged, learning_rate, train
@@ -139,9 +139,11 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match=r"meta\.json is not valid JSON"):
         read_checkpoint(tmp_path)
     (folder / "meta.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"meta\.json has no field step"):
+        read_checkpoint(tmp_path)
     (folder / "state.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match=r"state\.pt cannot be read"):
-        read_checkpoint(tmp_path)
+        read_state(folder)
     (folder / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match=r"model\.safetensors cannot be read"):
         load_weights(folder, model)

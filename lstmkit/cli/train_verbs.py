@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -94,41 +95,29 @@ def check_device(device: str) -> None:
 
 
 def run_train(args) -> int:
+    """Every check first (settings, task, sizes, the run folder), then the folder is claimed and training starts."""
     from lstmkit import distributed
-    from lstmkit.checkpoint import read_checkpoint
-    from lstmkit.experiment import fresh_run_dir, make_task, new_model, parse_task_args, run_meta
-    from lstmkit.models import ModelConfig
-    from lstmkit.train import TrainConfig, train
+    from lstmkit.experiment import fresh_run_dir, make_task, new_model, run_meta, sequence_length
+    from lstmkit.files import check_output_dir
+    from lstmkit.models import check_fits
+    from lstmkit.train import train
 
     check_device(args.device)
     if args.nproc < 1:
         raise ValueError(f"--nproc is {args.nproc}, expected a positive integer")
-    given_task = {"name": getattr(args, "task", None), "args": parse_task_args(getattr(args, "task_arg", []))}
-    given_model, given_train = typed(ModelConfig, args), typed(TrainConfig, args)
-    if hasattr(args, "model"):
-        given_model["name"] = args.model
-    if args.resume:
-        if args.run_dir is None:
-            raise ValueError("--resume needs --run-dir, the run to continue")
-        meta = read_checkpoint(Path(args.run_dir)).meta
-        task_name, task_args = meta["task"]["name"], meta["task"]["args"]
-        refuse_changes("task", {"name": task_name, "args": task_args}, given_task)
-        refuse_changes("model", meta["model"], given_model)
-        refuse_changes("training", meta["train"], given_train)
-        model_config, config, run_dir = ModelConfig(**meta["model"]), TrainConfig(**meta["train"]), Path(args.run_dir)
-    else:
-        task_name, task_args = given_task["name"] or "adding", given_task["args"]
-        model_config = ModelConfig(**{"name": "lstm", **given_model})
-        config = TrainConfig(**given_train)
-        default_dir = Path("runs") / f"{task_name}-{model_config.name}"
-        run_dir = Path(args.run_dir) if args.run_dir else fresh_run_dir(default_dir)
-        if (run_dir / "latest").exists() and not distributed.launched_by_torchrun():
-            raise ValueError(f"run folder {run_dir} already holds a checkpoint; pass --resume to continue it, "
-                             "or choose another --run-dir")  # fmt: skip
+    ranked = distributed.launched_by_torchrun()
+    task_name, task_args, model_config, config, run_dir = train_settings(args, checked=not ranked)
+    if args.nproc > 1 and config.batch_size % args.nproc:
+        raise ValueError(f"--batch-size {config.batch_size} does not split over --nproc {args.nproc} processes "
+                         f"evenly; choose a multiple of {args.nproc}")  # fmt: skip
     task = make_task(task_name, task_args, args.cache_dir)  # fails here, before any process starts
-    if args.nproc > 1 and not distributed.launched_by_torchrun():
+    check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
+    if run_dir is None:
+        run_dir = fresh_run_dir(Path("runs") / f"{task_name}-{model_config.name}")
+    check_output_dir(run_dir)
+    if args.nproc > 1 and not ranked:
         return launch(args, run_dir)
-    device = distributed.init(args.device) if distributed.launched_by_torchrun() else args.device
+    device = distributed.init(args.device) if ranked else args.device
     rank, _ = distributed.rank_and_world()
     model = new_model(model_config, task.spec, config.seed)
     meta = run_meta(task_name, task_args, task, model_config)
@@ -146,6 +135,70 @@ def run_train(args) -> int:
     return 0
 
 
+def train_settings(args, checked: bool) -> tuple:
+    """(task name, task args, ModelConfig, TrainConfig, run folder or None for the default) from the command line,
+    or from the run's checkpoint with --resume; `checked`: also refuse a run folder this run must not use."""
+    from lstmkit.checkpoint import CheckpointError, read_checkpoint
+    from lstmkit.experiment import parse_task_args
+    from lstmkit.models import ModelConfig
+    from lstmkit.train import TrainConfig, check_run_folder
+
+    given_task = {"name": getattr(args, "task", None), "args": parse_task_args(getattr(args, "task_arg", []))}
+    given_model, given_train = typed(ModelConfig, args), typed(TrainConfig, args)
+    if hasattr(args, "model"):
+        given_model["name"] = args.model
+    if not args.resume:
+        model_config = ModelConfig(**{"name": "lstm", **given_model})
+        config = TrainConfig(**given_train)
+        run_dir = Path(args.run_dir) if args.run_dir is not None else None
+        if run_dir is not None and checked:
+            check_folder_target(run_dir)
+            refuse_checkpoint_folder(run_dir, "")
+            check_run_folder(run_dir, resume=False)
+        return given_task["name"] or "adding", given_task["args"], model_config, config, run_dir
+    if args.run_dir is None:
+        raise ValueError("--resume needs --run-dir, the run to continue")
+    run_dir = Path(args.run_dir)
+    refuse_checkpoint_folder(run_dir, "; resume its run with --run-dir {run}")
+    checkpoint = read_checkpoint(run_dir)
+    meta = checkpoint.meta
+    missing = [key for key in ("task", "model", "train") if key not in meta]
+    if missing:
+        raise CheckpointError(f"checkpoint {checkpoint.path} cannot be resumed by lstmkit train: meta.json lacks "
+                              f"{', '.join(missing)}")  # fmt: skip
+    if checked:
+        check_folder_target(run_dir)
+        check_run_folder(run_dir, resume=True)
+    refuse_changes("task", meta["task"], given_task)
+    refuse_changes("model", meta["model"], given_model)
+    refuse_changes("training", meta["train"], given_train)
+    model_config, config = ModelConfig(**meta["model"]), TrainConfig(**meta["train"])
+    return meta["task"]["name"], meta["task"]["args"], model_config, config, run_dir
+
+
+def refuse_checkpoint_folder(path: Path, advice: str) -> None:
+    """A checkpoint folder (RUN/step-N) is not a run folder: --run-dir names the run (`advice` may use {run})."""
+    from lstmkit.run_files import is_step_name
+
+    parent_is_run = is_step_name(path.name) and os.path.lexists(path.parent / "latest")
+    if os.path.lexists(path / "meta.json") or parent_is_run:
+        run = path.parent if parent_is_run else "its run folder"
+        raise ValueError(f"{path} is a checkpoint folder, not a run folder{advice.format(run=run) if advice else ''}; "
+                         f"--run-dir names the run folder, the one that holds 'latest'")  # fmt: skip
+
+
+def check_folder_target(path: Path) -> None:
+    """Before any work, without creating anything: `path` is a folder we can write in, or can be made as one."""
+    existing = path
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        what = "it is a file" if existing == path else f"{existing} is a file"
+        raise ValueError(f"cannot write {path}: {what}, expected a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: permission denied" + ("" if existing == path else f" in {existing}"))
+
+
 def refuse_changes(what: str, stored: dict, given: dict) -> None:
     """On --resume, a setting typed again must equal the stored one (the run continues as it started)."""
     different = {k: v for k, v in given.items() if v not in (None, {}, []) and stored.get(k) != v}
@@ -156,12 +209,17 @@ def refuse_changes(what: str, stored: dict, given: dict) -> None:
 
 
 def launch(args, run_dir: Path) -> int:
-    """Start torchrun with the same command line, the run folder fixed (so every process uses the same one)."""
-    from lstmkit.distributed import launch_command
+    """Start torchrun with the same command line, the run folder fixed (so every process uses the same one),
+    holding the run folder's lock until it returns (the ranks know it is their launcher's, see distributed.py)."""
+    from lstmkit.checkpoint import RunLock
+    from lstmkit.distributed import launch_command, launch_environment
+    from lstmkit.train import check_run_folder
 
     argv = strip_option(args.argv, "--nproc")
     argv = [*strip_option(argv, "--run-dir"), "--run-dir", str(run_dir)]
-    return subprocess.call(launch_command(args.nproc, argv))
+    with RunLock(run_dir):
+        check_run_folder(run_dir, args.resume)  # again, now that no other process can change it
+        return subprocess.call(launch_command(args.nproc, argv), env=launch_environment(run_dir))
 
 
 def strip_option(argv: list[str], name: str) -> list[str]:
@@ -180,13 +238,22 @@ def strip_option(argv: list[str], name: str) -> list[str]:
 def run_eval(args) -> int:
     from dataclasses import replace
 
-    from lstmkit.experiment import load_run, task_of
+    from lstmkit.experiment import load_run, sequence_length, task_of
+    from lstmkit.models import check_fits
     from lstmkit.train import TrainConfig, evaluate
 
     run = load_run(args.run_dir)
-    task = task_of(run, args.cache_dir)
+    if "train" not in run.meta:
+        raise ValueError(f"checkpoint {run.path} holds no training config (meta.json lacks train); eval needs its "
+                         "batch size and seed")  # fmt: skip
     config = TrainConfig(**run.meta["train"])
-    config = replace(config, eval_batches=args.batches, batch_size=args.batch_size or config.batch_size)
+    batch_size = config.batch_size if args.batch_size is None else args.batch_size
+    try:
+        config = replace(config, eval_batches=args.batches, batch_size=batch_size)
+    except ValueError as error:  # name the flags: --batches sets eval_batches
+        raise ValueError(f"{error} (--batches {args.batches}, --batch-size {batch_size})") from None
+    task = task_of(run, args.cache_dir)
+    check_fits(run.model.config, run.spec, config.batch_size, sequence_length(task), training=False)
     metrics = evaluate(run.model, task, config, split=args.split)
     record = {"run": str(run.path), "task": run.meta["task"], "split": args.split, "step": run.meta["step"],
               **metrics, "baseline": run.spec.baseline}  # fmt: skip
@@ -206,7 +273,7 @@ def run_eval(args) -> int:
 
 def run_compare(args) -> int:
     from lstmkit.compare import compare, parse_models
-    from lstmkit.experiment import fresh_run_dir, parse_task_args
+    from lstmkit.experiment import parse_task_args
     from lstmkit.models import ModelConfig
     from lstmkit.train import TrainConfig
 
@@ -216,10 +283,14 @@ def run_compare(args) -> int:
     template = ModelConfig(**{"name": "lstm", **typed(ModelConfig, args)})
     models = parse_models(args.models, template)
     config = TrainConfig(**typed(TrainConfig, args))
-    out = Path(args.out) if args.out else fresh_run_dir(Path("runs") / f"compare-{task_name}")
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"output folder {out} is not empty; choose another --out (nothing is overwritten)")
-    compare(task_name, task_args, models, config, out, args.cache_dir, progress=not args.quiet, device=args.device)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_folder_target(out)
+        if out.is_dir() and any(out.iterdir()):
+            raise ValueError(f"output folder {out} is not empty; choose another --out (nothing is overwritten)")
+    results = compare(task_name, task_args, models, config, out, args.cache_dir, progress=not args.quiet,
+                      device=args.device)  # fmt: skip
+    out = results[0].run_dir.parent
     print("\n" + (out / "results.md").read_text(), end="")
     print(f"\noutputs: {out}/results.md, {out}/results.json, {out}/curves.png, one run folder per model in {out}/")
     return 0
