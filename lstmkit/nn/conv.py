@@ -53,6 +53,8 @@ class CausalConv1d(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         B, K = x.shape[0], self.kernel_size
         history = self.empty_state(B, x) if state is None else state
+        if x.shape[1] == 0:  # no steps: no output, the state unchanged
+            return x.new_zeros(x.shape), history
         xp = torch.cat([history, x], dim=1)  # (B, K-1+T, D): position t of x is xp[:, t + K - 1]
         segment = None
         if reset is None and x.shape[1] == 1:  # one step (generation): a dot product per feature, no conv setup

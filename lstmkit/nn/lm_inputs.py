@@ -1,6 +1,6 @@
 """What both language models (`xLSTMLM`, `xLSTMLarge`) accept, checked with messages that say what is wrong.
 
-tokens   (B, T) integer ids in [0, vocab_size), T ≥ 1
+tokens   (B, T) integer ids in [0, vocab_size); B = 0 or T = 0 give empty logits and the state unchanged
 state    an LMState from the same model configuration (or None: a fresh start)
 lengths  (B,) integers in [0, T]: right padding; positions ≥ lengths[b] leave the state untouched
          (their logits are computed but meaningless)
@@ -22,14 +22,21 @@ class LMState(NamedTuple):
 
 
 def check_tokens(tokens: object, vocab_size: int) -> Tensor:
+    """`check_token_ids`, and at least one time step (a prompt to continue)."""
+    tokens = check_token_ids(tokens, vocab_size)
+    if tokens.shape[1] == 0:
+        raise ValueError("tokens has 0 time steps, expected at least 1")
+    return tokens
+
+
+def check_token_ids(tokens: object, vocab_size: int) -> Tensor:
+    """(B, T) integer ids in [0, vocab_size), any B and T, as a LongTensor."""
     if not isinstance(tokens, Tensor):
         raise TypeError(f"tokens is a {type(tokens).__name__}, expected a LongTensor of shape (B, T)")
     if tokens.dim() != 2:
         raise ValueError(f"tokens has shape {tuple(tokens.shape)}, expected (B, T)")
     if tokens.dtype.is_floating_point or tokens.dtype == torch.bool or tokens.is_complex():
         raise ValueError(f"tokens has dtype {tokens.dtype}, expected an integer dtype (token ids)")
-    if tokens.shape[1] == 0:
-        raise ValueError("tokens has 0 time steps, expected at least 1")
     if tokens.numel():
         low, high = int(tokens.min()), int(tokens.max())
         if low < 0 or high >= vocab_size:

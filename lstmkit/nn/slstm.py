@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.nn import slstm_cpp
+from lstmkit.nn.finite import check_finite
 from lstmkit.nn.slstm_layout import flat, gate_major, head_major, heads
 
 
@@ -69,9 +70,10 @@ def slstm_step(
 ) -> tuple[Tensor, sLSTMState]:
     """One step, the equations as written (autograd records it): x̃_t (B, 4H) -> h_t (B, H), new state.
     For generation one token at a time, and the body of the slow loop the fast layer is tested against.
-    reset, valid: bool (B,), this step's column of the masks (module docstring)."""
+    reset, valid: bool (B,), this step's column of the masks (module docstring). Values: `check_values`."""
     NH, _, DH, _ = R.shape
     B = x_t.shape[0]
+    check_values(x_t, state)
     reset = _check_mask("reset", reset, (B,), "(B,)", x_t.device)
     valid = _check_mask("valid", valid, (B,), "(B,)", x_t.device)
     state_in = state
@@ -109,6 +111,14 @@ def slstm_loop(
         h, state = slstm_step(x_t, R, b, state, reset=reset_t, valid=valid_t)
         hs.append(h)
     return torch.stack(hs, dim=1), state
+
+
+def check_values(x: Tensor, state: sLSTMState) -> None:
+    """x̃ and every state tensor finite (`lstmkit.nn.finite`): ±inf in a gate has no stabilized form (ĩ = +inf makes
+    i = e^{inf - inf}), and the sLSTM's own states (zero or returned by a call) are always finite."""
+    check_finite("x", x)
+    for name, tensor in zip(sLSTMState._fields, state, strict=True):
+        check_finite(f"state.{name}", tensor)
 
 
 def _check_mask(name: str, mask: Tensor | None, shape: tuple, dims: str, device: torch.device) -> Tensor | None:
@@ -273,6 +283,7 @@ def slstm(
 ) -> tuple[Tensor, sLSTMState]:
     """The fast sLSTM over a sequence: x̃ (B, T, 4H) -> h (B, T, H) and the final state.
     reset, valid: optional bool (B, T) masks for packed documents and padding (module docstring).
+    Values must be finite (`check_values`); B = 0 or T = 0 give an empty h and the state unchanged.
     Runs the C++ loops on CPU float32/float64 tensors, the Python loop otherwise (module docstring)."""
     if R.dim() != 4 or R.shape[1] != 4 or R.shape[2] != R.shape[3]:
         raise ValueError(f"R has shape {tuple(R.shape)}, expected (num_heads, 4, head_dim, head_dim)")
@@ -280,19 +291,18 @@ def slstm(
     H = NH * DH
     if x.dim() != 3 or x.shape[-1] != 4 * H:
         raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {4 * H}) (4·hidden_size gate pre-activations)")
-    if x.shape[1] == 0:
-        raise ValueError("x has 0 time steps, expected at least 1")
     if tuple(b.shape) != (4 * H,):
         raise ValueError(f"b has shape {tuple(b.shape)}, expected ({4 * H},)")
-    if torch.isnan(x).any():
-        raise ValueError("x contains NaN")
     if state is None:
         state = zero_state(x.shape[0], H, x)
     for name, s in zip("hcnm", state, strict=True):
         if tuple(s.shape) != (x.shape[0], H) or s.dtype != x.dtype:
             raise ValueError(f"state.{name} is {tuple(s.shape)} {s.dtype}, expected ({x.shape[0]}, {H}) {x.dtype}")
+    check_values(x, state)
     reset = _check_mask("reset", reset, tuple(x.shape[:2]), "(B, T)", x.device)
     valid = _check_mask("valid", valid, tuple(x.shape[:2]), "(B, T)", x.device)
+    if x.shape[0] == 0 or x.shape[1] == 0:  # no rows or no steps: an empty output, the state unchanged
+        return x.new_zeros(x.shape[0], x.shape[1], H), sLSTMState(*state)
     if slstm_cpp.usable(x, R, b, *state):
         out, *final = slstm_cpp.slstm_cpp(x, R, b, *state, reset, valid)
     else:

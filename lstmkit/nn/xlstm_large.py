@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn.blocks import FeedForward
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_tokens, run_blocks, valid_mask
+from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks, valid_mask
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.mlstm_layer import run_mlstm
 from lstmkit.nn.norms import HeadNorm, RMSNorm
@@ -203,7 +203,7 @@ class xLSTMLarge(nn.Module):
         self, tokens: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
         reset: Tensor | None = None,
     ) -> tuple[Tensor, LMState]:  # fmt: skip
-        tokens = check_tokens(tokens, self.config.vocab_size)
+        tokens = check_token_ids(tokens, self.config.vocab_size)
         x, state = run_blocks(self.blocks, self.embedding(tokens), state, lengths, reset)  # (B, T, E)
         return soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap), state
 

@@ -6,8 +6,8 @@
     logits, state = model(next_tokens, state)         # carry on: same logits as one long call
     out = model.generate(prompt, max_new_tokens=100, temperature=0.8, top_k=40, seed=0)
 
-No context length: any T, any number of calls. `lengths` (right padding) and `reset` (document
-starts) are described in `lstmkit.nn.lm_inputs`.
+No context length: any T, any number of calls (B = 0 or T = 0: empty logits, the state unchanged).
+`lengths` (right padding) and `reset` (document starts) are described in `lstmkit.nn.lm_inputs`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn.blocks import mLSTMBlock, sLSTMBlock
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_tokens, run_blocks
+from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks
 from lstmkit.nn.norms import LayerNorm
 from lstmkit.nn.xlstm_config import xLSTMConfig
 
@@ -49,8 +49,8 @@ class xLSTMStack(nn.Module):
         self, x: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
         reset: Tensor | None = None,
     ) -> tuple[Tensor, LMState]:  # fmt: skip
-        if x.dim() != 3 or x.shape[-1] != self.config.embedding_dim or x.shape[1] == 0:
-            raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T ≥ 1, {self.config.embedding_dim})")
+        if x.dim() != 3 or x.shape[-1] != self.config.embedding_dim:
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {self.config.embedding_dim})")
         x, state = run_blocks(self.blocks, x, state, lengths, reset)
         return self.norm(x), state
 
@@ -90,7 +90,7 @@ class xLSTMLM(nn.Module):
         self, tokens: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
         reset: Tensor | None = None,
     ) -> tuple[Tensor, LMState]:  # fmt: skip
-        tokens = check_tokens(tokens, self.config.vocab_size)
+        tokens = check_token_ids(tokens, self.config.vocab_size)
         x, state = self.stack(self.embedding(tokens), state, lengths=lengths, reset=reset)
         return self.head(x), state
 

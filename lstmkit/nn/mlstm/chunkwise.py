@@ -9,7 +9,8 @@ result equals the recurrent and parallel forms (float64: 1e-10). Two paths:
   `ChunkwiseKernel`, a hand-written backward with fixed stabilizers (the eps term's stabilizer gradient is
   put back by autograd on O(T) tensors). Per chunk: one L×L exponential, P = (q̂Kᵀ) ⊙ W in place, the
   normalizer as an extra column of V and C, the chunk-to-chunk scan as one addcmul per chunk.
-* masks: the chunks' states by the parallel form's final-state formula, then the general parallel form
+* masks (also f̃ = -inf, a reset of that head there: `forget_all_as_reset`): the chunks' states
+  by the parallel form's final-state formula, then the general parallel form
   (initial-state term, segment ids, padding guards) for all chunks at once, with autograd. Padding is
   folded into the gates once (`mask_gates`); reset segment ids are counted within each chunk, which
   starts from its own carried state.
@@ -36,9 +37,14 @@ counting the masked half of the L×L products). The limit is the batched product
 (128×256)·(256×257)-sized batches at 37-45 GFLOP/s single-threaded, about half its 2048³ rate; then the
 scan (memory bound, one pass over a DK×DV state per chunk) and temporaries above glibc's 32 MB mmap
 threshold, which are page-faulted afresh on every call.
+
+At the extremes (`state`): e^{-m} is computed with m clamped to m ≥ `m_floor` (`lower_bound`), in both paths;
+float16 and bfloat16 run in float32 (`in_float32`).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +52,14 @@ from torch import Tensor
 
 from lstmkit.nn.mlstm.chunkwise_fast import chunkwise_unmasked
 from lstmkit.nn.mlstm.parallel import _final_state, mask_gates, parallel_with_state
-from lstmkit.nn.mlstm.state import check_inputs, check_masks, mLSTMState
+from lstmkit.nn.mlstm.state import (
+    check_inputs,
+    check_masks,
+    forget_all_as_reset,
+    in_float32,
+    mLSTMState,
+    no_steps,
+)  # fmt: skip
 
 
 def mlstm_chunkwise(
@@ -63,7 +76,11 @@ def mlstm_chunkwise(
     state = check_inputs(q, k, v, i, f, state)
     check_masks(q, reset, valid)
     T, DK, DV = q.shape[2], q.shape[3], v.shape[3]
+    if T == 0:
+        return no_steps(q, v, state)
     L = auto_chunk_size(T, DK, DV) if chunk_size is None else chunk_size
+    reset, valid = (None if x is None else x[:, None] for x in (reset, valid))  # (B, 1, T): broadcast over heads
+    f, reset = forget_all_as_reset(f, reset)  # reset (B, NH, T) where some f̃ = -inf
     if reset is not None:
         state, reset = reset_at_start(state, reset, valid)
     if reset is not None and not reset.any():
@@ -71,18 +88,19 @@ def mlstm_chunkwise(
     if valid is not None and valid.all():
         valid = None
     if reset is None and valid is None:
-        return unmasked(q, k, v, i, f, state, eps, detach_normalizer, L)
-    return masked(q, k, v, i, f, state, eps, detach_normalizer, L, reset, valid)
+        body = functools.partial(unmasked, eps=eps, detach_normalizer=detach_normalizer, L=L)
+    else:
+        body = functools.partial(masked, eps=eps, detach_normalizer=detach_normalizer, L=L, reset=reset, valid=valid)
+    return in_float32(body, q, k, v, i, f, state)
 
 
 def masked(
     q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
     L: int, reset: Tensor | None, valid: Tensor | None,
 ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
-    """With masks (B, T): the chunks' states by `_final_state`, then all chunks' outputs by the general
+    """With masks (B, 1 or NH, T): the chunks' states by `_final_state`, then all chunks' outputs by the general
     parallel form (initial-state term, segment ids, padding guards), with autograd."""
     NC, tail = divmod(q.shape[2], L)
-    reset, valid = (None if x is None else x[:, None] for x in (reset, valid))  # (B, 1, T): broadcast over heads
     i, f, reset = mask_gates(i, f, reset, valid)  # padding now lives in the gates
     log_f = F.logsigmoid(f)
 
@@ -158,14 +176,15 @@ def chunkwise_flops(B: int, NH: int, T: int, DK: int, DV: int, chunk_size: int) 
 
 
 def reset_at_start(state: mLSTMState, reset: Tensor, valid: Tensor | None) -> tuple[mLSTMState, Tensor]:
-    """A reset at t = 0 (on a valid token) is the empty state going in: put it there, drop it from the mask."""
-    first = reset[:, 0] if valid is None else reset[:, 0] & valid[:, 0]  # (B,)
+    """A reset at t = 0 (on a valid token) is the empty state going in: put it there, drop it from the mask.
+    reset, valid (B, 1 or NH, T)."""
+    first = reset[..., 0] if valid is None else reset[..., 0] & valid[..., 0]  # (B, 1 or NH)
     if not first.any():
         return state, reset
-    C = torch.where(first[:, None, None, None], 0.0, state.C)
-    n = torch.where(first[:, None, None], 0.0, state.n)
-    m = torch.where(first[:, None], -torch.inf, state.m)
-    return mLSTMState(C, n, m), torch.cat([torch.zeros_like(reset[:, :1]), reset[:, 1:]], dim=1)
+    C = torch.where(first[..., None, None], 0.0, state.C)
+    n = torch.where(first[..., None], 0.0, state.n)
+    m = torch.where(first, -torch.inf, state.m)
+    return mLSTMState(C, n, m), torch.cat([torch.zeros_like(reset[..., :1]), reset[..., 1:]], dim=-1)
 
 
 def auto_chunk_size(T: int, DK: int, DV: int) -> int:

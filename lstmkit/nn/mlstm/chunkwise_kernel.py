@@ -13,7 +13,7 @@ so Y = [num | qn] of the parallel form scaled by e^{-μ_t}, and C⁺_c is the st
 relations hold for *any* constants μ, M; the caller picks them as (detached) maxima so that every
 exponent is ≤ 0, and puts the true stabilizer's gradient back through s (value 1, `chunkwise_fast`):
 
-    h = num / den,   den = max(|qn|, e^{-μ}) + eps·s
+    h = num / den,   den = max(|qn|, e^{-μ}) + eps·s        (e^{-μ} with μ ≥ `m_floor`: `state.lower_bound`)
                      (detach_normalizer: den = (max(|qn|, e^{-μ}) + eps)·s, a constant but for s)
 
 q̂'s scale 1/√DK is folded into W and w0 (log scale added before the exponential).
@@ -39,6 +39,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from lstmkit.nn.mlstm.state import lower_bound
 
 
 def bmm(x: Tensor, y: Tensor) -> Tensor:
@@ -84,7 +86,7 @@ class ChunkwiseKernel(torch.autograd.Function):
         Y = bmm(q, Cs).mul_(w0[..., None])
         Y = Y.view(-1, L, DV + 1).baddbmm_(P.view(-1, L, L), v1.view(-1, L, DV + 1)).view(B, NH, NC, L, DV + 1)
         num, qn = Y[..., :DV], Y[..., DV:]  # (B, NH, NC, L, DV), (B, NH, NC, L, 1)
-        lower = torch.exp(-mu)[..., None]  # (B, NH, NC, L, 1)
+        lower = lower_bound(mu)[..., None]  # (B, NH, NC, L, 1)
         A = torch.maximum(qn.abs(), lower)
         den = (A + eps) * s[..., None] if detach_normalizer else A + eps * s[..., None]
         h = num / den

@@ -24,15 +24,29 @@ Only padding can leave a row with no weight at all (padding from the empty state
 resets alone D_tt = ĩ_t is finite); with padding the exponentials use m_t := 0 there, which keeps forward
 and backward finite (h_t = 0, the state stays empty). Without masks none of this runs: values and
 gradients are bit for bit those of the unmasked code.
+
+At the extremes (`state`): e^{-m_t} is computed with m_t clamped to m ≥ `m_floor` (`lower_bound`); f̃ = -inf
+("forget everything") becomes a reset of that head at that step (`forget_all_as_reset`), since -inf in F
+would make F_t - F_s NaN; float16 and bfloat16 run in float32 (`in_float32`).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.mlstm.state import check_inputs, check_masks, mLSTMState
+from lstmkit.nn.mlstm.state import (
+    check_inputs,
+    check_masks,
+    forget_all_as_reset,
+    in_float32,
+    lower_bound,
+    mLSTMState,
+    no_steps,
+)  # fmt: skip
 
 
 def parallel_with_state(
@@ -62,7 +76,7 @@ def parallel_with_state(
     SW = (q_scaled @ k.transpose(-1, -2)) * W  # (..., T, T)
     num = SW @ v + w0 * (q_scaled @ state.C)  # (..., T, DV)
     qn = SW.sum(-1, keepdim=True) + w0 * (q_scaled @ state.n[..., :, None])  # (..., T, 1)
-    den = torch.maximum(qn.abs(), torch.exp(-m_safe)[..., None]) + eps
+    den = torch.maximum(qn.abs(), lower_bound(m_safe)[..., None]) + eps
     if detach_normalizer:
         den = den.detach()
     return num / den, _final_state(k, v, i, F_cum, state, reset=reset, valid=valid)
@@ -115,5 +129,10 @@ def mlstm_parallel(
     """h (B, NH, T, DV) and the final state, all steps at once. See `mlstm_recurrent` for the arguments."""
     state = check_inputs(q, k, v, i, f, state)
     check_masks(q, reset, valid)
+    if q.shape[2] == 0:
+        return no_steps(q, v, state)
     reset, valid = (None if x is None else x[:, None] for x in (reset, valid))  # (B, 1, T): broadcast over heads
-    return parallel_with_state(q, k, v, i, f, state, eps, detach_normalizer, reset=reset, valid=valid)
+    f, reset = forget_all_as_reset(f, reset)  # reset (B, NH, T) where some f̃ = -inf
+    body = functools.partial(parallel_with_state, eps=eps, detach_normalizer=detach_normalizer, reset=reset,
+                             valid=valid)  # fmt: skip
+    return in_float32(body, q, k, v, i, f, state)

@@ -7,17 +7,31 @@
 
 (xLSTM paper eqs. 19-27 with the stabilizer of its appendix; the xLSTM authors' recurrent kernel.)
 
+At the extremes (`state`): exp(-m_t) is computed with m_t clamped to m ≥ `m_floor` (`lower_bound`), so it
+never overflows; f̃ = -inf is allowed (f = 0, forget everything); float16 and bfloat16 run in float32.
+
 Masks (see `state`): a reset sets m_{t-1} := -inf, so f = 0 exactly and the step starts from the empty
 state; a padded step keeps (C, n, m) as they were: (C_t, n_t, m_t) := (C_{t-1}, n_{t-1}, m_{t-1}).
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.mlstm.state import check_inputs, check_mask, check_masks, mLSTMState
+from lstmkit.nn.mlstm.state import (
+    check_inputs,
+    check_mask,
+    check_masks,
+    check_values,
+    in_float32,
+    lower_bound,
+    mLSTMState,
+    no_steps,
+)  # fmt: skip
 
 
 def mlstm_step(
@@ -27,10 +41,22 @@ def mlstm_step(
     """One step: q, k (B, NH, DK), v (B, NH, DV), i, f (B, NH), bool reset, valid (B,) -> h (B, NH, DV), new state.
 
     At a padded step (valid False) h is computed but unspecified; the state comes back unchanged.
+    Values are checked as in the three forms (`check_values`); float16 and bfloat16 run in float32.
     """
     B = q.shape[0]
     check_mask("reset", reset, (B,), "(B,)")
     check_mask("valid", valid, (B,), "(B,)")
+    state = mLSTMState(*state)
+    check_values(q, k, v, i, f, state)
+    body = functools.partial(_step, eps=eps, detach_normalizer=detach_normalizer, reset=reset, valid=valid)
+    return in_float32(body, q, k, v, i, f, state)
+
+
+def _step(
+    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
+    *, reset: Tensor | None, valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    """`mlstm_step` without checks."""
     m_prev = state.m if reset is None else torch.where(reset[:, None], -torch.inf, state.m)  # (B, NH)
     log_f = F.logsigmoid(f)
     m = torch.maximum(log_f + m_prev, i)  # (B, NH)
@@ -41,7 +67,7 @@ def mlstm_step(
     q_scaled = q * q.shape[-1] ** -0.5
     num = (q_scaled[..., None, :] @ C).squeeze(-2)  # (B, NH, DV)
     qn = (q_scaled * n).sum(-1, keepdim=True)  # (B, NH, 1)
-    den = torch.maximum(qn.abs(), torch.exp(-m)[..., None]) + eps
+    den = torch.maximum(qn.abs(), lower_bound(m)[..., None]) + eps
     if detach_normalizer:
         den = den.detach()
     new = mLSTMState(C, n, m)
@@ -70,12 +96,23 @@ def mlstm_recurrent(
     """
     state = check_inputs(q, k, v, i, f, state)
     check_masks(q, reset, valid)
+    if q.shape[2] == 0:
+        return no_steps(q, v, state)
+    body = functools.partial(_recurrent, eps=eps, detach_normalizer=detach_normalizer, reset=reset, valid=valid)
+    return in_float32(body, q, k, v, i, f, state)
+
+
+def _recurrent(
+    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
+    *, reset: Tensor | None, valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    """`mlstm_recurrent` without checks, T ≥ 1."""
     T = q.shape[2]
     resets = [None] * T if reset is None else reset.unbind(1)
     valids = [None] * T if valid is None else valid.unbind(1)
     hs = []
     steps = zip(q.unbind(2), k.unbind(2), v.unbind(2), i.unbind(2), f.unbind(2), resets, valids, strict=True)
     for q_t, k_t, v_t, i_t, f_t, reset_t, valid_t in steps:
-        h, state = mlstm_step(q_t, k_t, v_t, i_t, f_t, state, eps, detach_normalizer, reset=reset_t, valid=valid_t)
+        h, state = _step(q_t, k_t, v_t, i_t, f_t, state, eps, detach_normalizer, reset=reset_t, valid=valid_t)
         hs.append(h)
     return torch.stack(hs, dim=2), state

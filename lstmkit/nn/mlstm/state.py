@@ -24,10 +24,13 @@ The masks, for packed documents and padding:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from lstmkit.nn.finite import check_finite, check_finite_or_neg_inf
 
 
 class mLSTMState(NamedTuple):
@@ -72,7 +75,8 @@ def check_masks(q: Tensor, reset: Tensor | None, valid: Tensor | None) -> None:
 
 
 def check_inputs(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None) -> mLSTMState:
-    """Raise ValueError naming the tensor, the shape received and the shape expected; return the state."""
+    """Raise ValueError naming the tensor, the shape received and the shape expected, or the first
+    non-finite value (`check_values`); return the state."""
     if q.dim() != 4:
         raise ValueError(f"q has shape {tuple(q.shape)}, expected (B, NH, T, DK)")
     B, NH, T, DK = q.shape
@@ -85,22 +89,89 @@ def check_inputs(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: m
     for name, tensor in (("q", q), ("k", k), ("v", v), ("i", i), ("f", f)):
         if tensor.dtype != q.dtype:
             raise ValueError(f"{name} has dtype {tensor.dtype}, expected {q.dtype} like q")
-        if contains_nan(tensor):
-            raise ValueError(f"{name} contains NaN")
-    if state is None:
-        return zero_state(q, v)
+    state = zero_state(q, v) if state is None else mLSTMState(*state)
     DV = v.shape[-1]
     for name, tensor, shape in (("C", state.C, (B, NH, DK, DV)), ("n", state.n, (B, NH, DK)), ("m", state.m, (B, NH))):
         if tuple(tensor.shape) != shape:
             raise ValueError(f"state.{name} has shape {tuple(tensor.shape)}, expected {shape}")
         if tensor.dtype != q.dtype:
             raise ValueError(f"state.{name} has dtype {tensor.dtype}, expected {q.dtype} like q")
-        if contains_nan(tensor):
-            raise ValueError(f"state.{name} contains NaN")
-    return mLSTMState(*state)
+    check_values(q, k, v, i, f, state)
+    return state
 
 
-def contains_nan(x: Tensor) -> bool:
-    """Whether x holds a NaN. A NaN makes the sum NaN, so one cheap reduction clears almost every call; a NaN
-    sum can also come from +inf and -inf, hence the exact (and slower) check behind it."""
-    return bool(torch.isnan(x.sum())) and bool(torch.isnan(x).any())
+def check_values(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState) -> None:
+    """Every input finite, except f̃ = -inf ("forget everything": the same step as a reset there) and m = -inf
+    (an empty memory); ĩ = ±inf is refused (+inf has no stabilized form, -inf is what `valid` is for)."""
+    for name, tensor in (("q", q), ("k", k), ("v", v), ("i", i), ("state.C", state.C), ("state.n", state.n)):
+        check_finite(name, tensor)
+    check_finite_or_neg_inf("f", f)
+    check_finite_or_neg_inf("state.m", state.m)
+
+
+def m_floor(dtype: torch.dtype) -> float:
+    """The least m at which e^{-m} is computed: 1 - log(largest float), -87.7 in float32, -708.8 in float64."""
+    return 1.0 - math.log(torch.finfo(dtype).max)
+
+
+def lower_bound(m: Tensor) -> Tensor:
+    """The normaliser's lower bound e^{-m}, with m clamped to m ≥ `m_floor` so that it never overflows.
+
+    e^{-m} overflows once m < -log(largest float) (-88.7 in float32): the forward stays finite (h = num/inf = 0)
+    but every gradient becomes NaN. Below the floor the bound is e^{-floor} ≥ 10^38 (float32), so h = q̂ᵀC /
+    (e^{-floor} + eps) differs from the unclamped h, itself below 10^-38 · |q̂ᵀC|, by less than that; the
+    clamp passes no gradient to m there (the exact one is as small)."""
+    return torch.exp(-m.clamp(min=m_floor(m.dtype)))
+
+
+def forget_all_as_reset(f: Tensor, reset: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """f̃ = -inf (log σ = -inf, "forget everything") as a reset of that head at that step, for the parallel and
+    chunkwise forms: in their cumulative sums F_t - F_s it would be -inf - (-inf) = NaN. The recurrent form's
+    step is the same (m_t = max(-inf, ĩ_t) = ĩ_t, f = 0, exactly a reset's). Returns f̃ with those entries 0
+    (a reset ignores f̃_t; their gradient is 0, as in the recurrent form) and reset | (f̃ = -inf), now per head
+    (B, NH, T); reset (B, 1, T) or None."""
+    forget_all = torch.isneginf(f)
+    if not forget_all.any():
+        return f, reset
+    f = f.masked_fill(forget_all, 0.0)
+    return f, forget_all if reset is None else reset | forget_all
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def in_float32(body, q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState):
+    """body(q, k, v, i, f, state) -> (h, state), run in float32 for float16 and bfloat16 inputs, results cast back.
+
+    Half precision cannot hold the stabilized exponents: with gates of ±1e4, F_t - F_s + ĩ_s - m_t is a
+    difference of numbers whose float16 spacing is 8 (bfloat16: 64), and e^{-m} overflows float16 at m < -11.
+    So the three forms compute in float32 (on CPU half-precision products are no faster), and give the same
+    results in every dtype up to the final rounding. Other dtypes run as they are.
+
+    The returned state is rounded by `round_state`, which keeps the memory C̄ = e^m C as it was."""
+    if q.dtype not in LOW_PRECISION:
+        return body(q, k, v, i, f, state)
+    h, final = body(*(t.float() for t in (q, k, v, i, f)), mLSTMState(*(s.float() for s in state)))
+    return h.to(q.dtype), round_state(final, q.dtype)
+
+
+def round_state(state: mLSTMState, dtype: torch.dtype) -> mLSTMState:
+    """A float32 state in `dtype`, keeping C̄ = e^m C and n̄ = e^m n: m is rounded up (to m' ≥ m) and C, n absorb
+    the rounding, C' = e^{m - m'} C, so that only C's own rounding is lost (rounding m alone would change the
+    memory by up to e^{spacing/2}: e^4 at |m| ~ 1e4 in float16). m' passes m's gradient straight through, as
+    a cast does, so the factor e^{m - m'} is a constant."""
+    finite = torch.isfinite(state.m)  # m = -inf: an empty memory, nothing to rescale
+    m = torch.where(finite, state.m, 0.0)
+    m_low = state.m.detach().to(dtype)
+    up = torch.nextafter(m_low, torch.full_like(m_low, math.inf))
+    m_up = torch.where(m_low.float() < state.m.detach(), up, m_low).float()
+    shift = torch.exp(m.detach() - torch.where(finite, m_up, 0.0))  # ≤ 1
+    C = (state.C * shift[..., None, None]).to(dtype)
+    n = (state.n * shift[..., None]).to(dtype)
+    return mLSTMState(C, n, (torch.where(finite, m_up, -math.inf) + (m - m.detach())).to(dtype))
+
+
+def no_steps(q: Tensor, v: Tensor, state: mLSTMState) -> tuple[Tensor, mLSTMState]:
+    """T = 0: no output, h (B, NH, 0, DV), and the state unchanged."""
+    B, NH = q.shape[:2]
+    return q.new_zeros(B, NH, 0, v.shape[-1]), state
