@@ -33,12 +33,14 @@ ALL = [*FAMILIES, "gpu"]
 
 
 def run(families: list[str], quick: bool, repeats: int, out_dir: Path, say: Callable[[str], None] = print) -> dict:
-    """Measure, print each family's table as it fills, write bench.json and bench.md; returns the JSON's dict."""
-    from lstmkit.checkpoint import write_text_atomic
+    """Measure, print each family's table as it fills, write bench.json and bench.md; returns the JSON's dict.
+    `out_dir` is checked writable before anything is measured (`lstmkit.files.check_output_dir`)."""
+    from lstmkit.files import check_output_dir, make_output_dir, write_into
 
     unknown = [f for f in families if f not in ALL]
     if unknown:
         raise ValueError(f"unknown benchmark family {unknown[0]!r}, expected some of {', '.join(ALL)}")
+    check_output_dir(out_dir)
     settings = {"quick": quick, "repeats": repeats, "families": families, "gemm_n": 256 if quick else 2048}
     gemm = gemm_rates(settings["gemm_n"])
     machine = describe()
@@ -73,10 +75,10 @@ def run(families: list[str], quick: bool, repeats: int, out_dir: Path, say: Call
     by_family: dict[str, list[Row]] = {}
     for row in rows:
         by_family.setdefault(row.family, []).append(row)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)
     text = to_json(machine, settings, rows, skipped, gemm)
-    write_text_atomic(out_dir / "bench.json", text)
-    write_text_atomic(out_dir / "bench.md", markdown(header, by_family, skipped, gemm))
+    write_into(out_dir, "bench.json", text)
+    write_into(out_dir, "bench.md", markdown(header, by_family, skipped, gemm))
     say(f"\nresults written to {out_dir / 'bench.json'} and {out_dir / 'bench.md'}")
     return json.loads(text)
 
@@ -86,8 +88,17 @@ def progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+MAX_THREADS = 1024
+"""More torch threads than this is a typo, not a machine (torch would try to start them all)."""
+
+
+def check_threads(threads: int | None) -> None:
+    """None (torch's own choice) or 1..MAX_THREADS, else one line naming --threads."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"--threads is {threads}, expected 1 to {MAX_THREADS} (or leave it out for torch's own)")
+
+
 def set_threads(threads: int | None) -> None:
+    check_threads(threads)
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads is {threads}, expected at least 1")
         torch.set_num_threads(threads)

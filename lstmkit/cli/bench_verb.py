@@ -31,14 +31,15 @@ def add_verbs(verbs) -> None:
 
 
 def run_bench(args) -> int:
-    from lstmkit.bench.suite import ALL, run, set_threads
+    from lstmkit.bench.suite import ALL, check_threads, run, set_threads
+    from lstmkit.files import check_output_dir
 
     repeats = args.repeats if args.repeats is not None else 2 if args.quick else 5
     if repeats < 1:
         raise ValueError(f"--repeats is {repeats}, expected at least 1")
+    check_threads(args.threads)
+    out = args.output if args.output is not None else "runs/bench-quick" if args.quick else "runs/bench"
+    check_output_dir(out)  # before minutes of measuring, not after (and before Path turns '' into '.')
     set_threads(args.threads)
-    out = Path(args.output or ("runs/bench-quick" if args.quick else "runs/bench"))
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"cannot write the results to {out}: it is a file, expected a folder")
-    run(args.only or ALL, args.quick, repeats, out)
+    run(args.only or ALL, args.quick, repeats, Path(out))
     return 0

@@ -1,15 +1,20 @@
 """`lstmkit exercise`: a fresh by-hand exercise (small random integers), its worksheet and answer key.
 
-Without -o the worksheet (or, with --answers, the answer key) goes to standard output. With -o FILE three
-files are written, each atomically: the worksheet FILE, the answer key FILE-answers (same suffix) and the
-example as a spec, FILE.json without the suffix, which `lstmkit walkthrough --spec` reads to check answers.
+Without -o (or with -o -) the worksheet (or, with --answers, the answer key) goes to standard output. With
+-o FILE three files are written, each atomically: the worksheet FILE, the answer key FILE-answers (same suffix)
+and the example as a spec, FILE.json without the suffix, which `lstmkit walkthrough --spec` reads to check
+answers. The user named only FILE: if FILE-answers or FILE.json exists already (a spec edited by hand, say),
+nothing is written unless --replace says to replace them. All three are checked before any is written.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from lstmkit.cli.output import emit
+from lstmkit.files import check_output_file, is_stdout, write_output
 
 DEFAULT_SEED = 35
 """A fixed default, so the README's exercise is the one everybody gets. Seed 35's LSTM starts from a
@@ -38,37 +43,61 @@ def add_verbs(verbs) -> None:
     e.add_argument("--answers", action="store_true", help="print the answer key instead of the worksheet")
     e.add_argument("-o", "--output", metavar="FILE",
                    help="worksheet to FILE, answer key to FILE-answers, spec to FILE.json")  # fmt: skip
+    e.add_argument("--replace", action="store_true",
+                   help="with -o FILE: replace FILE-answers and FILE.json if they exist (default: refuse)")  # fmt: skip
     e.set_defaults(run=run_exercise)
 
 
 def run_exercise(args) -> int:
     from lstmkit.explain import exercise, exercise_render
 
-    if args.output is not None and args.answers:
+    to_files = args.output is not None and not is_stdout(args.output)
+    if to_files and args.answers:
         raise ValueError("--answers chooses what goes to standard output, but -o writes worksheet, answer key "
                          "and spec; drop --answers")  # fmt: skip
-    paths = output_paths(args.output) if args.output is not None else None
+    if args.replace and not to_files:
+        raise ValueError("--replace applies to the files -o FILE writes; name them with -o FILE or drop --replace")
+    paths = output_paths(args.output, args.replace) if to_files else None
     ex = exercise.make(args.cell, args.seed, args.steps, args.input_size, args.hidden_size)
-    fmt = args.format or ("html" if args.output and Path(args.output).suffix in (".html", ".htm") else "markdown")
+    fmt = args.format or ("html" if to_files and Path(args.output).suffix in (".html", ".htm") else "markdown")
     if paths is None:
         pages = exercise_render.ANSWER_KEYS if args.answers else exercise_render.WORKSHEETS
         emit(pages[fmt](ex), None)
         return 0
     worksheet, answers, spec_file = paths
-    emit(exercise.spec_text(ex.example), str(spec_file))
-    emit(exercise_render.WORKSHEETS[fmt](ex, spec_file.name), str(worksheet))
-    emit(exercise_render.ANSWER_KEYS[fmt](ex, spec_file.name), str(answers))
+    write_output(spec_file, _line_ended(exercise.spec_text(ex.example)))
+    write_output(worksheet, _line_ended(exercise_render.WORKSHEETS[fmt](ex, spec_file.name)))
+    write_output(answers, _line_ended(exercise_render.ANSWER_KEYS[fmt](ex, spec_file.name)))
     print(f"wrote {worksheet} (worksheet), {answers} (answer key) and {spec_file} (spec): {ex.command}")
     return 0
 
 
-def output_paths(output: str) -> tuple[Path, Path, Path]:
-    """-o ex.html -> ex.html, ex-answers.html, ex.json (beside one another)."""
+def output_paths(output: str, replace: bool = False) -> tuple[Path, Path, Path]:
+    """-o ex.html -> ex.html, ex-answers.html, ex.json (beside one another), each checked writable; refused when
+    the two the user did not name exist, unless `replace`."""
     worksheet = Path(output)
+    if not output:
+        check_output_file(output)  # "cannot write '': expected a file name" (Path would read '' as '.')
     if worksheet.is_dir():
         raise ValueError(f"-o {output} is a folder, expected a file name such as {worksheet / 'ex.html'}")
+    if os.path.exists(output) and not stat.S_ISREG(os.stat(output).st_mode):
+        raise ValueError(f"-o {output} is not a regular file, but the answer key and the spec are written beside "
+                         "the worksheet: expected a file name such as ex.md (or - for standard output)")  # fmt: skip
     if worksheet.suffix == ".json":
         raise ValueError(f"-o {output}: the spec is written as FILE.json beside the worksheet, "
                          "expected a worksheet name such as ex.md or ex.html")  # fmt: skip
     answers = worksheet.with_name(f"{worksheet.stem}-answers{worksheet.suffix}")
-    return worksheet, answers, worksheet.with_name(f"{worksheet.stem}.json")
+    spec_file = worksheet.with_name(f"{worksheet.stem}.json")
+    for path in (worksheet, answers, spec_file):
+        check_output_file(path)
+    existing = [str(p) for p in (answers, spec_file) if os.path.lexists(p)]
+    if existing and not replace:
+        which = " and ".join(existing)
+        raise ValueError(f"{which} {'exist' if len(existing) > 1 else 'exists'} already and -o names only "
+                         f"{output}: pass --replace to replace {'them' if len(existing) > 1 else 'it'}, "
+                         "or choose another -o")  # fmt: skip
+    return worksheet, answers, spec_file
+
+
+def _line_ended(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lstmkit.cli.train_verbs import add_cache_option
 
 EXPLAIN_EXAMPLES = """examples:
@@ -25,25 +23,27 @@ def add_verbs(verbs) -> None:
     e.add_argument("--steps", type=int, nargs="+", default=None, metavar="T",
                    help="steps (1..length) at which to show the mLSTM memory (default: 4 spread evenly)")  # fmt: skip
     add_cache_option(e)
-    e.add_argument("-o", "--output", metavar="OUT_DIR", help="folder for the pictures (default RUN_DIR/explain)")
+    e.add_argument("-o", "--output", metavar="OUT_DIR", help="folder for the pictures (default RUN_DIR/explain; "
+                   "for a checkpoint RUN/step-N, RUN/explain-step-N, which rotation never deletes)")  # fmt: skip
     e.set_defaults(run=run_explain)
 
 
 def run_explain(args) -> int:
-    from lstmkit.checkpoint import write_bytes_atomic
+    from lstmkit.cli.output import default_output
     from lstmkit.experiment import load_run
     from lstmkit.explain.activations import inputs_for
     from lstmkit.explain.pictures import explain_run
+    from lstmkit.files import check_output_dir, make_output_dir, write_into
 
-    run = load_run(args.run_dir)
+    out = args.output if args.output is not None else str(default_output(args.run_dir, "explain"))
+    run = load_run(args.run_dir)  # first, so that a missing run is named before its default output folder
+    check_output_dir(out)  # before the pictures are drawn (and before Path turns '' into '.'); creates nothing
     inputs = inputs_for(run, args.text, args.cache_dir)
     pictures = explain_run(run, inputs, cell=args.cell, layer=args.layer, steps=args.steps)
-    out = Path(args.output) if args.output else Path(args.run_dir) / "explain"
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"cannot write pictures to {out}: it is a file, expected a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out)
     for name, data in pictures.items():
-        write_bytes_atomic(out / name, data)
+        write_into(out, name, data)
     count = f"{len(pictures)} picture" + ("s" if len(pictures) != 1 else "")
     print(f"{count} of {inputs.source} in {out}: {', '.join(pictures)}")
     return 0
+

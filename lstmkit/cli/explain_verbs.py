@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console
 
-from lstmkit.cli.output import check_folder, emit
+from lstmkit.cli.output import announce, emit
+from lstmkit.files import check_output_file, write_output
 
 WALKTHROUGH_EXAMPLES = """examples:
   lstmkit walkthrough
@@ -23,6 +22,9 @@ GRADIENTS_EXAMPLES = """examples:
   lstmkit gradients --format png -o gradients.png"""
 
 
+OUTPUT_HELP = "write here instead of standard output (a file is replaced atomically; - is standard output)"
+
+
 def add_verbs(verbs) -> None:
     w = verbs.add_parser("walkthrough", help="the seeds' step-by-step example, every intermediate of every step",
                          epilog=WALKTHROUGH_EXAMPLES)  # fmt: skip
@@ -30,7 +32,7 @@ def add_verbs(verbs) -> None:
     w.add_argument("--mode", choices=["hand", "exact"], default="hand", help="hand: round to 0.1 and carry forward")
     w.add_argument("--spec", metavar="FILE.json", help="your own sizes, weights, inputs and initial state")
     w.add_argument("--format", choices=["text", "markdown", "json", "html"], default="text")
-    w.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of standard output")
+    w.add_argument("-o", "--output", metavar="FILE", help=OUTPUT_HELP)
     w.set_defaults(run=run_walkthrough)
 
     g = verbs.add_parser("gradients", help="vanishing gradients: tanh RNN vs LSTM, gradient norm by lag",
@@ -44,7 +46,7 @@ def add_verbs(verbs) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--format", choices=["text", "markdown", "json", "png"], default="text",
                    help="png: the curves as a plot (log scale); needs -o")  # fmt: skip
-    g.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of standard output")
+    g.add_argument("-o", "--output", metavar="FILE", help=OUTPUT_HELP)
     g.set_defaults(run=run_gradients)
 
 
@@ -52,13 +54,15 @@ def run_walkthrough(args) -> int:
     from lstmkit.explain import render, spec, walkthrough
     from lstmkit.reference import examples
 
+    if args.output is not None:
+        check_output_file(args.output)
     example = spec.load(args.spec, args.cell) if args.spec else examples.EXAMPLES[args.cell or "lstm"]()
     if args.format == "html":
         from lstmkit.explain.walkthrough_html import to_html
 
         emit(to_html(walkthrough.build(example, "hand"), walkthrough.build(example, "exact")), args.output)
         if args.output:
-            print(f"wrote {args.output} (open it in a browser; ← → step through)")
+            announce(args.output, f"wrote {args.output} (open it in a browser; ← → step through)")
         return 0
     w = walkthrough.build(example, args.mode)
     if args.format == "text" and args.output is None:
@@ -73,14 +77,14 @@ def run_gradients(args) -> int:
 
     if args.format == "png" and args.output is None:
         raise ValueError("--format png writes a picture: name the file with -o FILE.png")
+    if args.output is not None:
+        check_output_file(args.output)
     curves = gradients.gradient_by_lag(args.length, args.hidden_size, args.input_size, args.forget_bias, args.seed)
     if args.format == "png":
-        from lstmkit.checkpoint import write_bytes_atomic
         from lstmkit.explain.pictures import gradient_plot
 
-        check_folder(args.output)
-        write_bytes_atomic(Path(args.output), gradient_plot(curves))
-        print(f"wrote {args.output}")
+        write_output(args.output, gradient_plot(curves))
+        announce(args.output, f"wrote {args.output}")
         return 0
     if args.format == "text" and args.output is None:
         Console(highlight=False).print(gradients_render.renderables(curves))

@@ -10,14 +10,16 @@ REPORT_EXAMPLES = """examples:
   lstmkit report runs/adding-lstm                             # writes runs/adding-lstm/report.html
   lstmkit report runs/shakespeare-lstm --prompt "ROMEO:" --seed 1 -o bard.html
   lstmkit report runs/sentiment-lstm --prompt "A moving, beautiful film."
-  lstmkit report runs/parity-xlstm/step-00000500              # one checkpoint, not the newest"""
+  lstmkit report runs/parity-xlstm/step-00000500              # runs/parity-xlstm/report-step-00000500.html"""
 
 
 def add_verbs(verbs) -> None:
     r = verbs.add_parser("report", help="one self-contained HTML page for a run: config, curves, metrics, "
                          "samples, gate pictures", epilog=REPORT_EXAMPLES)  # fmt: skip
     r.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or one of its step-NNNNNNNN checkpoints")
-    r.add_argument("-o", "--output", metavar="FILE", help="where to write the page (default RUN_DIR/report.html)")
+    r.add_argument("-o", "--output", metavar="FILE", help="where to write the page (default RUN_DIR/report.html; "
+                   "for a checkpoint RUN/step-N, RUN/report-step-N.html, which rotation never deletes; "
+                   "- is standard output)")  # fmt: skip
     r.add_argument("--prompt", default=None, metavar="TEXT", help="text to continue and to draw the pictures of, "
                    "for character and sentiment models (default: the start of a test sequence)")  # fmt: skip
     r.add_argument("--seed", type=int, default=0, metavar="N",
@@ -27,15 +29,14 @@ def add_verbs(verbs) -> None:
 
 
 def run_report(args) -> int:
-    from lstmkit.cli.output import emit
+    from lstmkit.cli.output import announce, default_output, emit
     from lstmkit.explain.report import report_html
+    from lstmkit.files import check_output_file
 
-    out = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
-    if out.is_dir():
-        raise ValueError(f"cannot write the report to {out}: it is a folder, expected a file name")
-    if args.output and not out.parent.is_dir():  # checked before the page is built (seconds of work)
-        raise ValueError(f"cannot write {out}: folder {out.parent} does not exist")
+    out = args.output if args.output is not None else str(default_output(args.run_dir, "report", ".html"))
+    if args.output is not None or Path(args.run_dir).is_dir():  # else report_html names the missing run first
+        check_output_file(out)  # before the page is built (seconds of work)
     html = report_html(args.run_dir, args.cache_dir, args.prompt, args.seed)
-    emit(html, str(out))
-    print(f"report of {args.run_dir} written to {out}")
+    emit(html, out)
+    announce(out, f"report of {args.run_dir} written to {out}")
     return 0

@@ -20,12 +20,20 @@ Weights and state, by cell (H = hidden_size, I = input_size; [h, x] has H + I en
     mlstm  needs "key_size" K;  W_q, W_k (K, I), W_v (H, I);  w_i, w_f (I);  b_i, b_f numbers
                                                                        state C (K, H), n (K), m (a number)
 
-Every problem is reported as one `SpecError` line naming the field, what was found and what was expected.
+Limits (a walkthrough shows every entry of every matrix at every step, so a spec must stay readable): at most
+MAX_STEPS time steps, sizes (input, hidden, key) at most MAX_SIZE, numbers within ±MAX_ABS, a file of at most
+MAX_BYTES. The seeds' examples and every exercise are far inside them.
+
+Every problem is reported as one `SpecError` line naming the field, what was found and what was expected:
+a wrong type (a list where an object belongs, a string where numbers belong, true, null), ragged rows, NaN or
+±Infinity (also 1e999, which JSON reads as infinity), a size or a step count over its limit.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -86,25 +94,54 @@ CELLS = {
         lambda p: p,
     ),
 }  # fmt: skip
+MAX_STEPS = 100
+"""Time steps a walkthrough shows (its page grows with steps × sizes²: at both limits the web page is tens of MB)."""
+MAX_SIZE = 16
+"""Largest input_size, hidden_size and key_size."""
+MAX_ABS = 1e6
+"""Largest magnitude of a weight, input or state entry."""
+MAX_BYTES = 1_000_000
+"""Largest spec file read (the largest spec within the other limits is a few hundred kB)."""
+MAX_DEPTH = 2
+"""Nesting of a field's numbers: a matrix is a list of lists."""
 FIELDS = ("cell", "input_size", "hidden_size", "num_heads", "key_size", "weights", "inputs", "initial_state")
 
 
 def load(path: str | Path, cell: str | None = None) -> Example:
     """Read and check a spec file; `cell` (from --cell) must agree with the file's own "cell" if both are given."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read spec file ({e.strerror})") from None
+    text = _read(path)
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise SpecError(f"{path}: not valid JSON ({_short(str(e), 80)})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: lists nested too deeply, expected at most {MAX_DEPTH} levels (a matrix)") from None
     try:
         return from_dict(data, cell)
     except ValueError as e:
         raise SpecError(f"{path}: {e}") from None
+
+
+def _read(path: str | Path) -> str:
+    """The file's text: at most MAX_BYTES, UTF-8, a file (not a folder)."""
+    try:
+        if os.path.isdir(path):
+            raise SpecError(f"{path}: cannot read spec file (it is a folder, expected a JSON file)")
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read spec file ({e.strerror or e})") from None
+    if len(data) > MAX_BYTES:
+        raise SpecError(f"{path}: the spec file is larger than {MAX_BYTES:,} bytes, expected a small JSON file "
+                        f"(at most {MAX_STEPS} steps, sizes at most {MAX_SIZE})")  # fmt: skip
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start}), expected a JSON file") from None
 
 
 def _reject_constant(name: str):
@@ -116,7 +153,9 @@ def from_dict(data, cell: str | None = None) -> Example:
     if not isinstance(data, dict):
         raise ValueError(f"spec must be a JSON object, got {type(data).__name__}")
     spec_cell = data.get("cell")
-    if spec_cell is not None and spec_cell not in CELLS:
+    if isinstance(spec_cell, str) and len(spec_cell) > 20:
+        spec_cell = spec_cell[:17] + "..."
+    if spec_cell is not None and (not isinstance(spec_cell, str) or spec_cell not in CELLS):
         raise ValueError(f"field 'cell' is {spec_cell!r}, expected one of {', '.join(CELLS)}")
     if spec_cell is not None and cell is not None and spec_cell != cell:
         raise ValueError(f"field 'cell' is {spec_cell!r} but --cell is {cell!r}; drop one or make them agree")
@@ -141,10 +180,14 @@ def from_dict(data, cell: str | None = None) -> Example:
         meaning = ", ".join(dims) if dims else "a number"
         if name not in weights:
             raise ValueError(f"missing field 'weights.{name}', expected shape {shape_text(shape)} ({meaning})")
-        arrays[name] = as_array(f"weights.{name}", weights[name], shape, meaning)
+        arrays[name] = as_array(f"weights.{name}", _numbers(f"weights.{name}", weights[name]), shape, meaning)
     params = table.params(arrays, sizes)
 
-    xs = as_sequence("inputs", _field(data, "inputs", list), I, f"time steps, input_size = {I}")
+    inputs = _field(data, "inputs", list)
+    if len(inputs) > MAX_STEPS:
+        raise ValueError(f"field 'inputs' has {len(inputs)} time steps, expected at most {MAX_STEPS} "
+                         "(a walkthrough shows every step)")  # fmt: skip
+    xs = as_sequence("inputs", _numbers("inputs", inputs), I, f"time steps, input_size = {I}")
     given = data.get("initial_state", {})
     if not isinstance(given, dict):
         raise ValueError(f"field 'initial_state' must be an object with {', '.join(table.state)}")
@@ -154,7 +197,8 @@ def from_dict(data, cell: str | None = None) -> Example:
     state = {}
     for k, dims in table.state.items():
         shape = tuple(sizes[d] for d in dims)
-        value = as_array(f"initial_state.{k}", given.get(k, np.zeros(shape)), shape, ", ".join(dims) or "a number")
+        given_k = _numbers(f"initial_state.{k}", given[k]) if k in given else np.zeros(shape)
+        value = as_array(f"initial_state.{k}", given_k, shape, ", ".join(dims) or "a number")
         state[k] = float(value) if value.ndim == 0 else value
     return Example(cell, params, xs, table.State(**state))
 
@@ -183,8 +227,34 @@ def _size(data: dict, name: str, default: int | None = None) -> int:
     if value is None:
         raise ValueError(f"missing field '{name}', expected a positive integer")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"field '{name}' is {value!r}, expected a positive integer")
+        raise ValueError(f"field '{name}' is {_short(value)}, expected a positive integer")
+    if name != "num_heads" and value > MAX_SIZE:
+        raise ValueError(f"field '{name}' is {value}, expected at most {MAX_SIZE} (a walkthrough shows every "
+                         "entry of every matrix)")  # fmt: skip
     return value
+
+
+def _numbers(name: str, value, depth: int = 0):
+    """`value` itself if it is a number or nested lists of numbers, finite and within ±MAX_ABS; else ValueError.
+    Checked before NumPy sees it, which would read "1.5" and true as numbers and fail on 10**400."""
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH and value:
+            raise ValueError(f"{name} has lists nested {depth + 1} deep, expected at most {MAX_DEPTH} (a matrix)")
+        for entry in value:
+            _numbers(name, entry, depth + 1)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be numbers, got {_short(value)}")
+    if not abs(value) <= MAX_ABS:  # also NaN (never <=) and ±inf; an int compares exactly, however long
+        shown = f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits" if isinstance(value, int) \
+            else _short(value)  # fmt: skip
+        raise ValueError(f"{name} has {shown}, expected finite numbers within ±{MAX_ABS:,.0f}")
+    return value
+
+
+def _short(value, most: int = 40) -> str:
+    text = json.dumps(value) if isinstance(value, (str, bool, type(None), dict)) else repr(value)
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _field(data: dict, name: str, kind: type):
