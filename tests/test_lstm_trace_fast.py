@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit.nn as lnn
-from lstmkit.nn.cell_scan import CHUNK_BELOW, CellScan, cell_scan, scan_chunked
+from lstmkit.nn.cell_scan import CHUNK_BELOW, AdjointScan, CellScan, cell_scan, scan_chunked
 from lstmkit.nn.lstm import trace_loop, trace_recomputed
 from lstmkit.nn.lstm_trace import gate
 
@@ -205,8 +205,82 @@ def test_cell_scan_picks_by_size():
     assert type(cell_scan(large, large, large, large[0], False).grad_fn).__name__ == "CellScanBackward"
 
 
-def test_cell_scan_refuses_a_second_derivative():
-    f = torch.rand(3, 1, CHUNK_BELOW, dtype=F64, requires_grad=True)
-    (df,) = torch.autograd.grad(CellScan.apply(f, f, f, f[0], False).sum(), [f], create_graph=True)
-    with pytest.raises(RuntimeError, match="does not require grad"):
-        torch.autograd.grad(df.sum(), [f])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cell_scan_second_derivatives(reverse):
+    """CellScan's backward is differentiable (AdjointScan, whose backward is CellScan): gradgradcheck in float64.
+    Its backward was once marked once-differentiable, which raises only when the incoming gradient needs one:
+    for a loss linear in c the second derivative was silently wrong."""
+    g_ = torch.Generator().manual_seed(0)
+    f, i, g = (torch.rand(4, 2, 3, generator=g_, dtype=F64, requires_grad=True) for _ in range(3))
+    c0 = torch.randn(2, 3, generator=g_, dtype=F64, requires_grad=True)
+    scan = lambda f, i, g, c0: CellScan.apply(f, i, g, c0, reverse)  # noqa: E731
+    assert torch.autograd.gradcheck(scan, (f, i, g, c0))
+    assert torch.autograd.gradgradcheck(scan, (f, i, g, c0))
+    adjoint = lambda f, v: AdjointScan.apply(f, v, reverse)  # noqa: E731
+    assert torch.autograd.gradcheck(adjoint, (f, i))
+    assert torch.autograd.gradgradcheck(adjoint, (f, i))
+    # the case that was wrong: a loss linear in c, differentiated twice
+    w = torch.randn(4, 2, 3, generator=g_, dtype=F64)
+    for form in (scan, lambda f, i, g, c0: plain_scan(f, i, g, c0, reverse)):
+        (df,) = torch.autograd.grad((form(f, i, g, c0) * w).sum(), [f], create_graph=True)
+        second = torch.autograd.grad((df**2).sum(), [f, i, g, c0])
+        if form is scan:
+            ours = second
+    for what, a, b in zip("figc", ours, second, strict=True):
+        assert_close(a, b, f"second derivative d/d{what}")
+
+
+def second_derivatives(fn, layer, x, hx):
+    """∂/∂(x, h0, c0, W_hh) of |∂L/∂x|², L a random linear functional of every trace field."""
+    (dx,) = torch.autograd.grad(weighted_sum(flatten(fn(layer, x, hx)), seed=3), [x], create_graph=True)
+    return torch.autograd.grad((dx**2).sum(), [x, *hx, layer.weight_hh_l0])
+
+
+@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[8]], ids=["chunked", "cellscan"])
+def test_trace_second_derivatives_equal_the_loop_and_finite_differences(config):
+    """Both scans (B·H below and at CHUNK_BELOW): equal to the loop's, and to central differences of the
+    first derivative along a random direction of W_hh (float64)."""
+    layer, x, hx = make(config)
+    fast, loop = (second_derivatives(fn, layer, x, hx) for fn in (trace_recomputed, trace_loop))
+    for what, a, b in zip(["x", "h0", "c0", "weight_hh_l0"], fast, loop, strict=True):
+        assert_close(a, b, f"second derivative d/d{what}", tol=1e-9 * max(1.0, float(b.abs().max())))
+    W = layer.weight_hh_l0
+    v = torch.randn(W.shape, generator=torch.Generator().manual_seed(5), dtype=F64)
+    eps, sides = 1e-5, []
+    for sign in (1, -1):
+        with torch.no_grad():
+            W += sign * eps * v
+        (dx,) = torch.autograd.grad(weighted_sum(flatten(trace_recomputed(layer, x, hx)), seed=3), [x])
+        sides.append((dx**2).sum())
+        with torch.no_grad():
+            W -= sign * eps * v
+    finite = (sides[0] - sides[1]) / (2 * eps)
+    analytic = (fast[3] * v).sum()
+    assert abs(float(finite - analytic)) <= 1e-6 * max(1.0, abs(float(analytic))), (float(finite), float(analytic))
+
+
+class TraceFields(torch.nn.Module):
+    """trace_recomputed of `layer` as a module, so that torch.func.functional_call can swap its weights."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, h0, c0):
+        output, (_, c_n), trace = trace_recomputed(self.layer, x, (h0, c0))
+        return output, c_n, trace.c, trace.f
+
+
+def test_trace_gradgradcheck_through_cellscan(monkeypatch):
+    """gradgradcheck of the whole fast trace on a tiny case made to take CellScan (CHUNK_BELOW lowered)."""
+    import lstmkit.nn.cell_scan as cell_scan_module
+
+    monkeypatch.setattr(cell_scan_module, "CHUNK_BELOW", 1)
+    layer, x, hx = make((1, True, False, False, 0, True, True, 3, 2, 2))
+    module = TraceFields(layer)
+
+    def fields(x, h0, c0, W_hh_reverse):
+        return torch.func.functional_call(module, {"layer.weight_hh_l0_reverse": W_hh_reverse}, (x, h0, c0))
+
+    W = layer.weight_hh_l0_reverse.detach().clone().requires_grad_()
+    assert torch.autograd.gradgradcheck(fields, (x, *hx, W))

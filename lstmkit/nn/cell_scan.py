@@ -4,8 +4,9 @@
 
 f, i, g are (T, B, H); c0 is (B, H). Two forms, tested equal to the plain loop (tests/test_lstm_trace_fast.py):
 
-* `CellScan`: one in-place addcmul per step, backward by hand (a scan the other way). The Python loop
-  costs ~2-3 µs a step, which is what it costs when B·H is small.
+* `CellScan`: one in-place addcmul per step, backward by hand (`AdjointScan`, a scan the other way, whose
+  own backward is `CellScan` again: derivatives of every order). The Python loop costs ~2-3 µs a step,
+  which is what it costs when B·H is small.
 * `scan_chunked`: chunks of K = ⌈√T⌉ steps. K steps advance every chunk at once from zero, then ⌈T/K⌉
   steps carry the state from chunk to chunk: about 2√T Python steps, but ~4 more passes over memory.
 
@@ -19,7 +20,6 @@ import math
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 CHUNK_BELOW = 2048
 """B·H under which `cell_scan` uses chunks."""
@@ -42,39 +42,80 @@ def _order(T: int, reverse: bool) -> list[int]:
 class CellScan(torch.autograd.Function):
     """One step at a time, in place. Backward, with "next" the step after t in the recurrence's order:
 
-        dc_t = ∂L/∂c_t + f_next ⊙ dc_next            (∂c_next/∂c_t = f_next; a scan the other way)
+        dc_t = ∂L/∂c_t + f_next ⊙ dc_next            (∂c_next/∂c_t = f_next; `AdjointScan`, the other way)
         ∂L/∂f_t = dc_t ⊙ c_{t-1};  ∂L/∂i_t = dc_t ⊙ g_t;  ∂L/∂g_t = dc_t ⊙ i_t;  ∂L/∂c0 = f_first ⊙ dc_first
 
     A Function rather than a loop under autograd: T recorded addcmuls would each cost ~10 µs in backward
-    and a buffer each. Differentiable once (a second derivative raises; `scan_chunked` has them)."""
+    and a buffer each. The backward is itself made of differentiable operations (`AdjointScan` has a
+    backward too), so second and higher derivatives are exact, as through `scan_chunked`. The forward
+    and `setup_context` are apart, as `torch.func` transforms (grad, vjp) require."""
 
     @staticmethod
-    def forward(ctx, f: Tensor, i: Tensor, g: Tensor, c0: Tensor, reverse: bool) -> Tensor:
+    def forward(f: Tensor, i: Tensor, g: Tensor, c0: Tensor, reverse: bool) -> Tensor:
         c = i * g  # (T, B, H): i_t ⊙ g_t, then f_t ⊙ c_{t-1} is added in place
         cs, fs = c.unbind(0), f.unbind(0)
         c_prev = c0
         for t in _order(len(cs), reverse):
             c_prev = cs[t].addcmul_(fs[t], c_prev)
-        ctx.save_for_backward(f, i, g, c0, c)
-        ctx.reverse = reverse
         return c
 
     @staticmethod
-    @once_differentiable  # the backward's in-place scan is not itself differentiable: say so, not be wrong
+    def setup_context(ctx, inputs, output) -> None:
+        f, i, g, c0, reverse = inputs
+        ctx.save_for_backward(f, i, g, c0, output)
+        ctx.reverse = reverse
+
+    @staticmethod
     def backward(ctx, grad_c: Tensor):
         f, i, g, c0, c = ctx.saved_tensors
-        order = _order(len(c), ctx.reverse)
-        dc = grad_c.clone(memory_format=torch.contiguous_format)  # (T, B, H), becomes the total ∂L/∂c_t
+        first = _order(len(c), ctx.reverse)[0]
+        dc = AdjointScan.apply(f, grad_c, ctx.reverse)  # (T, B, H), the total ∂L/∂c_t
+        df = dc * _previous(c, c0, ctx.reverse) if ctx.needs_input_grad[0] else None
+        di = dc * g if ctx.needs_input_grad[1] else None
+        dg = dc * i if ctx.needs_input_grad[2] else None
+        dc0 = f[first] * dc[first] if ctx.needs_input_grad[3] else None
+        return df, di, dg, dc0, None
+
+
+class AdjointScan(torch.autograd.Function):
+    """CellScan's backward scan, a Function of its own so that it, too, has a backward:
+
+        dc_t = v_t + f_next ⊙ dc_next,   dc_last = v_last       (v = ∂L/∂c; "next" as in `CellScan`)
+
+    dc is linear in v, dc = Aᵀ v, where A is the map u ↦ c of `CellScan` from c0 = 0. So for a loss ℓ(dc):
+
+        ∂ℓ/∂v = A e   (the forward scan of e = ∂ℓ/∂dc from zero: y_t = f_t ⊙ y_{t-1} + e_t)
+        ∂ℓ/∂f_t = dc_t ⊙ y_{t-1}   (0 at the first step, where f multiplies c0, which is not in A)
+
+    Each direction's backward is the other direction's forward, so every order of derivative is exact."""
+
+    @staticmethod
+    def forward(f: Tensor, v: Tensor, reverse: bool) -> Tensor:
+        order = _order(len(v), reverse)
+        dc = v.clone(memory_format=torch.contiguous_format)  # (T, B, H), becomes the total ∂L/∂c_t
         dcs, fs = dc.unbind(0), f.unbind(0)
         for t, nxt in zip(reversed(order[:-1]), reversed(order[1:]), strict=True):
             dcs[t].addcmul_(fs[nxt], dcs[nxt])
-        c_prev = torch.cat([c[1:], c0[None]]) if ctx.reverse else torch.cat([c0[None], c[:-1]])  # (T, B, H)
-        first = order[0]
-        df = dc * c_prev if ctx.needs_input_grad[0] else None
-        di = dc * g if ctx.needs_input_grad[1] else None
-        dg = dc * i if ctx.needs_input_grad[2] else None
-        dc0 = fs[first] * dcs[first] if ctx.needs_input_grad[3] else None
-        return df, di, dg, dc0, None
+        return dc
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        f, _, reverse = inputs
+        ctx.save_for_backward(f, output)
+        ctx.reverse = reverse
+
+    @staticmethod
+    def backward(ctx, e: Tensor):
+        f, dc = ctx.saved_tensors
+        zero = dc.new_zeros(dc.shape[1:])  # (B, H)
+        y = CellScan.apply(f, e, e.new_ones(()).expand_as(e), zero, ctx.reverse)  # u = e ⊙ 1: the scan of e
+        df = dc * _previous(y, zero, ctx.reverse) if ctx.needs_input_grad[0] else None
+        return df, y, None
+
+
+def _previous(c: Tensor, c0: Tensor, reverse: bool) -> Tensor:
+    """c_{t-1} for every step in the recurrence's order, (T, B, H): c0 at the first step."""
+    return torch.cat([c[1:], c0[None]]) if reverse else torch.cat([c0[None], c[:-1]])
 
 
 def scan_chunked(f: Tensor, i: Tensor, g: Tensor, c0: Tensor) -> Tensor:

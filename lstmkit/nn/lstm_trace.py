@@ -19,6 +19,8 @@ Cost: the kernel, plus the same matrix products again (T·B·4H·(I + P) multipl
 over memory. Measured economies (float32, CPU, one thread, (T, B, I, H) = (256, 32, 128, 256)):
 * The products go to oneDNN (the library inside torch.nn.LSTM), as a 1×1 convolution over T·B pixels
   (`gate`): MKL's sgemm, which F.linear uses, ran at 83 GFLOP/s here, oneDNN at 151.
+  Under torch.compile the products are F.linear (oneDNN's convolution has no fake-tensor form), and so
+  without rows to multiply (an empty batch).
 * One product per gate, each activated in place: the fields come out contiguous and no buffer reaches
   32 MB (glibc maps those fresh on every call, and every fresh page faults: 15 ms to fill an empty
   32 MB tensor, 1 ms for 31 MB). Without autograd, buffers are dropped early (`del`) so the next ones
@@ -138,7 +140,7 @@ def gate(xh: Tensor, W: Tensor, b: Tensor | None, activation_) -> Tensor:
     The activation runs in place on the fresh product: the product's backward needs only its inputs."""
     T, B, K = xh.shape
     if not _onednn_takes(xh):
-        return activation_(F.linear(xh.reshape(T * B, K), W, b)).view(T, B, -1)
+        return activation_(F.linear(xh.reshape(T * B, K), W, b)).view(T, B, W.shape[0])
     # A 1×1 convolution is this matrix product; channels_last reads the rows where they lie (no copy).
     # Dilation does nothing to a 1×1 kernel, but makes torch's backward pick oneDNN too: its heuristic
     # sends undilated 1×1 convolutions of fewer than 16 images on one thread to THNN's im2col path
@@ -149,6 +151,9 @@ def gate(xh: Tensor, W: Tensor, b: Tensor | None, activation_) -> Tensor:
 
 
 def _onednn_takes(x: Tensor) -> bool:
-    """Whether oneDNN can run the product: float32 on CPU, oneDNN built in and not switched off."""
+    """Whether oneDNN can run the product: float32 on CPU, rows to multiply, oneDNN built in and not switched
+    off, and not under torch.compile, whose fake tensors have no oneDNN view (the compiler picks the product)."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == 0:
+        return False
     mkldnn = torch.backends.mkldnn
-    return x.device.type == "cpu" and x.dtype == torch.float32 and mkldnn.is_available() and mkldnn.enabled
+    return mkldnn.is_available() and mkldnn.enabled and not torch.compiler.is_compiling()
