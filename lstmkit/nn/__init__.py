@@ -3,7 +3,8 @@
 from lstmkit.nn import LSTM
 lstm = LSTM(128, 256, num_layers=2, batch_first=True, forget_bias=1.0)
 y, (h, c) = lstm(x)                       # PyTorch's fused kernel
-y, (h, c), trace = lstm.trace(x)          # the readable loop; trace.f is (2, T, B, 256)
+y, (h, c), trace = lstm.trace(x)          # every gate of every step; trace.f is (2, T, B, 256)
+quantized = quantize_dynamic(model)       # torch.ao.quantization.quantize_dynamic, seeing lstmkit's layers
 
 xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks from a string such as
 "msm") and `xLSTMLarge` (the 7B model's layout), both streaming: forward(tokens, state) -> (logits, state).
@@ -12,6 +13,7 @@ xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks f
 from lstmkit.nn.blocks import FeedForward, mLSTMBlock, sLSTMBlock
 from lstmkit.nn.generate import generate
 from lstmkit.nn.gru import GRU, GRUCell
+from lstmkit.nn.layers import quantize_dynamic
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.lstm import LSTM, LSTMCell
 from lstmkit.nn.mlstm_layer import mLSTMLayer, mLSTMLayerState
@@ -24,6 +26,6 @@ from lstmkit.nn.xlstm_lm import xLSTMLM, xLSTMStack
 
 __all__ = [
     "GRU", "LSTM", "RNN", "FeedForward", "GRUCell", "GRUTrace", "LMState", "LSTMCell", "LSTMTrace", "RNNCell",
-    "RNNTrace", "generate", "mLSTMBlock", "mLSTMLayer", "mLSTMLayerState", "sLSTMBlock", "sLSTMLayer",
-    "sLSTMLayerState", "xLSTMConfig", "xLSTMLM", "xLSTMLarge", "xLSTMLargeConfig", "xLSTMStack",
+    "RNNTrace", "generate", "mLSTMBlock", "mLSTMLayer", "mLSTMLayerState", "quantize_dynamic", "sLSTMBlock",
+    "sLSTMLayer", "sLSTMLayerState", "xLSTMConfig", "xLSTMLM", "xLSTMLarge", "xLSTMLargeConfig", "xLSTMStack",
 ]  # fmt: skip

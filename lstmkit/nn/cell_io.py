@@ -25,10 +25,17 @@ def cell_input(cell, input: Tensor) -> tuple[Tensor, bool]:
 
 
 def check_cell_state(cell, hx: tuple[Tensor, ...], batch: int) -> None:
+    """Each state (batch, hidden_size), in the weights' dtype (torch.nn's cells fail in a matrix product)."""
     for k, h in enumerate(hx):
         if tuple(h.shape) != (batch, cell.hidden_size):
             raise RuntimeError(
                 f"{type(cell).__name__}: hx[{k}] has shape {tuple(h.shape)}, expected ({batch}, {cell.hidden_size})"
+            )
+        if h.dtype != cell.weight_ih.dtype:
+            raise ValueError(
+                f"{type(cell).__name__}.trace: hx[{k}] dtype ({h.dtype}) does not match weight dtype "
+                f"({cell.weight_ih.dtype}). Convert the state: h.to({cell.weight_ih.dtype}), or the model: "
+                f"model.to({h.dtype})"
             )
 
 

@@ -4,6 +4,11 @@ Drop-in subclasses, as for `lstmkit.nn.LSTM`: `forward` is PyTorch's own kernel;
 is the readable path and returns (output, h_n, GRUTrace) with r, z, n, h of every step, layer and
 direction, each (num_layers·num_directions, T, B, H), gate order r, z, n (PyTorch's; the reset gate
 multiplies W_hn h + b_hn).
+
+`trace` runs the module's forward pre-hooks first (weight_norm, spectral_norm), as forward does; empty
+batches give empty fields, T = 0 raises what forward raises. `torch.jit.script`, `torch.fx` and
+`lstmkit.nn.quantize_dynamic` work as for torch.nn.GRU, with the caveat on scripting written in
+`lstmkit.nn.lstm` (the model gets the torch.nn twin). `proj_size=` is refused with torch's ValueError.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.layers import layer_params, trace_hidden_state_layer
+from lstmkit.nn.layers import forward_pre_hooks, fx_aware, layer_params, torch_twin, trace_hidden_state_layer
 from lstmkit.nn.steps import HiddenState, gru_step, project
 
 
@@ -36,15 +41,31 @@ class GRU(torch.nn.GRU):
         bidirectional: bool = False,
         device=None,
         dtype=None,
+        *,
+        proj_size: int | None = None,
     ) -> None:
+        """torch.nn.GRU's arguments. `proj_size` is there only to be refused as torch refuses it: any value
+        raises ValueError (a projection exists for the LSTM only)."""
+        if proj_size is not None:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")  # torch's words
         super().__init__(
             input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
             bidirectional=bidirectional, device=device, dtype=dtype,
         )  # fmt: skip
 
+    def forward(self, input, hx: Tensor | None = None):
+        """torch.nn.GRU's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        return fx_aware(self, super().forward, input, hx)
+
     def trace(self, input, hx: Tensor | None = None):
-        """Run the readable path: (output, h_n, GRUTrace of every step, layer and direction)."""
+        """Run the readable path: (output, h_n, GRUTrace of every step, layer and direction), after the
+        forward pre-hooks, as for forward."""
+        input, hx = forward_pre_hooks(self, input, hx)
         return trace_hidden_state_layer(self, input, hx, HiddenState)
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles in this layer's place: torch.nn.GRU with these parameters."""
+        return torch_twin(self)
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
@@ -54,7 +75,16 @@ class GRU(torch.nn.GRU):
 class GRUCell(torch.nn.GRUCell):
     """`torch.nn.GRUCell` with `trace(input, hx) -> (h, GRUTrace)` (fields (B, H))."""
 
+    def forward(self, input: Tensor, hx: Tensor | None = None):
+        """torch.nn.GRUCell's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        return fx_aware(self, super().forward, input, hx)
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles in this cell's place: torch.nn.GRUCell with these parameters."""
+        return torch_twin(self)
+
     def trace(self, input: Tensor, hx: Tensor | None = None):
+        input, hx = forward_pre_hooks(self, input, hx)
         hx = None if hx is None else (hx,)
         state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), HiddenState)
         return state.h, trace

@@ -21,9 +21,30 @@ Two additions:
     (1000, 1, 64, 128), (64, 64, 64, 128)) it took 2.05, 1.30, 1.97× the forward and 1.53, 1.14,
     1.32× forward + backward; the loop 4.8, 5.6, 4.1× and 3.6, 9.8, 3.4× (table in `lstm_trace.py`).
   For one layer and direction, `trace.h` shares memory with the output (both are the kernel's h).
+  `trace` runs the module's forward pre-hooks first, as a call of the module does, so it reads the weights
+  forward reads (`torch.nn.utils.weight_norm`/`spectral_norm` recompute them there; parametrizations are
+  read as attributes). Its derivatives of every order are exact (second order tested by gradgradcheck
+  and central differences), it runs under `torch.func.grad` and `torch.compile` (the gates' products
+  are then left to the compiler). Empty batches give empty fields; T = 0 raises what forward raises; an
+  initial state of another dtype than the weights is one ValueError (forward fails inside its kernel).
 * `forget_bias=b`: initialise every forget-gate bias to b (b_ih = b and b_hh = 0 on the forget rows,
   so the gate starts at σ(b)); None (the default) keeps PyTorch's init, so drop-in behaviour is
   unchanged. A bias of 1-3 keeps gradients alive over long lags (`lstmkit gradients`).
+
+Torch's tools (tests/test_dropin.py, against torch.nn on the same weights):
+
+* `torch.jit.script(model)` works, but compiles torch.nn.LSTM in this layer's place: TorchScript finds
+  torch.nn.LSTM.forward's overloads only for that class (by its name and source lines), so a subclass
+  fails ("Overloads are not usable when a module is redeclared"). `__prepare_scriptable__` hands it the
+  torch.nn twin (`layers.torch_twin`: the same Parameter objects), and PyTorch writes that twin back
+  into `model`: afterwards `model.lstm` is a torch.nn.LSTM, without `trace`. To keep the model as it
+  is, script a copy: `torch.jit.script(copy.deepcopy(model))`.
+* `torch.fx.symbolic_trace(model)` records the layer as one call_module node, as it does torch.nn's
+  (fx keeps only classes defined under torch.nn whole; `forward` does it for this one, `layers.fx_aware`).
+* `torch.ao.quantization.quantize_dynamic(model)` leaves this class float: it picks modules by exact
+  type. `lstmkit.nn.quantize_dynamic(model)` (same arguments) quantizes it as torch's does torch.nn's;
+  with torch's own, pass the class in `qconfig_spec` and a `mapping` to a `from_float` that converts
+  `layers.torch_twin(module)`, which is what lstmkit's does.
 """
 
 from __future__ import annotations
@@ -35,7 +56,18 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.layers import Prepared, caller_layout, finish, layer_params, param_suffixes, prepare, run_stack
+from lstmkit.nn.layers import (
+    Prepared,
+    caller_layout,
+    finish,
+    forward_pre_hooks,
+    fx_aware,
+    layer_params,
+    param_suffixes,
+    prepare,
+    run_stack,
+    torch_twin,
+)
 from lstmkit.nn.lstm_trace import recompute_trace
 from lstmkit.nn.steps import LSTMState, lstm_step, project_folding_b_hh
 
@@ -86,14 +118,23 @@ class LSTM(torch.nn.LSTM):
         if getattr(self, "forget_bias", None) is not None:
             _set_forget_bias(self, self.forget_bias, param_suffixes(self))
 
+    def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):
+        """torch.nn.LSTM's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        return fx_aware(self, super().forward, input, hx)
+
     def trace(self, input, hx: tuple[Tensor, Tensor] | None = None):
         """(output, (h_n, c_n), LSTMTrace of every step, layer and direction).
 
-        Packed input runs `trace_loop`; everything else `trace_recomputed` (same values, see the module
-        docstring)."""
+        The forward pre-hooks run first, as for forward. Packed input runs `trace_loop`; everything else
+        `trace_recomputed` (same values, see the module docstring)."""
+        input, hx = forward_pre_hooks(self, input, hx)
         if isinstance(input, PackedSequence):
             return trace_loop(self, input, hx)
         return trace_recomputed(self, input, hx)
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles in this layer's place: torch.nn.LSTM with these parameters."""
+        return torch_twin(self)
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
@@ -136,6 +177,15 @@ class LSTMCell(torch.nn.LSTMCell):
         if getattr(self, "forget_bias", None) is not None:
             _set_forget_bias(self, self.forget_bias, [""])
 
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        """torch.nn.LSTMCell's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        return fx_aware(self, super().forward, input, hx)
+
     def trace(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        input, hx = forward_pre_hooks(self, input, hx)
         state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), LSTMState)
         return (state.h, state.c), trace
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles in this cell's place: torch.nn.LSTMCell with these parameters."""
+        return torch_twin(self)

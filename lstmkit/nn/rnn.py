@@ -3,6 +3,11 @@
 Drop-in subclasses, as for `lstmkit.nn.LSTM`: `forward` is PyTorch's own kernel; `trace(input, hx)`
 is the readable path and returns (output, h_n, RNNTrace) with the pre-activation and h of every step,
 layer and direction, each (num_layers·num_directions, T, B, H). `nonlinearity` is "tanh" or "relu".
+
+`trace` runs the module's forward pre-hooks first (weight_norm, spectral_norm), as forward does; empty
+batches give empty fields, T = 0 raises what forward raises. `torch.jit.script`, `torch.fx` and
+`lstmkit.nn.quantize_dynamic` work as for torch.nn.RNN, with the caveat on scripting written in
+`lstmkit.nn.lstm` (the model gets the torch.nn twin). `proj_size=` is refused with torch's ValueError.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.layers import layer_params, trace_hidden_state_layer
+from lstmkit.nn.layers import forward_pre_hooks, fx_aware, layer_params, torch_twin, trace_hidden_state_layer
 from lstmkit.nn.steps import HiddenState, project_folding_b_hh, rnn_step
 
 
@@ -37,15 +42,31 @@ class RNN(torch.nn.RNN):
         bidirectional: bool = False,
         device=None,
         dtype=None,
+        *,
+        proj_size: int | None = None,
     ) -> None:
+        """torch.nn.RNN's arguments. `proj_size` is there only to be refused as torch refuses it: any value
+        raises ValueError (a projection exists for the LSTM only)."""
+        if proj_size is not None:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")  # torch's words
         super().__init__(
             input_size, hidden_size, num_layers=num_layers, nonlinearity=nonlinearity, bias=bias,
             batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype,
         )  # fmt: skip
 
+    def forward(self, input, hx: Tensor | None = None):
+        """torch.nn.RNN's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        return fx_aware(self, super().forward, input, hx)
+
     def trace(self, input, hx: Tensor | None = None):
-        """Run the readable path: (output, h_n, RNNTrace of every step, layer and direction)."""
+        """Run the readable path: (output, h_n, RNNTrace of every step, layer and direction), after the
+        forward pre-hooks, as for forward."""
+        input, hx = forward_pre_hooks(self, input, hx)
         return trace_hidden_state_layer(self, input, hx, HiddenState)
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles in this layer's place: torch.nn.RNN with these parameters."""
+        return torch_twin(self)
 
     def _cell(self, suffix: str):
         """(project, step) for one layer and direction, reading this module's parameters."""
@@ -55,7 +76,16 @@ class RNN(torch.nn.RNN):
 class RNNCell(torch.nn.RNNCell):
     """`torch.nn.RNNCell` with `trace(input, hx) -> (h, RNNTrace)` (fields (B, H))."""
 
+    def forward(self, input: Tensor, hx: Tensor | None = None):
+        """torch.nn.RNNCell's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        return fx_aware(self, super().forward, input, hx)
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles in this cell's place: torch.nn.RNNCell with these parameters."""
+        return torch_twin(self)
+
     def trace(self, input: Tensor, hx: Tensor | None = None):
+        input, hx = forward_pre_hooks(self, input, hx)
         hx = None if hx is None else (hx,)
         state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), HiddenState)
         return state.h, trace
