@@ -24,6 +24,7 @@ EXERCISE_EXAMPLES = """examples:
   lstmkit exercise                                    # an LSTM worksheet (Markdown) on standard output
   lstmkit exercise --answers                          # its answer key
   lstmkit exercise --cell gru --seed 3 -o ex.html     # ex.html, ex-answers.html and ex.json
+  lstmkit exercise --seed 4 -o ex.html --replace      # again: replaces ex-answers.html and ex.json too
   lstmkit walkthrough --spec ex.json                  # check your answers (hand mode)"""
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-
-from lstmkit.cli.output import announce, emit
+from lstmkit.cli.output import announce, emit, print_rich
 from lstmkit.files import check_output_file, write_output
 
 WALKTHROUGH_EXAMPLES = """examples:
@@ -66,7 +64,7 @@ def run_walkthrough(args) -> int:
         return 0
     w = walkthrough.build(example, args.mode)
     if args.format == "text" and args.output is None:
-        Console(highlight=False).print(render.renderables(w))
+        print_rich(render.renderables(w))
         return 0
     emit(render.FORMATS[args.format](w), args.output)
     return 0
@@ -87,7 +85,7 @@ def run_gradients(args) -> int:
         announce(args.output, f"wrote {args.output}")
         return 0
     if args.format == "text" and args.output is None:
-        Console(highlight=False).print(gradients_render.renderables(curves))
+        print_rich(gradients_render.renderables(curves))
         return 0
     emit(gradients_render.FORMATS[args.format](curves), args.output)
     return 0

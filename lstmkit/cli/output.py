@@ -7,9 +7,13 @@ standard output, so that `-o -` gives exactly the page and nothing else).
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import sys
 from pathlib import Path
+
+from rich.console import Console
 
 from lstmkit.files import is_stdout, write_output
 
@@ -23,6 +27,19 @@ def emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         return
     write_output(output, text)
+
+
+class QuietPipeConsole(Console):
+    """rich's Console, except that a closed pipe (`| head`) is not answered by rich's own exit with status 1: the
+    BrokenPipeError goes on to `lstmkit.cli.main`, which ends quietly with status 0 as for any other output."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def print_rich(renderable) -> None:
+    """Print with rich to standard output (see QuietPipeConsole)."""
+    QuietPipeConsole(highlight=False).print(renderable)
 
 
 def announce(output: str, message: str) -> None:
