@@ -174,7 +174,7 @@ def test_spec_cell_disagrees_with_flag(tmp_path, capsys):
     (["walkthrough", "--cell", "lstn"], "argument --cell: invalid choice: 'lstn'"),
     (["walkthrough", "--mode", "paper"], "argument --mode: invalid choice: 'paper'"),
     (["walkthrough", "--format", "pdf"], "argument --format: invalid choice: 'pdf'"),
-    (["gradients", "--length", "1"], "length is 1, expected at least 2 time steps"),
+    (["gradients", "--length", "1"], "length is 1, expected an integer from 2 to 10,000"),
     (["gradients", "--length", "ten"], "argument --length: invalid int value: 'ten'"),
 ])  # fmt: skip
 def test_bad_arguments_are_one_line_exit_2(capsys, argv, message):

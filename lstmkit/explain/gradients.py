@@ -19,6 +19,11 @@ import numpy as np
 
 from lstmkit.reference import lstm, rnn
 
+MAX_LENGTH = 10_000
+"""The reference keeps every intermediate of every step: 10,000 steps of 512 units is about 0.6 GB per curve."""
+MAX_SIZE = 512
+"""Hidden and input sizes: the reference is NumPy, one step at a time (a matrix-vector product per gate)."""
+
 
 class GradientCurve(NamedTuple):
     name: str
@@ -31,10 +36,13 @@ def gradient_by_lag(
     length: int = 100, hidden_size: int = 32, input_size: int = 8, forget_biases=(0.0, 2.0), seed: int = 0
 ) -> list[GradientCurve]:
     """The tanh RNN's curve and one LSTM curve per forget-gate bias, on the same input sequence."""
-    if length < 2:
-        raise ValueError(f"length is {length}, expected at least 2 time steps")
-    if hidden_size < 1 or input_size < 1:
-        raise ValueError(f"hidden size {hidden_size} and input size {input_size} must be at least 1")
+    _check_size("length", length, 2, MAX_LENGTH)
+    _check_size("hidden_size", hidden_size, 1, MAX_SIZE)
+    _check_size("input_size", input_size, 1, MAX_SIZE)
+    _check_size("seed", seed, 0, 2**63 - 1)
+    for bias in forget_biases:
+        if not np.isfinite(bias):
+            raise ValueError(f"forget bias is {bias}, expected a finite number")
     rng = np.random.default_rng(seed)
     xs = rng.normal(size=(length, input_size))
     v = rng.normal(size=hidden_size)
@@ -48,6 +56,11 @@ def gradient_by_lag(
         dxs = lstm.backward(q, lstm.run(q, xs), dhs).xs
         curves.append(GradientCurve(f"LSTM, forget bias {bias:g}", _ratios(dxs)))
     return curves
+
+
+def _check_size(name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} is {value!r}, expected an integer from {low} to {high:,}")
 
 
 def _ratios(dxs: np.ndarray) -> np.ndarray:
