@@ -156,19 +156,18 @@ def in_float32(body, q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, stat
 
 
 def round_state(state: mLSTMState, dtype: torch.dtype) -> mLSTMState:
-    """A float32 state in `dtype`, keeping C̄ = e^m C and n̄ = e^m n: m is rounded up (to m' ≥ m) and C, n absorb
-    the rounding, C' = e^{m - m'} C, so that only C's own rounding is lost (rounding m alone would change the
-    memory by up to e^{spacing/2}: e^4 at |m| ~ 1e4 in float16). m' passes m's gradient straight through, as
-    a cast does, so the factor e^{m - m'} is a constant."""
+    """A float32 state in `dtype`, keeping the memory C̄ = e^m C, n̄ = e^m n: C and n absorb the rounding of m,
+    C' = e^{m - m'} C with m' = m rounded, so that only their own rounding is lost (rounding m alone would
+    reweight the memory against later inputs by up to e^{spacing/2}: e^4 at |m| ~ 1e4 in float16, e^32 in
+    bfloat16). The factor scales C and its gradient by as much; m' passes m's gradient straight through, as a
+    cast does, so the factor is a constant."""
     finite = torch.isfinite(state.m)  # m = -inf: an empty memory, nothing to rescale
     m = torch.where(finite, state.m, 0.0)
-    m_low = state.m.detach().to(dtype)
-    up = torch.nextafter(m_low, torch.full_like(m_low, math.inf))
-    m_up = torch.where(m_low.float() < state.m.detach(), up, m_low).float()
-    shift = torch.exp(m.detach() - torch.where(finite, m_up, 0.0))  # ≤ 1
+    m_rounded = m.detach().to(dtype).float()
+    shift = torch.exp(m.detach() - m_rounded)  # e^{±spacing/2}
     C = (state.C * shift[..., None, None]).to(dtype)
     n = (state.n * shift[..., None]).to(dtype)
-    return mLSTMState(C, n, (torch.where(finite, m_up, -math.inf) + (m - m.detach())).to(dtype))
+    return mLSTMState(C, n, torch.where(finite, m_rounded + (m - m.detach()), -math.inf).to(dtype))
 
 
 def no_steps(q: Tensor, v: Tensor, state: mLSTMState) -> tuple[Tensor, mLSTMState]:
