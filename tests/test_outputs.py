@@ -468,3 +468,59 @@ def test_bench_refuses_before_measuring(argv, needles, tmp_path, capsys, monkeyp
     code = main(["bench", "--quick", "--only", "rnn", *[a.format(tmp=tmp_path) for a in argv]])
     one_line_error(code, capsys.readouterr().err, "lstmkit bench: error: ", *needles)
     assert snapshot(tmp_path) == before
+
+
+# --- the page a --spec makes is bounded, and a spec of the wrong shape is one line ------------------------------
+
+
+def _seeds_spec() -> dict:
+    from lstmkit.explain import spec
+    from lstmkit.reference import examples
+
+    return spec.to_dict(examples.seeds_lstm())
+
+
+def _edit(change):
+    def edited() -> str:
+        import json
+
+        data = _seeds_spec()
+        change(data)
+        return json.dumps(data)
+
+    return edited
+
+
+def _text(make):
+    return lambda: make(__import__("json").dumps(_seeds_spec()))
+
+
+SPEC_REFUSALS = [  # a list for an object, ragged rows and the like were one line already (tests/test_walkthrough.py)
+    (_edit(lambda d: d.update(inputs=d["inputs"] * 7000)), "field 'inputs' has 21000 time steps, expected at most 100"),
+    (_edit(lambda d: d.update(hidden_size=20000)), "field 'hidden_size' is 20000, expected at most 16"),
+    (_edit(lambda d: d.update(input_size=17)), "field 'input_size' is 17, expected at most 16"),
+    (_edit(lambda d: d["weights"].update(W_f="[[1, 2]]")), 'weights.W_f must be numbers, got "[[1, 2]]"'),
+    (_edit(lambda d: d["weights"].update(b_f=["1", "2"])), 'weights.b_f must be numbers, got "1"'),
+    (_edit(lambda d: d["weights"].update(b_f=[True, 2])), "weights.b_f must be numbers, got true"),
+    (_edit(lambda d: d["weights"].update(b_f=None)), "weights.b_f must be numbers, got null"),
+    (_edit(lambda d: d["weights"].update(b_f=[[[1]], [[2]]])), "weights.b_f has lists nested 3 deep"),
+    (_edit(lambda d: d.update(cell=["lstm"])), "field 'cell' is ['lstm'], expected one of lstm"),
+    (_edit(lambda d: d["initial_state"].update(c=[1e7, 0])), "initial_state.c has 10000000.0, expected finite numbers"),
+    (_text(lambda t: t.replace("0.3", "1e999")), "initial_state.c has inf, expected finite numbers"),
+    (_text(lambda t: t.replace("0.3", "1" + "0" * 400)), "initial_state.c has a number of about 401 digits"),
+    (_text(lambda t: t.replace("0.3", "1" + "0" * 5000)), "not valid JSON"),
+    (lambda: '{"inputs": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    (lambda: " " * 1_000_001, "larger than 1,000,000 bytes"),
+    (lambda: b"\xff\xfe{}", "not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), SPEC_REFUSALS, ids=[row[1][:40] for row in SPEC_REFUSALS])
+def test_bad_or_huge_spec_is_one_line_before_any_page(make, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    content = make()
+    path = tmp_path / "spec.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code = main(["walkthrough", "--spec", str(path), "--format", "html", "-o", "page.html"])
+    one_line_error(code, capsys.readouterr().err, f"lstmkit walkthrough: error: {path}: ", message)
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.json"]
