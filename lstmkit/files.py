@@ -13,8 +13,10 @@ What `write_output` does with each kind of path:
     /dev/stderr, /dev/fd/2         standard error
     a character device, a FIFO     written through (opened for writing, never created, truncated or replaced):
                                    `-o /dev/null` discards, `-o /dev/tty` shows, a FIFO's reader gets the bytes
+                                   (a FIFO without a reader waits for one, as the shell's `>` does)
     a regular file                 replaced atomically (a reader sees the old file or the new one, never half of
-                                   one); its permission bits are kept; a new file gets those of a plain `open`
+                                   one); its permission bits and owner are kept; a new file gets the permission
+                                   bits of a plain `open`
     a symlink                      followed: to a regular file, that file is replaced atomically and the link
                                    stays a link; to a device or FIFO, written through; dangling, refused
     anything else                  refused: '', a folder, a name ending in '/', a folder that does not exist, a
@@ -53,17 +55,20 @@ def is_stdout(path: str | Path | None) -> bool:
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it over `path` (a symlink at `path`
-    is replaced, not followed: `write_output` resolves links first). The permission bits of a file replaced are
-    kept; a failure at any point removes the temporary file and leaves `path` as it was."""
+    is replaced, not followed: `write_output` resolves links first). The permission bits (and, where allowed, the
+    owner) of a file replaced are kept; a failure at any point removes the temporary file and leaves `path` as it
+    was. A hard link to the old file keeps the old content."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        old = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        mode = 0o666 & ~_umask()
+        old = None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:TEMP_PREFIX_CHARS]}.", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
+        os.fchmod(fd, stat.S_IMODE(old.st_mode) if old else 0o666 & ~_umask())
+        if old and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+            _keep_owner(fd, old)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -212,6 +217,14 @@ def _try_writing_in(folder: Path, shown: str) -> None:
         raise ValueError(f"cannot write {shown}: {_reason(error)}") from None
     os.close(fd)
     os.unlink(tmp)
+
+
+def _keep_owner(fd: int, old: os.stat_result) -> None:
+    """Root replacing a user's file gives the new one back to that user (others cannot, and need not)."""
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:
+        pass
 
 
 def _sync_folder(folder: Path) -> None:

@@ -123,3 +123,13 @@ def test_ctrl_c_is_one_line_and_suggests_resume_only_where_it_works(verb, argv, 
     monkeypatch.setattr(target, interrupted)
     assert main(argv) == 130
     assert capsys.readouterr().err == f"lstmkit {verb}: interrupted{hint}\n"
+
+
+def test_an_os_error_naming_a_file_is_one_line(monkeypatch, capsys):
+    def denied(args):
+        raise PermissionError(13, "Permission denied", "/some/run/metrics.jsonl")
+
+    monkeypatch.setattr("lstmkit.cli.explain_verbs.run_walkthrough", denied)
+    assert main(["walkthrough"]) == 2
+    err = capsys.readouterr().err
+    assert err == "lstmkit walkthrough: error: cannot use /some/run/metrics.jsonl: Permission denied\n"

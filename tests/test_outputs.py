@@ -104,6 +104,16 @@ def test_replacing_keeps_permissions_and_is_a_rename(tmp_path):
     assert target.stat().st_ino != inode, "expected a new file renamed over the old one, not a rewrite in place"
 
 
+def test_replacing_another_users_file_keeps_its_owner(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    target = tmp_path / "page.txt"
+    target.write_text("old\n")
+    os.chown(target, 4321, 4322)
+    files.write_output(target, "new\n")
+    assert (target.stat().st_uid, target.stat().st_gid) == (4321, 4322) and target.read_text() == "new\n"
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "page.txt"
     target.write_text("the user's page\n")
