@@ -284,3 +284,43 @@ def test_trace_gradgradcheck_through_cellscan(monkeypatch):
 
     W = layer.weight_hh_l0_reverse.detach().clone().requires_grad_()
     assert torch.autograd.gradgradcheck(fields, (x, *hx, W))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cell_scans_under_torch_func_transforms(reverse):
+    """jacrev (vmap over the backward), jacfwd (forward mode, `jvp`) and hessian (both) of each scan, against
+    autograd's jacobian and hessian, with respect to each input in turn (the others then are not vmapped)."""
+    g_ = torch.Generator().manual_seed(1)
+    f, i, g = (torch.rand(4, 2, 3, generator=g_, dtype=F64) for _ in range(3))
+    c0 = torch.randn(2, 3, generator=g_, dtype=F64)
+    cases = [(CellScan, [f, i, g, c0], k) for k in range(4)] + [(AdjointScan, [f, i], k) for k in range(2)]
+    for Scan, args, k in cases:
+
+        def fn(a, Scan=Scan, args=args, k=k):
+            return Scan.apply(*args[:k], a, *args[k + 1 :], reverse)
+
+        def loss(a, fn=fn):
+            return fn(a).square().sum()
+
+        what = f"{Scan.__name__} input {k}"
+        expected_jacobian = torch.autograd.functional.jacobian(fn, args[k])
+        assert_close(torch.func.jacrev(fn)(args[k]), expected_jacobian, f"jacrev, {what}", tol=1e-14)
+        assert_close(torch.func.jacfwd(fn)(args[k]), expected_jacobian, f"jacfwd, {what}", tol=1e-14)
+        expected_hessian = torch.autograd.functional.hessian(loss, args[k])
+        assert_close(torch.func.hessian(loss)(args[k]), expected_hessian, f"hessian, {what}", tol=1e-13)
+
+
+def test_trace_hessian_by_torch_func_through_cellscan(monkeypatch):
+    """torch.func.hessian of a loss of the whole fast trace (made to take CellScan) == the loop's, by autograd."""
+    import lstmkit.nn.cell_scan as cell_scan_module
+
+    monkeypatch.setattr(cell_scan_module, "CHUNK_BELOW", 1)
+    layer, x, (h0, c0) = make((1, True, False, False, 0, True, True, 3, 2, 2))
+    x, h0 = x.detach(), h0.detach()
+
+    def loss(c0, trace=trace_recomputed):
+        output, (_, c_n), fields = trace(layer, x, (h0, c0))
+        return output.square().sum() + (fields.c * fields.f).sum() + c_n.sum()
+
+    expected = torch.autograd.functional.hessian(lambda c0: loss(c0, trace_loop), c0.detach())
+    assert_close(torch.func.hessian(loss)(c0.detach()), expected, "hessian by c0", tol=1e-12)

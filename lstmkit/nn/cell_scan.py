@@ -47,8 +47,8 @@ class CellScan(torch.autograd.Function):
 
     A Function rather than a loop under autograd: T recorded addcmuls would each cost ~10 µs in backward
     and a buffer each. The backward is itself made of differentiable operations (`AdjointScan` has a
-    backward too), so second and higher derivatives are exact, as through `scan_chunked`. The forward
-    and `setup_context` are apart, as `torch.func` transforms (grad, vjp) require."""
+    backward too), so second and higher derivatives are exact, as through `scan_chunked`; forward mode
+    (`jvp`) is a scan too. The forward and `setup_context` are apart, as `torch.func` transforms require."""
 
     @staticmethod
     def forward(f: Tensor, i: Tensor, g: Tensor, c0: Tensor, reverse: bool) -> Tensor:
@@ -63,7 +63,30 @@ class CellScan(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         f, i, g, c0, reverse = inputs
         ctx.save_for_backward(f, i, g, c0, output)
+        ctx.save_for_forward(f, i, g, c0, output)
         ctx.reverse = reverse
+
+    @staticmethod
+    def jvp(ctx, df: Tensor | None, di: Tensor | None, dg: Tensor | None, dc0: Tensor | None, _) -> Tensor:
+        """Forward mode, a scan again: δc_t = f_t ⊙ δc_{t-1} + (δf_t ⊙ c_{t-1} + δi_t ⊙ g_t + i_t ⊙ δg_t), δc0."""
+        f, i, g, c0, c = ctx.saved_tensors
+        u = torch.zeros_like(c)
+        if df is not None:
+            u = u + df * _previous(c, c0, ctx.reverse)
+        if di is not None:
+            u = u + di * g
+        if dg is not None:
+            u = u + i * dg
+        dc0 = torch.zeros_like(c0) if dc0 is None else dc0
+        return CellScan.apply(f, u, u.new_ones(()).expand_as(u), dc0, ctx.reverse)
+
+    @staticmethod
+    def vmap(info, in_dims, f, i, g, c0, reverse):
+        """Under torch.func.vmap (jacrev, hessian): the scan is elementwise, so the vmapped batch is one more
+        dimension after time (an input without it is expanded: in-place steps need it everywhere)."""
+        n = info.batch_size
+        f, i, g = (_batch_at(x, d, 1, n) for x, d in zip((f, i, g), in_dims[:3], strict=True))
+        return CellScan.apply(f, i, g, _batch_at(c0, in_dims[3], 0, n), reverse), 1
 
     @staticmethod
     def backward(ctx, grad_c: Tensor):
@@ -102,7 +125,23 @@ class AdjointScan(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:
         f, _, reverse = inputs
         ctx.save_for_backward(f, output)
+        ctx.save_for_forward(f, output)
         ctx.reverse = reverse
+
+    @staticmethod
+    def jvp(ctx, df: Tensor | None, dv: Tensor | None, _) -> Tensor:
+        """Forward mode: δdc_t = (δv_t + δf_next ⊙ dc_next) + f_next ⊙ δdc_next, the adjoint scan again."""
+        f, dc = ctx.saved_tensors
+        w = torch.zeros_like(dc) if dv is None else dv
+        if df is not None:  # δf_next ⊙ dc_next, 0 at the last step: the shift of `_previous` the other way
+            w = w + _previous(df * dc, dc.new_zeros(dc.shape[1:]), not ctx.reverse)
+        return AdjointScan.apply(f, w, ctx.reverse)
+
+    @staticmethod
+    def vmap(info, in_dims, f, v, reverse):
+        """As `CellScan.vmap`: the vmapped batch after time."""
+        n = info.batch_size
+        return AdjointScan.apply(_batch_at(f, in_dims[0], 1, n), _batch_at(v, in_dims[1], 1, n), reverse), 1
 
     @staticmethod
     def backward(ctx, e: Tensor):
@@ -111,6 +150,13 @@ class AdjointScan(torch.autograd.Function):
         y = CellScan.apply(f, e, e.new_ones(()).expand_as(e), zero, ctx.reverse)  # u = e ⊙ 1: the scan of e
         df = dc * _previous(y, zero, ctx.reverse) if ctx.needs_input_grad[0] else None
         return df, y, None
+
+
+def _batch_at(x: Tensor, dim: int | None, at: int, n: int) -> Tensor:
+    """x with vmap's batch dimension (`dim`, None where x has none: expanded to n) moved to `at`."""
+    if dim is None:
+        return x.unsqueeze(at).expand(*x.shape[:at], n, *x.shape[at:])
+    return x.movedim(dim, at)
 
 
 def _previous(c: Tensor, c0: Tensor, reverse: bool) -> Tensor:
