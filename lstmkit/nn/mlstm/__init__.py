@@ -7,6 +7,12 @@ h, state = mlstm_chunkwise(q, k, v, i, f, state=None, eps=1e-6, chunk_size=None,
 chunk_size=None picks `auto_chunk_size(T, DK, DV)`; `chunkwise_flops` counts the chunkwise form's matrix products.
 reset, valid: optional bool (B, T) masks for packed documents and padding (see `state`); `empty_state`
 is the state a reset starts from (m = -inf), `zero_state` the default (m = 0).
+
+At the edges (`state`): every input must be finite, except f̃ = -inf ("forget everything", the same step as a
+reset) and a state's m = -inf (the empty state); anything else non-finite is one ValueError naming the tensor and
+index. For any finite gates the forms stay finite and equal, forward and backward (e^{-m} is computed with m
+clamped to the dtype's range); float16 and bfloat16 run in float32 inside. T = 0 gives h (B, NH, 0, DV) and the
+state unchanged.
 """
 
 from lstmkit.nn.mlstm.chunkwise import auto_chunk_size, chunkwise_flops, mlstm_chunkwise
