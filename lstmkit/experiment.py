@@ -150,7 +150,8 @@ def load_run(path: str | Path) -> Run:
         check_fits(config, spec, batch_size=1, length=1, training=False)
         model = build_model(config, spec)
     except ValueError as error:
-        raise CheckpointError(f"{checkpoint.path}: meta.json describes no model lstmkit can build ({error})") from None
+        raise CheckpointError(f"checkpoint {checkpoint.path}: meta.json describes no model lstmkit can build "
+                              f"({error})") from None  # fmt: skip
     load_weights(checkpoint.path, model)
     return Run(model.eval(), meta, model.spec, checkpoint.path)
 

@@ -14,6 +14,12 @@ as one forward over the whole sequence, computed piece by piece with the body's 
 
     logits, state = model.stream(x[:, :5])          # (B, 5, O)
     logits, state = model.stream(x[:, 5:], state)   # == model(x)[:, 5:]
+
+Sizes have no upper bound in the config, so `check_fits` estimates before anything is allocated and refuses,
+naming the options, what cannot fit in memory (the GPU's, or os.sysconf's physical pages): the parameters
+(counted exactly on torch's meta device) at 16 bytes each for training, 4 for inference, plus one batch's
+activations ≈ B · T · H · layers · ACTIVATIONS_PER_UNIT[family] · 4 bytes, a rough figure meant to refuse
+the impossible (`--hidden-size 200000`, `--batch-size 10**8`), not to predict memory use.
 """
 
 from __future__ import annotations

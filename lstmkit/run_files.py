@@ -41,8 +41,12 @@ class CheckpointError(ValueError):
 
 def excerpt(value: object) -> str:
     """repr(value) cut to SHOWN characters."""
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+    return cut(repr(value))
+
+
+def cut(text: str, limit: int = SHOWN) -> str:
+    """`text`, or its first limit - 3 characters and '...'."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def open_regular(path: Path, limit: int | None = None):
@@ -151,7 +155,7 @@ def check_config(cls, value: object, path: Path, where: str) -> None:
     unknown = sorted(set(value) - set(fields))
     if unknown:
         raise CheckpointError(f"checkpoint {path} is corrupt: meta.json field {where} has unknown keys "
-                              f"{excerpt(', '.join(map(str, unknown)))}")  # fmt: skip
+                              f"{cut(', '.join(map(str, unknown)))}")  # fmt: skip
     missing = sorted(set(fields) - set(value))
     if missing:
         raise CheckpointError(f"checkpoint {path} is corrupt: meta.json field {where} lacks {', '.join(missing)}")
@@ -266,12 +270,12 @@ def _torch_reason(error: BaseException) -> str:
     """The first line of torch's error that does not give advice about weights_only, cut short."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     kept = [line for line in lines if "weights_only" not in line and "weights only" not in line.lower()]
-    return (kept[0][:120] if kept else type(error).__name__).rstrip(".")
+    return cut(kept[0] if kept else type(error).__name__, 120).rstrip(".")
 
 
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:160]
+    return cut(lines[0] if lines else type(error).__name__, 120)
 
 
 # ---- metrics.jsonl --------------------------------------------------------------------------------------------

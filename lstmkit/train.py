@@ -10,7 +10,15 @@ the task's metric and tokens/s; metrics appended to RUN_DIR/metrics.jsonl; check
 `checkpoint_every` steps (see `lstmkit.checkpoint`). `resume=True` continues from the newest checkpoint
 exactly: model, optimizer, learning-rate step, the data generator and torch's RNG are all restored, so
 a run killed and resumed ends with the same weights as one never interrupted. A loss that is not
-finite stops training with `TrainingDiverged`; the last good checkpoint stays.
+finite stops training with `TrainingDiverged`; the last good checkpoint stays (the message says when none was
+written yet).
+
+The run folder (decisions): rank 0 holds its lock (`lstmkit.checkpoint.RunLock`) for the whole run, so a second
+writer is refused. A fresh run refuses a folder that holds a checkpoint, and one that holds a training log but
+no checkpoint (a run that stopped before its first one): its log is never appended to. `resume=True` on such a
+folder starts over from step 0 and rewrites the log from there, which gives the same records. Resuming a finished
+run (its checkpoint at step == steps) returns the stored metrics and writes nothing. Every config field is
+checked on its own, and the message names it (the CLI flag is the name with dashes).
 
 Under torchrun (a process group is initialised, see `lstmkit.distributed`) the model is wrapped in
 DistributedDataParallel, `batch_size` is the global batch split over the processes, and a step equals

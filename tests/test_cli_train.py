@@ -281,3 +281,42 @@ def test_comparison_table_names_the_baselines_metric(kind, metric, tmp_path):
 
     result = Result("lstm", 10, {"mse": 0.1, "loss": 1.0, "accuracy": 0.7}, 1.0, tmp_path)
     assert markdown_table([result], kind, 0.6).endswith(f"Baseline (trivial predictor): {metric} 0.6\n")
+
+
+def test_nproc_that_does_not_split_the_batch_is_one_line_before_torchrun(tmp_path, capsys, monkeypatch):
+    import lstmkit.cli.train_verbs as verbs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(verbs.subprocess, "call", lambda *a, **k: pytest.fail("torchrun was started"))
+    code, _, err = lstmkit("train", "--nproc", 2, "--batch-size", 3, "--quiet", capsys=capsys)
+    one_line_error(code, err, "--batch-size 3 does not split over --nproc 2 processes evenly")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [(["train", "--run-dir", "{file}"], ["cannot write {file}: it is a file, expected a folder"]),
+     (["train", "--run-dir", "{file}/run"], ["cannot write {file}/run", "is a file"]),
+     (["compare", "--models", "rnn", "--out", "{file}"], ["cannot write {file}: it is a file"]),
+     (["train", "--hidden-size", "200000"], ["hidden_size 200000", "parameters", "of memory"]),
+     (["train", "--batch-size", str(10**7)], ["batch_size 10000000 with sequences of 100 steps"]),
+     (["compare", "--models", "rnn", "--num-layers", "1000000"], ["num_layers 1000000"]),
+     (["train", "--forget-bias", "nan"], ["forget_bias is nan, expected a finite number"]),
+     (["train", "--seed", str(10**23)], ["seed is 100000000000000000000000"]),
+     (["train", "--lr", "-1", "--clip", "0"], ["lr is -1.0, expected a finite number > 0"])],
+)
+def test_outputs_and_sizes_are_checked_before_the_work(argv, needles, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine\n")
+    place = str(tmp_path / "afile")
+    code, _, err = lstmkit(*[a.replace("{file}", place) for a in argv], "--quiet", capsys=capsys)
+    one_line_error(code, err, *[n.replace("{file}", place) for n in needles])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"], "nothing is created"
+
+
+def test_eval_checks_its_batch_size(tmp_path, capsys):
+    train_tiny(tmp_path / "run", capsys)
+    code, _, err = lstmkit("eval", tmp_path / "run", "--batch-size", 0, capsys=capsys)
+    one_line_error(code, err, "batch_size is 0")
+    code, _, err = lstmkit("eval", tmp_path / "run", "--batches", 0, capsys=capsys)
+    one_line_error(code, err, "eval_batches is 0", "--batches 0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -167,3 +168,77 @@ def test_every_synthetic_task_trains_with_the_models(name, tmp_path):
         result = train(model, task, TrainConfig(steps=3, batch_size=4, warmup=1, eval_batches=1), tmp_path / model_name,
                        progress=False)  # fmt: skip
         assert result["step"] == 3 and all(v == v for v in result.values())  # finite, no NaN
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [("lr", -1.0, "lr is -1.0, expected a finite number > 0"), ("lr", float("nan"), "lr is nan"),
+     ("lr", float("inf"), "lr is inf"), ("warmup", -1, "warmup is -1, expected an integer ≥ 0"),
+     ("min_lr_ratio", 2.0, "min_lr_ratio is 2.0, expected a number in [0, 1]"), ("clip", 0.0, "clip is 0.0"),
+     ("clip", float("nan"), "clip is nan"), ("weight_decay", -0.1, "weight_decay is -0.1"),
+     ("seed", 10**23, "seed is 100000000000000000000000, expected an integer ≤ 9223372036854775807"),
+     ("seed", 2**63, "seed is 9223372036854775808"), ("seed", -1, "seed is -1, expected an integer ≥ 0"),
+     ("steps", True, "steps is True"), ("batch_size", 2.0, "batch_size is 2.0")],
+)
+def test_train_config_names_the_field_at_fault(field, value, needle):
+    with pytest.raises(ValueError) as raised:
+        TrainConfig(**{field: value})
+    assert str(raised.value) == needle or str(raised.value).startswith(needle), str(raised.value)
+
+
+def test_the_largest_seed_works_everywhere():
+    config = TrainConfig(seed=2**63 - 1, batch_size=2, eval_batches=1)
+    task = FirstTokenTask()
+    from lstmkit.train import evaluate
+
+    assert evaluate(build_model(ModelConfig("rnn", hidden_size=4), task.spec), task, config)["loss"] > 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [({"forget_bias": float("nan")}, "forget_bias is nan, expected a finite number"),
+     ({"forget_bias": float("-inf")}, "forget_bias is -inf"), ({"forget_bias": "1"}, "forget_bias is '1'"),
+     ({"blocks": "mx"}, "blocks is 'mx'"), ({"blocks": ""}, "blocks is ''"),
+     ({"num_heads": True}, "num_heads is True")],
+)
+def test_model_config_names_the_field_at_fault(fields, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        ModelConfig("lstm", **fields)
+
+
+def test_nan_before_the_first_checkpoint_does_not_claim_one(tmp_path):
+    task = FirstTokenTask("regress", poison_at=3)
+    model = build_model(ModelConfig("gru", hidden_size=8), task.spec)
+    config = TrainConfig(steps=20, batch_size=4, warmup=1, eval_every=5, eval_batches=1, checkpoint_every=5)
+    with pytest.raises(TrainingDiverged) as raised:
+        train(model, task, config, tmp_path, progress=False)
+    expected = "the loss became nan at step 2; no checkpoint was written yet (the first is due at step 5)"
+    assert str(raised.value) == expected
+    assert not (tmp_path / "latest").exists()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_parameter_count_without_allocating_equals_the_model(name):
+    from lstmkit.models import parameter_count
+
+    spec = TaskSpec("t", "tag", num_outputs=5, vocab_size=7)
+    for layers, blocks in ((1, "m"), (3, "sms"), (4, "mmsm")):
+        config = ModelConfig(name, hidden_size=8, num_heads=2, num_layers=layers, blocks=blocks)
+        assert parameter_count(config, spec) == sum(p.numel() for p in build_model(config, spec).parameters())
+
+
+@pytest.mark.parametrize(
+    ("config", "batch_size", "needle"),
+    [(ModelConfig("lstm", hidden_size=200_000), 1, "hidden_size 200000, num_layers 1 make a lstm of 320,00"),
+     (ModelConfig("gru", num_layers=10**6), 1, "hidden_size 64, num_layers 1000000 make a gru of"),
+     (ModelConfig("xlstm", blocks="m" * 10**5, hidden_size=1024), 1, "blocks 'mmmm"),
+     (ModelConfig("lstm"), 10**8, "batch_size 100000000 with sequences of 100 steps and hidden_size 64")],
+)  # fmt: skip
+def test_sizes_that_cannot_fit_are_refused_before_allocation(config, batch_size, needle):
+    from lstmkit.models import check_fits
+
+    spec = TaskSpec("t", "regress", num_outputs=1, input_size=2)
+    with pytest.raises(ValueError, match=re.escape(needle)) as raised:
+        check_fits(config, spec, batch_size, 100)
+    assert "more than the" in str(raised.value) and "of memory" in str(raised.value)
+    check_fits(ModelConfig("lstm"), spec, 32, 100)  # an ordinary size passes

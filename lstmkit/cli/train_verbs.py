@@ -111,7 +111,10 @@ def run_train(args) -> int:
         raise ValueError(f"--batch-size {config.batch_size} does not split over --nproc {args.nproc} processes "
                          f"evenly; choose a multiple of {args.nproc}")  # fmt: skip
     task = make_task(task_name, task_args, args.cache_dir)  # fails here, before any process starts
-    check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
+    try:
+        check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
+    except ValueError as error:  # on --resume the sizes come from the run's meta.json: blame it
+        raise ValueError(f"the run's meta.json in {run_dir}: {error}" if args.resume else str(error)) from None
     if run_dir is None:
         run_dir = fresh_run_dir(Path("runs") / f"{task_name}-{model_config.name}")
     check_output_dir(run_dir)
