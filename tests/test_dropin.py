@@ -171,3 +171,12 @@ def test_scripting_a_copy_keeps_the_model():
     scripted = torch.jit.script(copy.deepcopy(model))
     assert isinstance(model.layer, lnn.LSTM)
     assert_equal_outputs(scripted(x), model(x), "scripted copy")
+
+
+def test_a_parametrized_layer_is_refused_with_what_to_do():
+    """torch.nn.LSTM with a parametrization fails to script and to quantize too (deep in TorchScript, or an
+    AssertionError); lstmkit's says why in one line."""
+    layer = torch.nn.utils.parametrizations.weight_norm(lnn.LSTM(4, 6), "weight_hh_l0")
+    for tool in (lambda: torch.jit.script(Holder(layer)), lambda: lnn.quantize_dynamic(Holder(layer))):
+        with pytest.raises(ValueError, match="remove the parametrizations first"):
+            tool()

@@ -144,11 +144,12 @@ def test_torch_func_grad_through_the_fast_trace():
         assert_close(got, want, f"d/d{name}", tol=1e-10 * max(1.0, float(want.abs().max())))
 
 
-def test_torch_compile_of_code_that_calls_trace_float32():
+@pytest.mark.parametrize("B, H", [(2, 8), (32, 64)], ids=["chunked", "cellscan"])
+def test_torch_compile_of_code_that_calls_trace_float32(B, H):
     """Under torch.compile the gates' products are left to the compiler (oneDNN has no fake-tensor form)."""
     torch.manual_seed(0)
-    layer = lnn.LSTM(3, 8, num_layers=2)
-    x = torch.randn(4, 2, 3, requires_grad=True)
+    layer = lnn.LSTM(3, H, num_layers=2)
+    x = torch.randn(4, B, 3, requires_grad=True)
 
     def loss(x):
         output, _, trace = layer.trace(x)

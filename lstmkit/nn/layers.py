@@ -194,8 +194,9 @@ def torch_twin(module):
     overloads are looked up by class name and source lines); dynamic quantization converts only that type."""
     if torch.nn.utils.parametrize.is_parametrized(module):
         raise ValueError(
-            f"{type(module).__name__} has parametrizations, which torch's scripting and quantization do not take "
-            "either: remove them first (torch.nn.utils.parametrize.remove_parametrizations)"
+            f"{type(module).__name__}: torch.jit.script and quantization take this layer as its torch.nn class, "
+            "which a parametrized module cannot be; remove the parametrizations first "
+            "(torch.nn.utils.parametrize.remove_parametrizations)"
         )
     twin = copy.copy(module)
     twin.__class__ = torch_class(type(module))

@@ -42,9 +42,10 @@ Torch's tools (tests/test_dropin.py, against torch.nn on the same weights):
 * `torch.fx.symbolic_trace(model)` records the layer as one call_module node, as it does torch.nn's
   (fx keeps only classes defined under torch.nn whole; `forward` does it for this one, `layers.fx_aware`).
 * `torch.ao.quantization.quantize_dynamic(model)` leaves this class float: it picks modules by exact
-  type. `lstmkit.nn.quantize_dynamic(model)` (same arguments) quantizes it as torch's does torch.nn's;
-  with torch's own, pass the class in `qconfig_spec` and a `mapping` to a `from_float` that converts
-  `layers.torch_twin(module)`, which is what lstmkit's does.
+  type, and its default `qconfig_spec` is a literal in its body, which no registration reaches.
+  `lstmkit.nn.quantize_dynamic(model)` (same arguments) quantizes it as torch's does torch.nn.LSTM. With
+  torch's own function, name the class in `qconfig_spec` ({lstmkit.nn.LSTM, ...}) and map it in `mapping`
+  to `layers.FromTwin(torch.ao.nn.quantized.dynamic.LSTM)`, which converts the torch.nn twin.
 """
 
 from __future__ import annotations
