@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 GENERATE_EXAMPLES = """examples:
   lstmkit generate runs/shakespeare-lstm --prompt "ROMEO:" --tokens 300
   lstmkit generate runs/shakespeare-lstm --prompt "KING" --temperature 0.7 --top-k 20 --seed 1
@@ -21,21 +23,34 @@ def add_verbs(verbs) -> None:
 
 
 def run_generate(args) -> int:
-    import sys
-
+    """Print the prompt, then each new character as soon as it is sampled (flushed), then a newline."""
     from lstmkit.experiment import load_run
-    from lstmkit.nn.generate import generate
+    from lstmkit.nn.generate import MAX_NEW_TOKENS, stream_tokens
     from lstmkit.tasks.real.shakespeare import CharVocab
 
+    if not 0 <= args.tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"--tokens is {args.tokens}, expected 0 to {MAX_NEW_TOKENS:,}")
+    if not args.prompt:
+        raise ValueError("--prompt is empty, expected at least one character")
     run = load_run(args.run_dir)
     if "vocab" not in run.meta:
         raise ValueError(f"run {args.run_dir} was trained on {run.meta['task']['name']!r}, which has no character "
                          "vocabulary; generate works for character language models (task shakespeare)")  # fmt: skip
-    if not args.prompt:
-        raise ValueError("the prompt is empty, expected at least one character")
     vocab = CharVocab("".join(run.meta["vocab"]))
-    prompt = vocab.encode(args.prompt)
-    tokens = generate(run.model, prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
-                      top_p=args.top_p, seed=args.seed)  # fmt: skip
-    sys.stdout.write(vocab.decode(tokens) + "\n")
+    try:
+        prompt = vocab.encode(args.prompt)
+    except ValueError as e:
+        raise ValueError(f"--prompt has {e}") from None
+    # every argument is checked here, before anything is written
+    tokens = stream_tokens(run.model, prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, seed=args.seed)  # fmt: skip
+    _write(args.prompt)
+    for token in tokens:
+        _write(vocab.decode([token]))
+    _write("\n")
     return 0
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()  # text appears as it is made, not when the process ends
