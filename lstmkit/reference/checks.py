@@ -22,6 +22,35 @@ def as_array(name: str, value, shape: tuple[int, ...], meaning: str = "") -> np.
     return array
 
 
+def as_gate(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
+    """Like `as_array`, but −∞ is allowed (a closed gate, an empty stabilizer: exp(−∞) = 0); NaN and +∞ are not."""
+    array = _float_array(name, value)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {shape_text(array.shape)}, expected {shape_text(shape)}")
+    bad = np.isnan(array) | (array == np.inf)
+    if bad.any():
+        where = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"{name} has the value {array[where]} at index {where}, expected a number or -inf")
+    return array
+
+
+def as_state(name: str, cls, state, shapes: dict[str, tuple[int, ...]], suffix: str = ""):
+    """`state` as a `cls` (a NamedTuple) of finite float64 arrays of the given shapes, or ValueError.
+
+    The messages name the state (`name`) when it is not a `cls` at all, else the field, followed by `suffix`
+    (run's initial state names its fields h0, c0, ...)."""
+    fields = cls._fields
+    if not all(hasattr(state, field) for field in fields):
+        raise ValueError(f"{name} is {_describe(state)}, expected a {cls.__name__}({', '.join(fields)})")
+    return cls(*(as_array(f"{field}{suffix}", getattr(state, field), shapes[field]) for field in fields))
+
+
+def check_rounding(rounding) -> None:
+    if not callable(rounding):
+        raise ValueError(f"rounding is {_describe(rounding)}, expected a function such as reference.exact or "
+                         "reference.hand")  # fmt: skip
+
+
 def as_sequence(name: str, value, width: int, meaning: str = "time steps, input_size") -> np.ndarray:
     """Return `value` as a float64 (T, width) array with T >= 1, or raise ValueError."""
     shape = _float_array(name, value).shape

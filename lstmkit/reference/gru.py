@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import dsigmoid_from_output, dtanh_from_output, sigmoid, tanh
-from lstmkit.reference.checks import as_array, as_sequence
+from lstmkit.reference.checks import as_array, as_sequence, as_state, check_rounding
 from lstmkit.reference.layout import checked_stacked, random_stacked
 from lstmkit.reference.layout import from_torch as from_torch_layout
 from lstmkit.reference.layout import to_torch as to_torch
@@ -148,7 +148,16 @@ class GRUStep(NamedTuple):
 
 
 def step(p: GRUParams, x: np.ndarray, state: GRUState, rounding: Rounding = exact) -> GRUStep:
-    """One GRU step. `rounding` is applied to each computed intermediate (hand mode rounds to 0.1)."""
+    """One GRU step. `rounding` is applied to each computed intermediate (hand mode rounds to 0.1).
+
+    The parameters, x (I,) and state.h (H,) are checked as `run` checks them (shapes, finite numbers)."""
+    p = p.checked()
+    check_rounding(rounding)
+    x = as_array("x", x, (p.input_size,), "input_size")
+    return _step(p, x, as_state("state", GRUState, state, {"h": (p.hidden_size,)}), rounding)
+
+
+def _step(p: GRUParams, x: np.ndarray, state: GRUState, rounding: Rounding) -> GRUStep:
     r_ = rounding
     ih = p.W_ih @ x + p.b_ih  # (3H,)
     hh = p.W_hh @ state.h + p.b_hh  # (3H,)
@@ -176,12 +185,13 @@ def zero_state(hidden_size: int) -> GRUState:
 def run(p: GRUParams, xs, state0: GRUState | None = None, rounding: Rounding = exact) -> list[GRUStep]:
     """Run the cell over xs (T, I) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
+    check_rounding(rounding)
     xs = as_sequence("inputs", xs, p.input_size)
     H = p.hidden_size
-    state = zero_state(H) if state0 is None else GRUState(as_array("h0", state0.h, (H,)))
+    state = zero_state(H) if state0 is None else as_state("state0", GRUState, state0, {"h": (H,)}, "0")
     steps = []
     for x in xs:
-        s = step(p, x, state, rounding)
+        s = _step(p, x, state, rounding)
         steps.append(s)
         state = GRUState(s.h)
     return steps

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import dsigmoid_from_output, dtanh_from_output, sigmoid, tanh
-from lstmkit.reference.checks import as_array, as_sequence
+from lstmkit.reference.checks import as_array, as_sequence, as_state, check_rounding
 from lstmkit.reference.layout import checked_stacked, random_stacked
 from lstmkit.reference.layout import from_torch as from_torch_layout
 from lstmkit.reference.layout import to_torch as to_torch
@@ -151,7 +151,17 @@ class LSTMStep(NamedTuple):
 
 
 def step(p: LSTMParams, x: np.ndarray, state: LSTMState, rounding: Rounding = exact) -> LSTMStep:
-    """One LSTM step. `rounding` is applied to each computed intermediate (hand mode rounds to 0.1)."""
+    """One LSTM step. `rounding` is applied to each computed intermediate (hand mode rounds to 0.1).
+
+    The parameters, x (I,) and state.h, state.c (H,) are checked as `run` checks them (shapes, finite numbers)."""
+    p = p.checked()
+    check_rounding(rounding)
+    x = as_array("x", x, (p.input_size,), "input_size")
+    H = p.hidden_size
+    return _step(p, x, as_state("state", LSTMState, state, {"h": (H,), "c": (H,)}), rounding)
+
+
+def _step(p: LSTMParams, x: np.ndarray, state: LSTMState, rounding: Rounding) -> LSTMStep:
     r = rounding
     z = p.W_ih @ x + p.b_ih + p.W_hh @ state.h + p.b_hh  # (4H,)
     pre_i, pre_f, pre_g, pre_o = (r(a) for a in np.split(z, 4))
@@ -175,15 +185,13 @@ def zero_state(hidden_size: int) -> LSTMState:
 def run(p: LSTMParams, xs, state0: LSTMState | None = None, rounding: Rounding = exact) -> list[LSTMStep]:
     """Run the cell over xs (T, I) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
+    check_rounding(rounding)
     H, I = p.hidden_size, p.input_size
     xs = as_sequence("inputs", xs, I)
-    if state0 is None:
-        state = zero_state(H)
-    else:
-        state = LSTMState(h=as_array("h0", state0.h, (H,)), c=as_array("c0", state0.c, (H,)))
+    state = zero_state(H) if state0 is None else as_state("state0", LSTMState, state0, {"h": (H,), "c": (H,)}, "0")
     steps = []
     for x in xs:
-        s = step(p, x, state, rounding)
+        s = _step(p, x, state, rounding)
         steps.append(s)
         state = LSTMState(s.h, s.c)
     return steps

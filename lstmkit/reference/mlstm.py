@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import sigmoid
-from lstmkit.reference.checks import as_array, as_sequence
+from lstmkit.reference.checks import as_array, as_gate, as_sequence, check_rounding, shape_text
 from lstmkit.reference.rounding import Rounding, exact
 from lstmkit.reference.slstm import log_sigmoid
 
@@ -73,7 +73,37 @@ class mLSTMStep(NamedTuple):
 
 def step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float = EPS,
          rounding: Rounding = exact) -> mLSTMStep:  # fmt: skip
-    """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1)."""
+    """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1).
+
+    Checked as `run` checks its inputs: q, k (DK,), v (DV,), state.C (DK, DV), state.n (DK,) finite; pre_i,
+    pre_f and state.m numbers or −∞ (a closed gate, an empty stabilizer), never NaN or +∞."""
+    check_rounding(rounding)
+    if np.ndim(q) != 1 or np.ndim(v) != 1:
+        raise ValueError(f"q has shape {shape_text(np.shape(q))} and v {shape_text(np.shape(v))}, "
+                         "expected (DK,) and (DV,)")  # fmt: skip
+    DK, DV = np.shape(q)[0], np.shape(v)[0]
+    q, k, v = as_array("q", q, (DK,)), as_array("k", k, (DK,), "DK, as q"), as_array("v", v, (DV,))
+    pre_i, pre_f = float(as_gate("pre_i", pre_i, ())), float(as_gate("pre_f", pre_f, ()))
+    return _step(q, k, v, pre_i, pre_f, _checked_state("state", state, DK, DV, ""), _checked_eps(eps), rounding)
+
+
+def _checked_state(name: str, state, DK: int, DV: int, suffix: str) -> mLSTMState:
+    """`state` with C (DK, DV) and n (DK,) finite float64 and m a float (−∞ allowed); fields named with `suffix`."""
+    if not all(hasattr(state, field) for field in mLSTMState._fields):
+        raise ValueError(f"{name} is a {type(state).__name__}, expected an mLSTMState(C, n, m)")
+    C = as_array(f"C{suffix}", state.C, (DK, DV), "DK, DV")
+    n = as_array(f"n{suffix}", state.n, (DK,), "DK")
+    return mLSTMState(C, n, float(as_gate(f"m{suffix}", state.m, ())))
+
+
+def _checked_eps(eps) -> float:
+    value = float(as_array("eps", eps, ()))
+    if value < 0:
+        raise ValueError(f"eps is {value}, expected a number >= 0")
+    return value
+
+
+def _step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float, rounding: Rounding) -> mLSTMStep:
     r = rounding
     log_f = float(r(log_sigmoid(np.float64(pre_f))))
     m = float(r(np.float64(max(log_f + state.m, pre_i))))
@@ -99,14 +129,23 @@ def zero_state(DK: int, DV: int, m: float = 0.0) -> mLSTMState:
 
 def run(qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float = EPS,
         rounding: Rounding = exact) -> list[mLSTMStep]:  # fmt: skip
-    """One head over T steps: qs, ks (T, DK), vs (T, DV), pre_is, pre_fs (T,)."""
-    qs, ks, vs = (np.asarray(a, dtype=np.float64) for a in (qs, ks, vs))
-    if qs.shape != ks.shape or qs.ndim != 2 or vs.ndim != 2 or len(vs) != len(qs):
-        raise ValueError(f"q {qs.shape}, k {ks.shape}, v {vs.shape}: expected q, k (T, DK) and v (T, DV)")
-    state = zero_state(qs.shape[1], vs.shape[1]) if state0 is None else state0
+    """One head over T steps: qs, ks (T, DK), vs (T, DV), pre_is, pre_fs (T,).
+
+    q, k, v and the state's C and n must be finite; the gates and m may be −∞, never NaN or +∞."""
+    check_rounding(rounding)
+    if np.ndim(qs) != 2 or np.ndim(vs) != 2:
+        raise ValueError(f"qs has shape {shape_text(np.shape(qs))} and vs {shape_text(np.shape(vs))}, "
+                         "expected (T, DK) and (T, DV)")  # fmt: skip
+    (T, DK), DV = np.shape(qs), np.shape(vs)[1]
+    qs = as_sequence("qs", qs, DK, "time steps, DK")
+    ks = as_array("ks", ks, (T, DK), "time steps, DK as qs")
+    vs = as_array("vs", vs, (T, DV), "time steps as qs, DV")
+    pre_is, pre_fs = as_gate("pre_is", pre_is, (T,)), as_gate("pre_fs", pre_fs, (T,))
+    state = zero_state(DK, DV) if state0 is None else _checked_state("state0", state0, DK, DV, "0")
+    eps = _checked_eps(eps)
     steps = []
-    for t in range(len(qs)):
-        s = step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps, rounding)
+    for t in range(T):
+        s = _step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps, rounding)
         steps.append(s)
         state = mLSTMState(s.C, s.n, s.m)
     return steps

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import dsigmoid_from_output, dtanh_from_output, sigmoid, tanh
-from lstmkit.reference.checks import as_array, as_sequence
+from lstmkit.reference.checks import as_array, as_sequence, as_state, check_rounding
 from lstmkit.reference.rounding import Rounding, exact
 
 
@@ -119,7 +119,17 @@ def log_sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def step(p: sLSTMParams, x: np.ndarray, state: sLSTMState, rounding: Rounding = exact) -> sLSTMStep:
-    """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1)."""
+    """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1).
+
+    The parameters, x̃ (4H,) and the state's h, c, n, m (H,) are checked as `run` checks them (shapes, finite)."""
+    p = p.checked()
+    check_rounding(rounding)
+    H = p.hidden_size
+    x = as_array("x", x, (4 * H,), "4·hidden_size")
+    return _step(p, x, as_state("state", sLSTMState, state, dict.fromkeys(sLSTMState._fields, (H,))), rounding)
+
+
+def _step(p: sLSTMParams, x: np.ndarray, state: sLSTMState, rounding: Rounding) -> sLSTMStep:
     r = rounding
     rh = recurrent(p.R, state.h)
     pre_i, pre_f, pre_z, pre_o = (r(a) for a in np.split(x + rh + p.b, 4))
@@ -148,14 +158,14 @@ def zero_state(hidden_size: int) -> sLSTMState:
 def run(p: sLSTMParams, xs, state0: sLSTMState | None = None, rounding: Rounding = exact) -> list[sLSTMStep]:
     """Run over xs (T, 4H) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
+    check_rounding(rounding)
     H = p.hidden_size
     xs = as_sequence("inputs", xs, 4 * H, "time steps, 4·hidden_size")
-    state = (
-        zero_state(H) if state0 is None else sLSTMState(*(as_array(k, v, (H,)) for k, v in state0._asdict().items()))
-    )
+    shapes = dict.fromkeys(sLSTMState._fields, (H,))
+    state = zero_state(H) if state0 is None else as_state("state0", sLSTMState, state0, shapes)
     steps = []
     for x in xs:
-        s = step(p, x, state, rounding)
+        s = _step(p, x, state, rounding)
         steps.append(s)
         state = sLSTMState(s.h, s.c, s.n, s.m)
     return steps
