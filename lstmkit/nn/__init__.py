@@ -11,9 +11,9 @@ xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks f
 """
 
 from lstmkit.nn.blocks import FeedForward, mLSTMBlock, sLSTMBlock
+from lstmkit.nn.dropin import quantize_dynamic
 from lstmkit.nn.generate import generate
 from lstmkit.nn.gru import GRU, GRUCell
-from lstmkit.nn.layers import quantize_dynamic
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.lstm import LSTM, LSTMCell
 from lstmkit.nn.mlstm_layer import mLSTMLayer, mLSTMLayerState

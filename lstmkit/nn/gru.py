@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.layers import forward_pre_hooks, fx_aware, layer_params, torch_twin, trace_hidden_state_layer
+from lstmkit.nn.dropin import fx_aware, torch_twin
+from lstmkit.nn.layers import forward_pre_hooks, layer_params, trace_hidden_state_layer
 from lstmkit.nn.steps import HiddenState, gru_step, project
 
 
@@ -54,7 +55,7 @@ class GRU(torch.nn.GRU):
         )  # fmt: skip
 
     def forward(self, input, hx: Tensor | None = None):
-        """torch.nn.GRU's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        """torch.nn.GRU's forward (under torch.fx, one node: `dropin.fx_aware`)."""
         return fx_aware(self, super().forward, input, hx)
 
     def trace(self, input, hx: Tensor | None = None):
@@ -76,7 +77,7 @@ class GRUCell(torch.nn.GRUCell):
     """`torch.nn.GRUCell` with `trace(input, hx) -> (h, GRUTrace)` (fields (B, H))."""
 
     def forward(self, input: Tensor, hx: Tensor | None = None):
-        """torch.nn.GRUCell's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        """torch.nn.GRUCell's forward (under torch.fx, one node: `dropin.fx_aware`)."""
         return fx_aware(self, super().forward, input, hx)
 
     def __prepare_scriptable__(self):

@@ -36,16 +36,16 @@ Torch's tools (tests/test_dropin.py, against torch.nn on the same weights):
 * `torch.jit.script(model)` works, but compiles torch.nn.LSTM in this layer's place: TorchScript finds
   torch.nn.LSTM.forward's overloads only for that class (by its name and source lines), so a subclass
   fails ("Overloads are not usable when a module is redeclared"). `__prepare_scriptable__` hands it the
-  torch.nn twin (`layers.torch_twin`: the same Parameter objects), and PyTorch writes that twin back
+  torch.nn twin (`dropin.torch_twin`: the same Parameter objects), and PyTorch writes that twin back
   into `model`: afterwards `model.lstm` is a torch.nn.LSTM, without `trace`. To keep the model as it
   is, script a copy: `torch.jit.script(copy.deepcopy(model))`.
 * `torch.fx.symbolic_trace(model)` records the layer as one call_module node, as it does torch.nn's
-  (fx keeps only classes defined under torch.nn whole; `forward` does it for this one, `layers.fx_aware`).
+  (fx keeps only classes defined under torch.nn whole; `forward` does it for this one, `dropin.fx_aware`).
 * `torch.ao.quantization.quantize_dynamic(model)` leaves this class float: it picks modules by exact
   type, and its default `qconfig_spec` is a literal in its body, which no registration reaches.
   `lstmkit.nn.quantize_dynamic(model)` (same arguments) quantizes it as torch's does torch.nn.LSTM. With
   torch's own function, name the class in `qconfig_spec` ({lstmkit.nn.LSTM, ...}) and map it in `mapping`
-  to `layers.FromTwin(torch.ao.nn.quantized.dynamic.LSTM)`, which converts the torch.nn twin.
+  to `dropin.FromTwin(torch.ao.nn.quantized.dynamic.LSTM)`, which converts the torch.nn twin.
 """
 
 from __future__ import annotations
@@ -57,17 +57,16 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit.nn.cell_io import trace_cell
+from lstmkit.nn.dropin import fx_aware, torch_twin
 from lstmkit.nn.layers import (
     Prepared,
     caller_layout,
     finish,
     forward_pre_hooks,
-    fx_aware,
     layer_params,
     param_suffixes,
     prepare,
     run_stack,
-    torch_twin,
 )
 from lstmkit.nn.lstm_trace import recompute_trace
 from lstmkit.nn.steps import LSTMState, lstm_step, project_folding_b_hh
@@ -120,7 +119,7 @@ class LSTM(torch.nn.LSTM):
             _set_forget_bias(self, self.forget_bias, param_suffixes(self))
 
     def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):
-        """torch.nn.LSTM's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        """torch.nn.LSTM's forward (under torch.fx, one node: `dropin.fx_aware`)."""
         return fx_aware(self, super().forward, input, hx)
 
     def trace(self, input, hx: tuple[Tensor, Tensor] | None = None):
@@ -179,7 +178,7 @@ class LSTMCell(torch.nn.LSTMCell):
             _set_forget_bias(self, self.forget_bias, [""])
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
-        """torch.nn.LSTMCell's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        """torch.nn.LSTMCell's forward (under torch.fx, one node: `dropin.fx_aware`)."""
         return fx_aware(self, super().forward, input, hx)
 
     def trace(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.layers import forward_pre_hooks, fx_aware, layer_params, torch_twin, trace_hidden_state_layer
+from lstmkit.nn.dropin import fx_aware, torch_twin
+from lstmkit.nn.layers import forward_pre_hooks, layer_params, trace_hidden_state_layer
 from lstmkit.nn.steps import HiddenState, project_folding_b_hh, rnn_step
 
 
@@ -55,7 +56,7 @@ class RNN(torch.nn.RNN):
         )  # fmt: skip
 
     def forward(self, input, hx: Tensor | None = None):
-        """torch.nn.RNN's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        """torch.nn.RNN's forward (under torch.fx, one node: `dropin.fx_aware`)."""
         return fx_aware(self, super().forward, input, hx)
 
     def trace(self, input, hx: Tensor | None = None):
@@ -77,7 +78,7 @@ class RNNCell(torch.nn.RNNCell):
     """`torch.nn.RNNCell` with `trace(input, hx) -> (h, RNNTrace)` (fields (B, H))."""
 
     def forward(self, input: Tensor, hx: Tensor | None = None):
-        """torch.nn.RNNCell's forward (under torch.fx, one node: `layers.fx_aware`)."""
+        """torch.nn.RNNCell's forward (under torch.fx, one node: `dropin.fx_aware`)."""
         return fx_aware(self, super().forward, input, hx)
 
     def __prepare_scriptable__(self):
