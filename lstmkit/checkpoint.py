@@ -15,7 +15,8 @@ Writing (save_checkpoint), transition by transition; after each, `latest` names 
        step again), the two are swapped in one atomic rename (Linux renameat2 RENAME_EXCHANGE) and the old one,
        now hidden, is deleted. Where the swap is unavailable, `latest` is first pointed at another complete
        checkpoint when it named step-N, then the old folder is renamed aside and the new one into place; with no
-       other checkpoint a crash between those two renames leaves `latest` naming a missing folder (off Linux only).
+       other checkpoint a crash between those two renames leaves `latest` naming a missing folder (off Linux only;
+       `train` never rewrites the checkpoint `latest` names: a resumed run writes only later steps).
     3. `latest` is replaced atomically (a temporary file renamed over it)
     4. rotation: the step folders beyond the newest `keep` (by number; never the one `latest` names) are renamed to
        hidden names, then deleted; hidden folders a killed writer left behind are deleted too. Only the holder of
@@ -95,6 +96,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer,
     run_dir.mkdir(parents=True, exist_ok=True)
     name = step_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=run_dir))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the checkpoint from the user's group
     final = run_dir / name
     try:
         _write_files(tmp, model, optimizer, {**meta, "step": step}, rng)
@@ -196,6 +198,12 @@ def _latest_name(run_dir: Path) -> str | None:
         return None
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -227,7 +235,11 @@ class RunLock:
         if self.key in _HELD:
             _HELD[self.key] += 1
             return self
-        fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:  # a symlink planted as .lock (ELOOP), a read-only folder, ...
+            raise ValueError(f"cannot lock run folder {self.run_dir}: {LOCK_NAME} cannot be opened "
+                             f"({error.strerror or error})") from None  # fmt: skip
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -119,10 +119,10 @@ def _claim(folder: Path) -> bool:
         if any(folder.iterdir()):
             return False
         os.close(os.open(folder / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
+    except FileExistsError:  # claimed by another run, or a file of that name: taken
         return False
-    except NotADirectoryError:  # a file of that name: taken
-        return False
+    except OSError as error:  # a file where a parent folder should be, a read-only folder: no candidate would do
+        raise ValueError(f"cannot write {folder}: {error.strerror or error}") from None
     return True
 
 

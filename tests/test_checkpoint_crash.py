@@ -153,6 +153,15 @@ def test_sigkill_at_each_point(scenario, tmp_path, monkeypatch):
         pytest.fail("the writer never finished")
 
 
+def test_a_checkpoint_folder_has_the_permissions_of_a_plain_mkdir(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        folder = save(tmp_path, 5)
+    finally:
+        os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o755, oct(folder.stat().st_mode)
+
+
 def test_rotation_orders_steps_by_number(tmp_path):
     """step-99999999 sorts after step-100000000 as a string: rotation must keep the newest by number."""
     for step in (99_999_999, 100_000_000, 100_000_001):

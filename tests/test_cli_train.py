@@ -298,6 +298,8 @@ def test_nproc_that_does_not_split_the_batch_is_one_line_before_torchrun(tmp_pat
     [(["train", "--run-dir", "{file}"], ["cannot write {file}: it is a file, expected a folder"]),
      (["train", "--run-dir", "{file}/run"], ["cannot write {file}/run", "is a file"]),
      (["compare", "--models", "rnn", "--out", "{file}"], ["cannot write {file}: it is a file"]),
+     (["train", "--run-dir", ""], ["--run-dir is '', expected a folder name"]),
+     (["compare", "--out", ""], ["--out is '', expected a folder name"]),
      (["train", "--hidden-size", "200000"], ["hidden_size 200000", "parameters", "of memory"]),
      (["train", "--batch-size", str(10**7)], ["batch_size 10000000 with sequences of 100 steps"]),
      (["compare", "--models", "rnn", "--num-layers", "1000000"], ["num_layers 1000000"]),

@@ -131,6 +131,12 @@ def test_the_default_run_folder_is_claimed_atomically(tmp_path):
     assert len(set(found)) == 8 and base not in found
 
 
+def test_a_default_run_folder_that_cannot_be_made_is_one_error(tmp_path):
+    (tmp_path / "runs").write_text("a file where the folder would go")
+    with pytest.raises(ValueError, match=r"cannot write .*runs/adding-lstm"):
+        fresh_run_dir(tmp_path / "runs" / "adding-lstm")
+
+
 # ---- confinement ----------------------------------------------------------------------------------------------
 
 def plant_latest(run: Path, text: bytes) -> None:
@@ -173,6 +179,16 @@ def test_a_planted_latest_is_corrupt_and_never_followed(plant, needle, tmp_path,
     with pytest.raises(CheckpointError, match="latest"):
         load_run(run)
     assert digest(tmp_path) == before, "a refused command changed a file"
+
+
+def test_a_symlinked_lock_file_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "victim").write_text("mine")
+    (run / ".lock").symlink_to(tmp_path / "victim")
+    with pytest.raises(ValueError, match=r"cannot lock run folder .*\.lock cannot be opened"):
+        RunLock(run).__enter__()
+    assert (tmp_path / "victim").read_text() == "mine"
 
 
 def test_a_symlinked_log_is_never_appended_to(tmp_path, capsys):

@@ -77,6 +77,15 @@ SCRIPT = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().batch(*args)
 
+    if sys.argv[2] == "kill-in-writer":  # die just before `latest` names step 10: its folder is complete, unnamed
+        real_replace = os.replace
+
+        def replace(src, dst, *args, **kwargs):
+            if str(dst).endswith("latest") and "step-00000010" in open(src).read():
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(src, dst, *args, **kwargs)
+
+        os.replace = replace
     torch.manual_seed(123)
     task = Killed() if sys.argv[2] == "kill" else FirstTokenTask()
     model = build_model(ModelConfig({name!r}, hidden_size=8, num_heads=2), task.spec)
@@ -85,8 +94,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("name", ["lstm", "xlstm"])
-def test_resume_after_sigkill_is_exact(name, tmp_path):
+@pytest.mark.parametrize(("name", "kill"), [("lstm", "kill"), ("xlstm", "kill"), ("lstm", "kill-in-writer")])
+def test_resume_after_sigkill_is_exact(name, kill, tmp_path):
+    """Killed during step 8 (after the step-5 checkpoint), or inside the writer of the step-10 checkpoint (its
+    folder complete, `latest` not yet naming it: the resumed run writes step 10 again, swapping the folders)."""
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(tests=str(ROOT / "tests"), kill_at=9, name=name))
 
@@ -94,8 +105,9 @@ def test_resume_after_sigkill_is_exact(name, tmp_path):
         return subprocess.run([sys.executable, str(script), str(run_dir), mode], cwd=ROOT, timeout=120).returncode
 
     assert run(tmp_path / "straight", "plain") == 0
-    assert run(tmp_path / "killed", "kill") == -9  # killed by SIGKILL during step 8, after the step-5 checkpoint
+    assert run(tmp_path / "killed", kill) == -9
     assert (tmp_path / "killed" / "latest").read_text().strip() == "step-00000005"
+    assert (tmp_path / "killed" / "step-00000010").is_dir() == (kill == "kill-in-writer")
     assert run(tmp_path / "killed", "resume") == 0
     straight = read_checkpoint(tmp_path / "straight")
     resumed = read_checkpoint(tmp_path / "killed")

@@ -150,6 +150,8 @@ def train_settings(args, checked: bool) -> tuple:
     given_model, given_train = typed(ModelConfig, args), typed(TrainConfig, args)
     if hasattr(args, "model"):
         given_model["name"] = args.model
+    if args.run_dir == "":
+        raise ValueError("--run-dir is '', expected a folder name")
     if not args.resume:
         model_config = ModelConfig(**{"name": "lstm", **given_model})
         config = TrainConfig(**given_train)
@@ -286,7 +288,9 @@ def run_compare(args) -> int:
     template = ModelConfig(**{"name": "lstm", **typed(ModelConfig, args)})
     models = parse_models(args.models, template)
     config = TrainConfig(**typed(TrainConfig, args))
-    out = Path(args.out) if args.out else None
+    if args.out == "":
+        raise ValueError("--out is '', expected a folder name")
+    out = Path(args.out) if args.out is not None else None
     if out is not None:
         check_folder_target(out)
         if out.is_dir() and any(out.iterdir()):
