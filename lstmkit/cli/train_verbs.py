@@ -8,10 +8,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from lstmkit.cli.options import add_options, typed
+from lstmkit.cli.output import print_rich
 
 DEFAULT_CACHE = "~/.cache/lstmkit"
 
@@ -272,7 +272,7 @@ def run_eval(args) -> int:
         table.add_row(name, f"{value:.4g}")
     if run.spec.baseline is not None:
         table.add_row("baseline", f"{run.spec.baseline:.4g}")
-    Console(highlight=False).print(table)
+    print_rich(table)
     return 0
 
 

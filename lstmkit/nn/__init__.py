@@ -12,7 +12,7 @@ xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks f
 
 from lstmkit.nn.blocks import FeedForward, mLSTMBlock, sLSTMBlock
 from lstmkit.nn.dropin import quantize_dynamic
-from lstmkit.nn.generate import generate
+from lstmkit.nn.generate import generate, stream_tokens
 from lstmkit.nn.gru import GRU, GRUCell
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.lstm import LSTM, LSTMCell
@@ -27,5 +27,6 @@ from lstmkit.nn.xlstm_lm import xLSTMLM, xLSTMStack
 __all__ = [
     "GRU", "LSTM", "RNN", "FeedForward", "GRUCell", "GRUTrace", "LMState", "LSTMCell", "LSTMTrace", "RNNCell",
     "RNNTrace", "generate", "mLSTMBlock", "mLSTMLayer", "mLSTMLayerState", "quantize_dynamic", "sLSTMBlock",
-    "sLSTMLayer", "sLSTMLayerState", "xLSTMConfig", "xLSTMLM", "xLSTMLarge", "xLSTMLargeConfig", "xLSTMStack",
+    "sLSTMLayer", "sLSTMLayerState", "stream_tokens", "xLSTMConfig", "xLSTMLM", "xLSTMLarge", "xLSTMLargeConfig",
+    "xLSTMStack",
 ]  # fmt: skip
