@@ -96,7 +96,8 @@ ROWS = {
     "eval": [
         (["{tmp}/nothing"], ["nothing"]),
         (["{file}"], ["afile.txt"]),
-        (["{run}", "--batches", "0"], ["batches"]),
+        (["{run}", "--batches", "0"], ["--batches"]),
+        (["{run}", "--batches", str(10**9)], ["--batches"]),
         (["{run}", "--batch-size", "0"], ["batch"]),
         (["{planted-up}"], ["latest"]),
         (["{planted-abs}"], ["latest"]),

@@ -14,6 +14,8 @@ from lstmkit.cli.options import add_options, typed
 from lstmkit.cli.output import print_rich
 
 DEFAULT_CACHE = "~/.cache/lstmkit"
+MAX_EVAL_BATCHES = 100_000
+"""`eval --batches`: more would take hours at any size and print nothing meanwhile (evaluation has no progress bar)."""
 
 TRAIN_EXAMPLES = """examples:
   lstmkit train --task adding --model lstm --steps 1000
@@ -247,6 +249,8 @@ def run_eval(args) -> int:
     from lstmkit.models import check_fits
     from lstmkit.train import TrainConfig, evaluate
 
+    if not 1 <= args.batches <= MAX_EVAL_BATCHES:  # checked before the run is loaded: it costs nothing
+        raise ValueError(f"--batches is {args.batches}, expected an integer from 1 to {MAX_EVAL_BATCHES:,}")
     run = load_run(args.run_dir)
     if "train" not in run.meta:
         raise ValueError(f"checkpoint {run.path} holds no training config (meta.json lacks train); eval needs its "

@@ -40,6 +40,6 @@ def _raise_at(name: str, x: Tensor, bad: Tensor, expected: str) -> None:
     if found.shape[0] == 0:
         return  # finite values whose sum overflowed
     index = tuple(found[0].tolist())
-    value = float(x[index])
+    value = float(x.detach()[index])
     what = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
     raise ValueError(f"{name} contains {what} at index {index}, expected {expected}")
