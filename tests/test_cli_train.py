@@ -321,4 +321,4 @@ def test_eval_checks_its_batch_size(tmp_path, capsys):
     code, _, err = lstmkit("eval", tmp_path / "run", "--batch-size", 0, capsys=capsys)
     one_line_error(code, err, "batch_size is 0")
     code, _, err = lstmkit("eval", tmp_path / "run", "--batches", 0, capsys=capsys)
-    one_line_error(code, err, "eval_batches is 0", "--batches 0")
+    one_line_error(code, err, "--batches is 0", "from 1 to 100,000")
