@@ -10,7 +10,7 @@
 Names are step-{step:08d}: eight digits, more from step 100,000,000 on; folders are ordered by the number.
 
 Writing (save_checkpoint), transition by transition; after each, `latest` names a complete checkpoint:
-    1. the files are written and fsync'ed in a hidden folder .step-N.XXXX (a crash leaves only a hidden folder)
+    1. the files are written and fsync'ed in a hidden folder .step-N.<random> (a crash leaves only a hidden folder)
     2. it is renamed to step-N. If step-N exists already (a run resumed from an older checkpoint writes a later
        step again), the two are swapped in one atomic rename (Linux renameat2 RENAME_EXCHANGE) and the old one,
        now hidden, is deleted. Where the swap is unavailable, `latest` is first pointed at another complete

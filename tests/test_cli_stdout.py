@@ -20,15 +20,6 @@ import pytest
 from lstmkit.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("stdout") / "run"
-    argv = ["train", "--task", "adding", "--task-arg", "length=12", *TINY, "--steps", "4", "--checkpoint-every", "4"]
-    assert main([*argv, "--run-dir", str(run)]) == 0
-    return run
 
 
 STDOUT_ROWS = [

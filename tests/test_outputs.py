@@ -407,15 +407,6 @@ def test_default_outputs_of_a_checkpoint_lie_beside_it(tmp_path, monkeypatch):
     assert default_output(".", "report", ".html") == run / "report-step-00000500.html"
 
 
-TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("outputs") / "run"
-    argv = ["train", "--task", "adding", "--task-arg", "length=12", *TINY, "--steps", "4", "--checkpoint-every", "4"]
-    assert main([*argv, "--run-dir", str(run)]) == 0
-    return run
 
 
 def test_report_and_explain_of_a_checkpoint_write_where_rotation_never_reaches(tiny_run, tmp_path, capsys):

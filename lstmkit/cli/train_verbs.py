@@ -117,9 +117,9 @@ def run_train(args) -> int:
         check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
     except ValueError as error:  # on --resume the sizes come from the run's meta.json: blame it
         raise ValueError(f"the run's meta.json in {run_dir}: {error}" if args.resume else str(error)) from None
-    if run_dir is None:
+    if run_dir is None:  # an explicit --run-dir was checked by train_settings
         run_dir = fresh_run_dir(Path("runs") / f"{task_name}-{model_config.name}")
-    check_output_dir(run_dir)
+        check_output_dir(run_dir)
     if args.nproc > 1 and not ranked:
         return launch(args, run_dir)
     device = distributed.init(args.device) if ranked else args.device
@@ -145,6 +145,7 @@ def train_settings(args, checked: bool) -> tuple:
     or from the run's checkpoint with --resume; `checked`: also refuse a run folder this run must not use."""
     from lstmkit.checkpoint import CheckpointError, read_checkpoint
     from lstmkit.experiment import parse_task_args
+    from lstmkit.files import check_output_dir
     from lstmkit.models import ModelConfig
     from lstmkit.train import TrainConfig, check_run_folder
 
@@ -159,7 +160,7 @@ def train_settings(args, checked: bool) -> tuple:
         config = TrainConfig(**given_train)
         run_dir = Path(args.run_dir) if args.run_dir is not None else None
         if run_dir is not None and checked:
-            check_folder_target(run_dir)
+            check_output_dir(run_dir)
             refuse_checkpoint_folder(run_dir, "")
             check_run_folder(run_dir, resume=False)
         return given_task["name"] or "adding", given_task["args"], model_config, config, run_dir
@@ -174,7 +175,7 @@ def train_settings(args, checked: bool) -> tuple:
         raise CheckpointError(f"checkpoint {checkpoint.path} cannot be resumed by lstmkit train: meta.json lacks "
                               f"{', '.join(missing)}")  # fmt: skip
     if checked:
-        check_folder_target(run_dir)
+        check_output_dir(run_dir)
         check_run_folder(run_dir, resume=True)
     refuse_changes("task", meta["task"], given_task)
     refuse_changes("model", meta["model"], given_model)
@@ -192,18 +193,6 @@ def refuse_checkpoint_folder(path: Path, advice: str) -> None:
         run = path.parent if parent_is_run else "its run folder"
         raise ValueError(f"{path} is a checkpoint folder, not a run folder{advice.format(run=run) if advice else ''}; "
                          f"--run-dir names the run folder, the one that holds 'latest'")  # fmt: skip
-
-
-def check_folder_target(path: Path) -> None:
-    """Before any work, without creating anything: `path` is a folder we can write in, or can be made as one."""
-    existing = path
-    while not os.path.lexists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if not os.path.isdir(existing):
-        what = "it is a file" if existing == path else f"{existing} is a file"
-        raise ValueError(f"cannot write {path}: {what}, expected a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write {path}: permission denied" + ("" if existing == path else f" in {existing}"))
 
 
 def refuse_changes(what: str, stored: dict, given: dict) -> None:
@@ -295,8 +284,7 @@ def run_compare(args) -> int:
     if args.out == "":
         raise ValueError("--out is '', expected a folder name")
     out = Path(args.out) if args.out is not None else None
-    if out is not None:
-        check_folder_target(out)
+    if out is not None:  # compare() checks the folder is writable (lstmkit.files.check_output_dir)
         if out.is_dir() and any(out.iterdir()):
             raise ValueError(f"output folder {out} is not empty; choose another --out (nothing is overwritten)")
     results = compare(task_name, task_args, models, config, out, args.cache_dir, progress=not args.quiet,
