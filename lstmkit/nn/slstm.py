@@ -71,11 +71,16 @@ def slstm_step(
     """One step, the equations as written (autograd records it): x̃_t (B, 4H) -> h_t (B, H), new state.
     For generation one token at a time, and the body of the slow loop the fast layer is tested against.
     reset, valid: bool (B,), this step's column of the masks (module docstring). Values: `check_values`."""
-    NH, _, DH, _ = R.shape
     B = x_t.shape[0]
     check_values(x_t, state)
     reset = _check_mask("reset", reset, (B,), "(B,)", x_t.device)
     valid = _check_mask("valid", valid, (B,), "(B,)", x_t.device)
+    return _step(x_t, R, b, state, reset, valid)
+
+
+def _step(x_t: Tensor, R: Tensor, b: Tensor, state: sLSTMState, reset: Tensor | None, valid: Tensor | None):
+    """`slstm_step` on checked inputs (the loop checks x, the state and the masks once, not at every step)."""
+    NH, _, DH, _ = R.shape
     state_in = state
     if reset is not None:  # a new document: it starts from the zero state
         state = sLSTMState(*(torch.where(reset[:, None], 0.0, s) for s in state))
@@ -102,13 +107,14 @@ def slstm_loop(
     """The slow, obvious implementation: `slstm_step` over time, autograd records everything.
     reset, valid: bool (B, T) masks (module docstring)."""
     B, T = x.shape[:2]
+    check_values(x, state)
     reset = _check_mask("reset", reset, (B, T), "(B, T)", x.device)
     valid = _check_mask("valid", valid, (B, T), "(B, T)", x.device)
     hs = []
     for t, x_t in enumerate(x.unbind(1)):
         reset_t = None if reset is None else reset[:, t]
         valid_t = None if valid is None else valid[:, t]
-        h, state = slstm_step(x_t, R, b, state, reset=reset_t, valid=valid_t)
+        h, state = _step(x_t, R, b, state, reset_t, valid_t)
         hs.append(h)
     return torch.stack(hs, dim=1), state
 
