@@ -49,12 +49,36 @@ def walkthrough_page(work: Path) -> None:
 
 def explain_pictures(work: Path) -> None:
     if not (RUN / "latest").exists():
-        argv = ["train", "--task", "shakespeare", "--model", "lstm", "--hidden-size", "64", "--steps", "1500",
-                "--run-dir", str(RUN), "--cache-dir", str(CACHE)]  # fmt: skip
+        argv = [
+            "train",
+            "--task",
+            "shakespeare",
+            "--model",
+            "lstm",
+            "--hidden-size",
+            "64",
+            "--steps",
+            "1500",
+            "--run-dir",
+            str(RUN),
+            "--cache-dir",
+            str(CACHE),
+        ]
         assert main(argv) == 0
     line = work / "line"
-    assert main(["explain", str(RUN), "--text", "ROMEO:\nBut soft, what light through yonder window breaks?",
-                 "-o", str(line)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "explain",
+                str(RUN),
+                "--text",
+                "ROMEO:\nBut soft, what light through yonder window breaks?",
+                "-o",
+                str(line),
+            ]
+        )
+        == 0
+    )
     save_small(line / "layer0-gates.png", ROOT / "docs" / "explain-gates.png")
     passage = work / "passage"
     assert main(["explain", str(RUN), "--cache-dir", str(CACHE), "-o", str(passage)]) == 0

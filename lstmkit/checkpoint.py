@@ -89,8 +89,10 @@ def step_name(step: int) -> str:
 
 # ---- writing --------------------------------------------------------------------------------------------------
 
-def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, meta: dict, rng: dict,
-                    keep: int = 2) -> Path:  # fmt: skip
+
+def save_checkpoint(
+    run_dir: Path, step: int, model: torch.nn.Module, optimizer, meta: dict, rng: dict, keep: int = 2
+) -> Path:
     """Write RUN_DIR/step-N (transitions 1-4 of the module docstring); the caller holds the run's lock."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -238,8 +240,9 @@ class RunLock:
         try:
             fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as error:  # a symlink planted as .lock (ELOOP), a read-only folder, ...
-            raise ValueError(f"cannot lock run folder {self.run_dir}: {LOCK_NAME} cannot be opened "
-                             f"({error.strerror or error})") from None  # fmt: skip
+            raise ValueError(
+                f"cannot lock run folder {self.run_dir}: {LOCK_NAME} cannot be opened ({error.strerror or error})"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -247,9 +250,11 @@ class RunLock:
             os.close(fd)
             if self.held_by_launcher:
                 return self
-            raise ValueError(f"run folder {self.run_dir} is in use by another lstmkit train"
-                             f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end or choose "
-                             "another --run-dir") from None  # fmt: skip
+            raise ValueError(
+                f"run folder {self.run_dir} is in use by another lstmkit train"
+                f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end or choose "
+                "another --run-dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -268,6 +273,7 @@ class RunLock:
 
 # ---- reading --------------------------------------------------------------------------------------------------
 
+
 def find_checkpoint(path: Path) -> Path:
     """A run folder (its `latest`) or a checkpoint folder -> the checkpoint folder, confined to the run folder."""
     path = Path(path)
@@ -275,8 +281,9 @@ def find_checkpoint(path: Path) -> Path:
         return path
     latest = path / "latest"
     if not os.path.lexists(latest):
-        raise CheckpointError(f"no checkpoint in {path}: expected a run folder with a 'latest' file "
-                              "or a step-NNNNNNNN checkpoint folder")  # fmt: skip
+        raise CheckpointError(
+            f"no checkpoint in {path}: expected a run folder with a 'latest' file or a step-NNNNNNNN checkpoint folder"
+        )
     if os.path.islink(latest):
         raise CheckpointError(f"{latest} is corrupt: it is a symlink, expected a regular file (not followed)")
     name = parse_latest(read_regular(latest, LATEST_LIMIT), latest)
@@ -285,8 +292,9 @@ def find_checkpoint(path: Path) -> Path:
     except FileNotFoundError:
         raise CheckpointError(f"{latest} is corrupt: it names {name}, which does not exist in {path}") from None
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{latest} is corrupt: it names {name}, which is not a folder (symlinks are not "
-                              "followed)")  # fmt: skip
+        raise CheckpointError(
+            f"{latest} is corrupt: it names {name}, which is not a folder (symlinks are not followed)"
+        )
     return path / name
 
 
@@ -313,8 +321,9 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {folder} is incomplete: model.safetensors is missing") from None
     if not stat.S_ISREG(info.st_mode):
-        raise CheckpointError(f"checkpoint {folder} is corrupt: model.safetensors is not a regular file "
-                              "(symlinks are not followed)")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {folder} is corrupt: model.safetensors is not a regular file (symlinks are not followed)"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
@@ -325,9 +334,15 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
     wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
     missing, unexpected = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
     if wrong or (missing and not _tied(model, missing)) or unexpected:
-        detail = "; ".join(part for part in (
-            f"shapes differ for {wrong[:3]}" if wrong else "", f"missing {missing[:3]}" if missing else "",
-            f"unexpected {unexpected[:3]}" if unexpected else "") if part)  # fmt: skip
+        detail = "; ".join(
+            part
+            for part in (
+                f"shapes differ for {wrong[:3]}" if wrong else "",
+                f"missing {missing[:3]}" if missing else "",
+                f"unexpected {unexpected[:3]}" if unexpected else "",
+            )
+            if part
+        )
         raise CheckpointError(f"checkpoint {folder} is from a different model: {detail[:200]}")
     load_model(model, str(path), strict=True)
 

@@ -62,9 +62,16 @@ def label_of(config: ModelConfig) -> str:
     return f"xlstm-{config.blocks}" if config.name == "xlstm" else config.name
 
 
-def compare(task_name: str, task_args: dict, models: list[ModelConfig], config: TrainConfig, out_dir: str | Path | None,
-            cache_dir: str | Path | None = None, progress: bool = True, device: str = "cpu",
-            ) -> list[Result]:  # fmt: skip
+def compare(
+    task_name: str,
+    task_args: dict,
+    models: list[ModelConfig],
+    config: TrainConfig,
+    out_dir: str | Path | None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+) -> list[Result]:
     """Train each model on the same data stream from the same seed; write the table and the plot.
 
     Everything is checked before anything is written: the task, each model's size (models.check_fits) and the
@@ -86,8 +93,9 @@ def compare(task_name: str, task_args: dict, models: list[ModelConfig], config: 
         meta = run_meta(task_name, task_args, task, model_config)
         metrics = train(model, task, config, out_dir / label, meta=meta, device=device, progress=progress)
         results.append(Result(label, params, metrics, time.perf_counter() - tic, out_dir / label))
-    records = [{"model": r.label, "parameters": r.parameters, "seconds": round(r.seconds, 2), **r.metrics}
-               for r in results]  # fmt: skip
+    records = [
+        {"model": r.label, "parameters": r.parameters, "seconds": round(r.seconds, 2), **r.metrics} for r in results
+    ]
     summary = {"task": task_name, "task_args": task_args, "baseline": task.spec.baseline, "results": records}
     write_text_atomic(out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(out_dir / "results.md", markdown_table(results, task.spec.kind, task.spec.baseline))
@@ -101,8 +109,10 @@ def columns(kind: str) -> list[str]:
 
 def markdown_table(results: list[Result], kind: str, baseline: float | None) -> str:
     names = columns(kind)
-    lines = ["| model | parameters | " + " | ".join(f"valid {n}" for n in names) + " | seconds |",
-             "|---|---:|" + "---:|" * len(names) + "---:|"]  # fmt: skip
+    lines = [
+        "| model | parameters | " + " | ".join(f"valid {n}" for n in names) + " | seconds |",
+        "|---|---:|" + "---:|" * len(names) + "---:|",
+    ]
     for r in results:
         values = " | ".join(f"{r.metrics[n]:.4g}" for n in names)
         lines.append(f"| {r.label} | {r.parameters:,} | {values} | {r.seconds:.0f} |")
@@ -142,8 +152,9 @@ def plot_curves(results: list[Result], kind: str, baseline: float | None, path: 
     write_bytes_atomic(path, curves_png(series, kind, baseline, title))
 
 
-def curves_png(series: list[tuple[str, dict]], kind: str, baseline: float | None, title: str = "",
-               metric: str | None = None) -> bytes:  # fmt: skip
+def curves_png(
+    series: list[tuple[str, dict]], kind: str, baseline: float | None, title: str = "", metric: str | None = None
+) -> bytes:
     """Two panels, as PNG: smoothed training loss, and the validation `metric` (default METRIC[kind]) of each
     (label, read_curves(...)) series. The baseline is dashed on each panel that shows its metric."""
     from matplotlib.figure import Figure  # no pyplot: no global state
@@ -168,8 +179,11 @@ def curves_png(series: list[tuple[str, dict]], kind: str, baseline: float | None
     for axis, what in ((left, "training"), (right, "validation")):
         if kind == "regress":
             axis.set_yscale("log")
-        axis.set(xlabel="step", ylabel="training loss (smoothed)" if axis is left else f"validation {metric}",
-                 title=f"{title}: {what}")  # fmt: skip
+        axis.set(
+            xlabel="step",
+            ylabel="training loss (smoothed)" if axis is left else f"validation {metric}",
+            title=f"{title}: {what}",
+        )
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend()

@@ -72,8 +72,16 @@ def launch_environment(run_dir: str | Path) -> dict[str, str]:
 
 def launch_command(nproc: int, argv: list[str]) -> list[str]:
     """torchrun on this machine with `nproc` processes, each running `lstmkit` with `argv`."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "lstmkit", *argv]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "lstmkit",
+        *argv,
+    ]
 
 
 def rank_and_world() -> tuple[int, int]:

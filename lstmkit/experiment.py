@@ -91,8 +91,12 @@ def sequence_length(task) -> int:
 
 
 def run_meta(task_name: str, task_args: dict, task, model_config: ModelConfig) -> dict:
-    meta = {"lstmkit": __version__, "task": {"name": task_name, "args": task_args}, "spec": asdict(task.spec),
-            "model": model_config.to_dict()}  # fmt: skip
+    meta = {
+        "lstmkit": __version__,
+        "task": {"name": task_name, "args": task_args},
+        "spec": asdict(task.spec),
+        "model": model_config.to_dict(),
+    }
     vocab = getattr(task, "vocab", None)
     if vocab is not None and hasattr(vocab, "chars"):
         meta["vocab"] = list(vocab.chars)
@@ -143,15 +147,17 @@ def load_run(path: str | Path) -> Run:
     meta = checkpoint.meta  # checked against its schema (lstmkit.run_files)
     missing = [key for key in ("task", "spec", "model") if key not in meta]
     if missing:
-        raise CheckpointError(f"{checkpoint.path} was not written by lstmkit train: meta.json lacks "
-                              f"{', '.join(missing)}")  # fmt: skip
+        raise CheckpointError(
+            f"{checkpoint.path} was not written by lstmkit train: meta.json lacks {', '.join(missing)}"
+        )
     config, spec = ModelConfig(**meta["model"]), TaskSpec(**meta["spec"])
     try:
         check_fits(config, spec, batch_size=1, length=1, training=False)
         model = build_model(config, spec)
     except ValueError as error:
-        raise CheckpointError(f"checkpoint {checkpoint.path}: meta.json describes no model lstmkit can build "
-                              f"({error})") from None  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path}: meta.json describes no model lstmkit can build ({error})"
+        ) from None
     load_weights(checkpoint.path, model)
     return Run(model.eval(), meta, model.spec, checkpoint.path)
 

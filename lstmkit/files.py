@@ -206,8 +206,9 @@ def _check_name_length(folder: Path, name: str, shown: str) -> None:
     except (OSError, ValueError):
         return
     if len(os.fsencode(name)) > most:
-        raise ValueError(f"cannot write {_quoted(shown)}: the name is {len(os.fsencode(name))} bytes long, "
-                         f"expected at most {most}")  # fmt: skip
+        raise ValueError(
+            f"cannot write {_quoted(shown)}: the name is {len(os.fsencode(name))} bytes long, expected at most {most}"
+        )
 
 
 def _try_writing_in(folder: Path, shown: str) -> None:

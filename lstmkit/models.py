@@ -86,9 +86,13 @@ class LargeStack(nn.Module):
         self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
 
     def forward(
-        self, x: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: LMState | None = None,
+        *,
+        lengths: Tensor | None = None,
         reset: Tensor | None = None,
-    ) -> tuple[Tensor, LMState]:  # fmt: skip
+    ) -> tuple[Tensor, LMState]:
         x, state = run_blocks(self.blocks, x, state, lengths, reset)
         return self.norm(x), state
 
@@ -104,12 +108,14 @@ class SequenceModel(nn.Module):
             extra = {"forget_bias": config.forget_bias} if config.name == "lstm" else {}
             self.body = kinds.get(config.name, LSTM)(H, H, num_layers=L, batch_first=True, **extra)
         elif config.name == "xlstm-large":
-            self.body = LargeStack(xLSTMLargeConfig(vocab_size=1, embedding_dim=H, num_heads=config.num_heads,
-                                                    num_blocks=L))  # fmt: skip
+            self.body = LargeStack(
+                xLSTMLargeConfig(vocab_size=1, embedding_dim=H, num_heads=config.num_heads, num_blocks=L)
+            )
         else:
             blocks = {"slstm": "s" * L, "mlstm": "m" * L}.get(config.name, config.blocks)
-            stack = xLSTMConfig(vocab_size=1, embedding_dim=H, blocks=blocks, mlstm_heads=config.num_heads,
-                                slstm_heads=config.num_heads)  # fmt: skip
+            stack = xLSTMConfig(
+                vocab_size=1, embedding_dim=H, blocks=blocks, mlstm_heads=config.num_heads, slstm_heads=config.num_heads
+            )
             self.body = xLSTMStack(stack)
         self.head = nn.Linear(H, spec.num_outputs)
 
@@ -183,26 +189,32 @@ def memory_bytes(device: str = "cpu") -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_fits(config: ModelConfig, spec: TaskSpec, batch_size: int, length: int, training: bool = True,
-               device: str = "cpu") -> None:  # fmt: skip
+def check_fits(
+    config: ModelConfig, spec: TaskSpec, batch_size: int, length: int, training: bool = True, device: str = "cpu"
+) -> None:
     """ValueError naming the options at fault when the model, or one batch of `batch_size` rows of `length` steps,
     cannot fit in memory (estimates: `parameter_count`, ACTIVATIONS_PER_UNIT); checked before anything is built."""
     available = memory_bytes(device)
-    sizes = f"hidden_size {config.hidden_size}, " + (f"blocks {config.blocks!r}" if config.name == "xlstm"
-                                                      else f"num_layers {config.num_layers}")  # fmt: skip
+    sizes = f"hidden_size {config.hidden_size}, " + (
+        f"blocks {config.blocks!r}" if config.name == "xlstm" else f"num_layers {config.num_layers}"
+    )
     parameters = parameter_count(config, spec)
     weights = parameters * (TRAINING_BYTES_PER_PARAMETER if training else 4)
     if weights > available:
         what = "to train (weights, gradients, AdamW's moments)" if training else "for the weights"
-        raise ValueError(f"{sizes} make a {config.name} of {parameters:,} parameters: about {_size(weights)} "
-                         f"{what}, more than the {_size(available)} of memory here; choose smaller sizes")  # fmt: skip
+        raise ValueError(
+            f"{sizes} make a {config.name} of {parameters:,} parameters: about {_size(weights)} "
+            f"{what}, more than the {_size(available)} of memory here; choose smaller sizes"
+        )
     layers = len(config.blocks) if config.name == "xlstm" else config.num_layers
     per_unit = ACTIVATIONS_PER_UNIT[config.name] if training else 2
     activations = batch_size * length * (config.hidden_size * layers * per_unit * 4 + 8 * (spec.input_size or 1))
     if weights + activations > available:
-        raise ValueError(f"batch_size {batch_size} with sequences of {length:,} steps and {sizes} needs about "
-                         f"{_size(activations)} for one batch, more than the {_size(available - weights)} of memory "
-                         "left beside the model; choose a smaller batch_size")  # fmt: skip
+        raise ValueError(
+            f"batch_size {batch_size} with sequences of {length:,} steps and {sizes} needs about "
+            f"{_size(activations)} for one batch, more than the {_size(available - weights)} of memory "
+            "left beside the model; choose a smaller batch_size"
+        )
 
 
 def _size(count: int) -> str:

@@ -83,8 +83,10 @@ def parse_latest(data: bytes, path: Path) -> str:
     except UnicodeDecodeError:
         raise CheckpointError(f"{path} is corrupt: {excerpt(data)} is not text, expected a name step-N") from None
     if not is_step_name(name):
-        raise CheckpointError(f"{path} is corrupt: it holds {excerpt(name)}, expected a name step-N "
-                              "of a checkpoint folder inside the run folder")  # fmt: skip
+        raise CheckpointError(
+            f"{path} is corrupt: it holds {excerpt(name)}, expected a name step-N "
+            "of a checkpoint folder inside the run folder"
+        )
     return name
 
 
@@ -99,6 +101,7 @@ def step_of(name: str) -> int:
 
 
 # ---- meta.json ------------------------------------------------------------------------------------------------
+
 
 def parse_meta(data: bytes, path: Path) -> dict:
     """meta.json's bytes -> the checked dict (see the module docstring); `path` is the checkpoint folder."""
@@ -154,8 +157,10 @@ def check_config(cls, value: object, path: Path, where: str) -> None:
     fields = {f.name: f.type for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - set(fields))
     if unknown:
-        raise CheckpointError(f"checkpoint {path} is corrupt: meta.json field {where} has unknown keys "
-                              f"{cut(', '.join(map(str, unknown)))}")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: meta.json field {where} has unknown keys "
+            f"{cut(', '.join(map(str, unknown)))}"
+        )
     missing = sorted(set(fields) - set(value))
     if missing:
         raise CheckpointError(f"checkpoint {path} is corrupt: meta.json field {where} lacks {', '.join(missing)}")
@@ -198,6 +203,7 @@ def _wrong(path: Path, field: str, value: object, expected: str):
 
 # ---- state.pt -------------------------------------------------------------------------------------------------
 
+
 def load_state(folder: Path) -> dict:
     """A checkpoint folder's state.pt -> the checked dict, read with torch.load(weights_only=True): tensors and
     containers, never code."""
@@ -226,8 +232,9 @@ def check_state(state: object, path: Path) -> None:
     if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict):
         _bad_state(path, "optimizer", optimizer, 'an optimizer state_dict (a dict with "state" and "param_groups")')
     groups = optimizer.get("param_groups")
-    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list)
-                                               for g in groups):  # fmt: skip
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups
+    ):
         _bad_state(path, "optimizer.param_groups", groups, 'a list of dicts with "params"')
     for index, entry in optimizer["state"].items():
         if not isinstance(entry, dict) or not all(isinstance(v, torch.Tensor) for v in entry.values()):
@@ -245,18 +252,24 @@ def check_optimizer_fits(state: dict, parameters: list[torch.Tensor], path: Path
     """The optimizer state's tensors have the shapes of the parameters they belong to (AdamW's moments)."""
     indices = [i for group in state["optimizer"]["param_groups"] for i in group["params"]]
     if len(indices) != len(parameters):
-        raise CheckpointError(f"checkpoint {path} is from a different model: state.pt's optimizer holds "
-                              f"{len(indices)} parameters, the model has {len(parameters)}")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {path} is from a different model: state.pt's optimizer holds "
+            f"{len(indices)} parameters, the model has {len(parameters)}"
+        )
     for index, moments in state["optimizer"]["state"].items():
         if index not in indices:
-            raise CheckpointError(f"checkpoint {path} is corrupt: state.pt's optimizer.state has an entry "
-                                  f"{excerpt(index)} that no parameter group names")  # fmt: skip
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: state.pt's optimizer.state has an entry "
+                f"{excerpt(index)} that no parameter group names"
+            )
         shape = parameters[indices.index(index)].shape
         for name, tensor in moments.items():
             if tensor.dim() > 0 and tensor.shape != shape:
-                raise CheckpointError(f"checkpoint {path} is from a different model: state.pt's optimizer.state"
-                                      f"[{index}].{name} has shape {tuple(tensor.shape)}, the parameter "
-                                      f"{tuple(shape)}")  # fmt: skip
+                raise CheckpointError(
+                    f"checkpoint {path} is from a different model: state.pt's optimizer.state"
+                    f"[{index}].{name} has shape {tuple(tensor.shape)}, the parameter "
+                    f"{tuple(shape)}"
+                )
 
 
 def _bad_state(path: Path, field: str, value: object, expected: str):
@@ -280,6 +293,7 @@ def _first_line(error: BaseException) -> str:
 
 # ---- metrics.jsonl --------------------------------------------------------------------------------------------
 
+
 def read_records(path: Path) -> list[dict]:
     """metrics.jsonl -> its records, each checked: a JSON object with "step" (int ≥ 0) and "split" (str)."""
     with open_regular(path) as f:
@@ -298,6 +312,7 @@ def parse_record(line: str, path: Path, number: int) -> dict:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"{path} is corrupt: line {number} has step {excerpt(step)}, expected an integer ≥ 0")
     if not isinstance(record.get("split"), str):
-        raise CheckpointError(f"{path} is corrupt: line {number} has split {excerpt(record.get('split'))}, "
-                              "expected a string")  # fmt: skip
+        raise CheckpointError(
+            f"{path} is corrupt: line {number} has split {excerpt(record.get('split'))}, expected a string"
+        )
     return record

@@ -153,8 +153,16 @@ def _rewind_metrics(path: Path, step: int) -> None:
         write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
-def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path, resume: bool = False,
-          meta: dict | None = None, device: str = "cpu", progress: bool = True) -> dict:  # fmt: skip
+def train(
+    model: torch.nn.Module,
+    task,
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    meta: dict | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
     """Train `model` on `task`; returns the last evaluation's metrics (plus "step"; rank 0's under torchrun).
 
     Rank 0 holds the run folder's lock (lstmkit.checkpoint.RunLock) throughout; a folder that holds a checkpoint
@@ -172,8 +180,18 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str | Path
         return _train(model, task, config, run_dir, resume, meta, device, progress, rank, world)
 
 
-def _train(model, task, config: TrainConfig, run_dir: Path, resume: bool, meta: dict | None, device: str,
-           progress: bool, rank: int, world: int) -> dict:  # fmt: skip
+def _train(
+    model,
+    task,
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    meta: dict | None,
+    device: str,
+    progress: bool,
+    rank: int,
+    world: int,
+) -> dict:
     writer = rank == 0
     model.to(device).train()
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -199,8 +217,13 @@ def _train(model, task, config: TrainConfig, run_dir: Path, resume: bool, meta: 
         log.write({"step": step, "split": "valid", **result})
         return result
 
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[info]}"), TimeRemainingColumn())  # fmt: skip
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, disable=not (progress and writer), transient=False) as bar:
         job = bar.add_task("train", total=config.steps, completed=start, info="")
         for step in range(start, config.steps):
@@ -237,8 +260,9 @@ def _train(model, task, config: TrainConfig, run_dir: Path, resume: bool, meta: 
     return metrics
 
 
-def _start(model, optimizer, data: torch.Generator, config: TrainConfig, run_dir: Path, resume: bool,
-           writer: bool) -> tuple[int, dict]:  # fmt: skip
+def _start(
+    model, optimizer, data: torch.Generator, config: TrainConfig, run_dir: Path, resume: bool, writer: bool
+) -> tuple[int, dict]:
     """The step to start from and the stored metrics: restored from the newest checkpoint when resuming (model,
     optimizer, data generator, torch's RNG), else 0 after the checks on what the folder already holds."""
     log = run_dir / "metrics.jsonl"
@@ -267,13 +291,17 @@ def check_run_folder(run_dir: Path, resume: bool) -> None:
     run_dir, log = Path(run_dir), Path(run_dir) / "metrics.jsonl"
     has_checkpoint = os.path.lexists(run_dir / "latest")
     if has_checkpoint and not resume:
-        raise ValueError(f"run folder {run_dir} already holds a checkpoint; pass --resume to continue it, "
-                         "or choose another --run-dir")  # fmt: skip
+        raise ValueError(
+            f"run folder {run_dir} already holds a checkpoint; pass --resume to continue it, "
+            "or choose another --run-dir"
+        )
     if os.path.islink(log):
         raise CheckpointError(f"{log} is a symlink; refused (a run's log is never written through a symlink)")
     if not has_checkpoint and not resume and os.path.lexists(log) and os.path.getsize(log) > 0:
-        raise ValueError(f"run folder {run_dir} holds a training log (metrics.jsonl) but no checkpoint, from a run "
-                         "that stopped before its first one; delete the log, or choose another --run-dir")
+        raise ValueError(
+            f"run folder {run_dir} holds a training log (metrics.jsonl) but no checkpoint, from a run "
+            "that stopped before its first one; delete the log, or choose another --run-dir"
+        )
 
 
 def restore(folder: Path, model: torch.nn.Module, optimizer, data: torch.Generator) -> None:
@@ -308,8 +336,9 @@ class Log:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             except OSError as error:
                 if os.path.islink(path):
-                    raise CheckpointError(f"{path} is a symlink; refused (a run's log is never written through "
-                                          "a symlink)") from None  # fmt: skip
+                    raise CheckpointError(
+                        f"{path} is a symlink; refused (a run's log is never written through a symlink)"
+                    ) from None
                 raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 os.close(fd)

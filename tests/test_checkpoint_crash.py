@@ -46,8 +46,13 @@ def save(run_dir: Path, step: int, keep: int = 2) -> Path:
     """A checkpoint whose weights are all `step` (so which one was loaded is visible)."""
     model = model_with(float(step))
     optimizer = torch.optim.AdamW(model.parameters())
-    meta = {"task": {"name": "adding", "args": {}}, "spec": asdict(SPEC), "model": CONFIG.to_dict(),
-            "train": asdict(TrainConfig()), "metrics": {}}  # fmt: skip
+    meta = {
+        "task": {"name": "adding", "args": {}},
+        "spec": asdict(SPEC),
+        "model": CONFIG.to_dict(),
+        "train": asdict(TrainConfig()),
+        "metrics": {},
+    }
     rng = {"data": torch.Generator().get_state(), "torch": torch.get_rng_state()}
     return save_checkpoint(run_dir, step, model, optimizer, meta, rng, keep=keep)
 

@@ -194,8 +194,10 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     """A tiny adding run and a tiny character model, trained once for the module (copied into each test)."""
     root = tmp_path_factory.mktemp("trained")
     runs = {"run": root / "run", "bard": root / "bard"}
-    task = {"run": ["--task", "adding", "--task-arg", "length=12"],
-            "bard": ["--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", str(CACHE)]}  # fmt: skip
+    task = {
+        "run": ["--task", "adding", "--task-arg", "length=12"],
+        "bard": ["--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", str(CACHE)],
+    }
     for name, folder in runs.items():
         code = main(["train", *task[name], *TINY, "--steps", "8", "--checkpoint-every", "4", "--run-dir", str(folder)])
         assert code == 0

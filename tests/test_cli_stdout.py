@@ -77,8 +77,14 @@ LSTMKIT = [sys.executable, "-c", "import sys; from lstmkit.cli import main; sys.
 
 
 def _subprocess(argv: list[str], stdout) -> subprocess.CompletedProcess:
-    return subprocess.run([*LSTMKIT, *argv], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    return subprocess.run(
+        [*LSTMKIT, *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_dev_full_in_a_real_process_is_one_line_and_no_noise_at_exit():
@@ -89,8 +95,9 @@ def test_dev_full_in_a_real_process_is_one_line_and_no_noise_at_exit():
 
 
 def test_head_in_a_real_process_is_quiet_exit_0():
-    process = subprocess.Popen([*LSTMKIT, "walkthrough", "--format", "html"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    process = subprocess.Popen(
+        [*LSTMKIT, "walkthrough", "--format", "html"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
     assert process.stdout.readline().startswith(b"<!DOCTYPE html>")
     process.stdout.close()  # the page is larger than a pipe holds: the writer meets the closed end
     err = process.stderr.read().decode()

@@ -93,15 +93,31 @@ def test_resume_through_the_cli_equals_one_run(tmp_path, capsys):
 def test_default_run_folder_never_reuses_one(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for expected in ("runs/adding-rnn", "runs/adding-rnn-2"):
-        code, out, err = lstmkit("train", "--model", "rnn", "--task-arg", "length=5", *TINY, "--steps", 2,
-                                 capsys=capsys)  # fmt: skip
+        code, out, err = lstmkit(
+            "train", "--model", "rnn", "--task-arg", "length=5", *TINY, "--steps", 2, capsys=capsys
+        )
         assert code == 0 and f"run folder: {expected}" in out, err
 
 
 def test_compare_writes_table_json_and_plot(tmp_path, capsys):
     out_dir = tmp_path / "cmp"
-    code, out, err = lstmkit("compare", "--task", "adding", "--task-arg", "length=10", "--models", "rnn", "lstm",
-                             "xlstm:m", *TINY, "--steps", 6, "--out", out_dir, capsys=capsys)  # fmt: skip
+    code, out, err = lstmkit(
+        "compare",
+        "--task",
+        "adding",
+        "--task-arg",
+        "length=10",
+        "--models",
+        "rnn",
+        "lstm",
+        "xlstm:m",
+        *TINY,
+        "--steps",
+        6,
+        "--out",
+        out_dir,
+        capsys=capsys,
+    )
     assert code == 0, err
     assert "| rnn |" in out and "| lstm |" in out and "| xlstm-m |" in out and "Baseline" in out
     assert f"outputs: {out_dir}/results.md" in out
@@ -119,8 +135,20 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys):
 def test_compare_same_seed_same_start(tmp_path, capsys):
     """Every model in a comparison sees the same data: the first training batches' losses of a model
     trained alone equal its losses inside the comparison."""
-    lstmkit("compare", "--task-arg", "length=8", "--models", "gru", "lstm", *TINY, "--steps", 3, "--out",
-            tmp_path / "c", capsys=capsys)  # fmt: skip
+    lstmkit(
+        "compare",
+        "--task-arg",
+        "length=8",
+        "--models",
+        "gru",
+        "lstm",
+        *TINY,
+        "--steps",
+        3,
+        "--out",
+        tmp_path / "c",
+        capsys=capsys,
+    )
     train_tiny(tmp_path / "alone", capsys, "--model", "lstm", "--steps", 3, task=("--task-arg", "length=8"))
     assert (tmp_path / "c" / "lstm" / "metrics.jsonl").read_text() == (tmp_path / "alone" / "metrics.jsonl").read_text()
 
@@ -233,8 +261,10 @@ def test_two_gloo_processes_equal_one_process(tmp_path, task, model):
     last_step = load_file(tmp_path / "one" / "step-00000005" / "model.safetensors")
     assert max(float((one[k] - last_step[k]).abs().max()) for k in one) > 2e-3, "a step moves weights by ~lr"
     # The gradients: Adam's running mean of them (exp_avg), per parameter, equal up to float rounding.
-    moments = [torch.load(tmp_path / n / "step-00000006" / "state.pt", weights_only=True)["optimizer"]["state"]
-               for n in ("one", "two")]  # fmt: skip
+    moments = [
+        torch.load(tmp_path / n / "step-00000006" / "state.pt", weights_only=True)["optimizer"]["state"]
+        for n in ("one", "two")
+    ]
     for index, state in moments[0].items():
         torch.testing.assert_close(moments[1][index]["exp_avg"], state["exp_avg"], rtol=1e-4, atol=1e-6)
     # The weights: equal wherever the gradient is above rounding level. Where it is ~0, Adam's g / √v turns
@@ -247,8 +277,14 @@ def test_two_gloo_processes_equal_one_process(tmp_path, task, model):
         torch.testing.assert_close(two[names[index]][clear], one[names[index]][clear], rtol=1e-5, atol=1e-5)
         checked += int(clear.sum())
     assert checked > 0.5 * sum(w.numel() for w in one.values()), "most weights are compared"
-    losses = [[json.loads(line)["loss"] for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()
-               if '"train"' in line] for n in ("one", "two")]  # fmt: skip
+    losses = [
+        [
+            json.loads(line)["loss"]
+            for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()
+            if '"train"' in line
+        ]
+        for n in ("one", "two")
+    ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     hidden = [p.name for p in (tmp_path / "two").glob(".*")]
     assert hidden == [".lock"], f"no temporary files left by any rank, only the run's lock file: {hidden}"
@@ -295,17 +331,19 @@ def test_nproc_that_does_not_split_the_batch_is_one_line_before_torchrun(tmp_pat
 
 @pytest.mark.parametrize(
     ("argv", "needles"),
-    [(["train", "--run-dir", "{file}"], ["cannot write {file}: it is a file, expected a folder"]),
-     (["train", "--run-dir", "{file}/run"], ["cannot write {file}/run", "is a file"]),
-     (["compare", "--models", "rnn", "--out", "{file}"], ["cannot write {file}: it is a file"]),
-     (["train", "--run-dir", ""], ["--run-dir is '', expected a folder name"]),
-     (["compare", "--out", ""], ["--out is '', expected a folder name"]),
-     (["train", "--hidden-size", "200000"], ["hidden_size 200000", "parameters", "of memory"]),
-     (["train", "--batch-size", str(10**7)], ["batch_size 10000000 with sequences of 100 steps"]),
-     (["compare", "--models", "rnn", "--num-layers", "1000000"], ["num_layers 1000000"]),
-     (["train", "--forget-bias", "nan"], ["forget_bias is nan, expected a finite number"]),
-     (["train", "--seed", str(10**23)], ["seed is 100000000000000000000000"]),
-     (["train", "--lr", "-1", "--clip", "0"], ["lr is -1.0, expected a finite number > 0"])],
+    [
+        (["train", "--run-dir", "{file}"], ["cannot write {file}: it is a file, expected a folder"]),
+        (["train", "--run-dir", "{file}/run"], ["cannot write {file}/run", "is a file"]),
+        (["compare", "--models", "rnn", "--out", "{file}"], ["cannot write {file}: it is a file"]),
+        (["train", "--run-dir", ""], ["--run-dir is '', expected a folder name"]),
+        (["compare", "--out", ""], ["--out is '', expected a folder name"]),
+        (["train", "--hidden-size", "200000"], ["hidden_size 200000", "parameters", "of memory"]),
+        (["train", "--batch-size", str(10**7)], ["batch_size 10000000 with sequences of 100 steps"]),
+        (["compare", "--models", "rnn", "--num-layers", "1000000"], ["num_layers 1000000"]),
+        (["train", "--forget-bias", "nan"], ["forget_bias is nan, expected a finite number"]),
+        (["train", "--seed", str(10**23)], ["seed is 100000000000000000000000"]),
+        (["train", "--lr", "-1", "--clip", "0"], ["lr is -1.0, expected a finite number > 0"]),
+    ],
 )
 def test_outputs_and_sizes_are_checked_before_the_work(argv, needles, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

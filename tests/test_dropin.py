@@ -132,11 +132,15 @@ def run_all(model, x_seq, x_step, x_head):
 
 
 @pytest.mark.parametrize("dtype", [torch.qint8, torch.float16])
-@pytest.mark.parametrize("Layer, Peer, Cell, PeerCell", [
-    (lnn.LSTM, torch.nn.LSTM, lnn.LSTMCell, torch.nn.LSTMCell),
-    (lnn.GRU, torch.nn.GRU, lnn.GRUCell, torch.nn.GRUCell),
-    (lnn.RNN, torch.nn.RNN, lnn.RNNCell, torch.nn.RNNCell),
-], ids=["lstm", "gru", "rnn"])  # fmt: skip
+@pytest.mark.parametrize(
+    "Layer, Peer, Cell, PeerCell",
+    [
+        (lnn.LSTM, torch.nn.LSTM, lnn.LSTMCell, torch.nn.LSTMCell),
+        (lnn.GRU, torch.nn.GRU, lnn.GRUCell, torch.nn.GRUCell),
+        (lnn.RNN, torch.nn.RNN, lnn.RNNCell, torch.nn.RNNCell),
+    ],
+    ids=["lstm", "gru", "rnn"],
+)
 def test_quantize_dynamic_as_torch_does(dtype, Layer, Peer, Cell, PeerCell):
     """lnn.quantize_dynamic(model) == torch's quantize_dynamic of the same model built from torch.nn classes:
     the same quantized types (torch.nn.RNN has none: it stays float) and bit-equal outputs."""

@@ -82,8 +82,9 @@ def embedded(model, x: torch.Tensor) -> np.ndarray:
     return W[x[0].numpy()]
 
 
-@pytest.mark.parametrize(("name", "cell", "Activations"), [("adding-lstm", lstm, LSTMActivations),
-                                                          ("parity-gru", gru, GRUActivations)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "cell", "Activations"), [("adding-lstm", lstm, LSTMActivations), ("parity-gru", gru, GRUActivations)]
+)
 def test_recorded_gates_equal_the_numpy_reference(runs, name, cell, Activations):
     """Every gate and state of every layer, in float64, equals the reference cell run on that layer's weights
     (layer 1 reads the reference's layer-0 outputs)."""
@@ -151,13 +152,19 @@ def png_size(data: bytes) -> tuple[int, int]:
         ("adding-lstm", [], {"layer0-gates.png", "layer1-gates.png"}),
         ("adding-lstm", ["--layer", "1"], {"layer1-gates.png"}),
         ("parity-gru", [], {"layer0-gates.png"}),
-        ("bard-lstm", ["--text", "ROMEO: What say you?\nJULIET: Nothing.", "--cell", 3],
-         {"layer0-gates.png", "layer0-cell3.png"}),
+        (
+            "bard-lstm",
+            ["--text", "ROMEO: What say you?\nJULIET: Nothing.", "--cell", 3],
+            {"layer0-gates.png", "layer0-cell3.png"},
+        ),
         ("sentiment-lstm", ["--text", TRICKY], {"layer0-gates.png", "layer0-cell*.png", "layer0-words.png"}),
-        ("bard-xlstm", ["--text", "To be, or not to be", "--steps", 1, 5, 19],
-         {"block0-mlstm.png", "block0-memory.png", "block1-slstm.png", "block1-cell*.png"}),
+        (
+            "bard-xlstm",
+            ["--text", "To be, or not to be", "--steps", 1, 5, 19],
+            {"block0-mlstm.png", "block0-memory.png", "block1-slstm.png", "block1-cell*.png"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_explain_writes_pngs_of_the_right_size(runs, tmp_path, capsys, name, argv, expected):
     out = tmp_path / "pictures"
     code, stdout, err = lstmkit("explain", runs[name], *argv, "--cache-dir", CACHE, "-o", out, capsys=capsys)
@@ -221,7 +228,7 @@ def test_gradient_plot():
         ("bard-xlstm", ["--text", "ROMEO", "--layer", 0, "--cell", 1], ["mLSTM blocks", "sLSTM block"]),
         ("bard-xlstm", ["--text", "ROMEO", "--layer", -1], ["layer -1 is out of range", "2 blocks"]),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_one_line(runs, tmp_path, capsys, name, argv, needles):
     (tmp_path / "empty").mkdir()
     run_dir = [] if name is None else [tmp_path / "empty" if name == "empty" else runs[name]]

@@ -66,8 +66,14 @@ def one_line(caught: pytest.ExceptionInfo, *words: str) -> None:
 def test_extreme_but_valid_values_sample_as_their_limits():
     model, x = lm(), prompt()
     greedy = generate(model, x, 8, temperature=0)
-    tiny = ({"temperature": 1e-45}, {"temperature": 1e-300}, {"temperature": 5e-324}, {"top_p": 1e-300},
-            {"top_p": 1e-45, "temperature": 3.0}, {"top_k": 1, "temperature": 1e-45})  # fmt: skip
+    tiny = (
+        {"temperature": 1e-45},
+        {"temperature": 1e-300},
+        {"temperature": 5e-324},
+        {"top_p": 1e-300},
+        {"top_p": 1e-45, "temperature": 3.0},
+        {"top_k": 1, "temperature": 1e-45},
+    )
     for kwargs in tiny:
         assert torch.equal(generate(model, x, 8, seed=3, **kwargs), greedy), f"{kwargs} should be greedy"
     free = generate(model, x, 8, seed=3)
@@ -123,11 +129,20 @@ def test_a_tiny_temperature_shares_a_tie_and_nothing_else():
 @pytest.mark.parametrize(
     ("argument", "value"),
     [
-        ("temperature", math.inf), ("temperature", "0.5"), ("temperature", True), ("top_p", True), ("top_p", "1"),
-        ("top_k", True), ("max_new_tokens", MAX_NEW_TOKENS + 1), ("max_new_tokens", True),
-        ("seed", 10**23), ("seed", -1), ("seed", 1.5), ("eos_token", True),
+        ("temperature", math.inf),
+        ("temperature", "0.5"),
+        ("temperature", True),
+        ("top_p", True),
+        ("top_p", "1"),
+        ("top_k", True),
+        ("max_new_tokens", MAX_NEW_TOKENS + 1),
+        ("max_new_tokens", True),
+        ("seed", 10**23),
+        ("seed", -1),
+        ("seed", 1.5),
+        ("eos_token", True),
     ],
-)  # fmt: skip
+)
 def test_invalid_values_are_refused_in_one_line(argument, value):
     kwargs = {"max_new_tokens": 3, argument: value}
     with pytest.raises(ValueError) as caught:
@@ -220,9 +235,30 @@ def test_stream_and_generate_give_the_same_tokens():
 @pytest.fixture(scope="module")
 def bard(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("generate") / "bard"
-    code = main(["train", "--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", str(CACHE),
-                 "--hidden-size", "8", "--batch-size", "4", "--steps", "2", "--eval-every", "2",
-                 "--eval-batches", "1", "--quiet", "--run-dir", str(run)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--task",
+            "shakespeare",
+            "--task-arg",
+            "seq_len=16",
+            "--cache-dir",
+            str(CACHE),
+            "--hidden-size",
+            "8",
+            "--batch-size",
+            "4",
+            "--steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--eval-batches",
+            "1",
+            "--quiet",
+            "--run-dir",
+            str(run),
+        ]
+    )
     assert code == 0
     return run
 

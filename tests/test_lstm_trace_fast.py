@@ -57,15 +57,25 @@ def make(config, seed=0):
     layers, bidirectional, batch_first, unbatched, proj, bias, with_hx, T, B, H = config
     torch.manual_seed(seed)
     I = 3
-    layer = lnn.LSTM(I, H, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                     proj_size=proj, bias=bias, dtype=F64)  # fmt: skip
+    layer = lnn.LSTM(
+        I,
+        H,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        proj_size=proj,
+        bias=bias,
+        dtype=F64,
+    )
     batch = () if unbatched else (B,)
     x = torch.randn(*((T, *batch) if not batch_first or unbatched else (B, T)), I, dtype=F64, requires_grad=True)
     hx = None
     if with_hx:
         D = 2 if bidirectional else 1
-        hx = (torch.randn(layers * D, *batch, proj or H, dtype=F64, requires_grad=True),
-              torch.randn(layers * D, *batch, H, dtype=F64, requires_grad=True))  # fmt: skip
+        hx = (
+            torch.randn(layers * D, *batch, proj or H, dtype=F64, requires_grad=True),
+            torch.randn(layers * D, *batch, H, dtype=F64, requires_grad=True),
+        )
     return layer, x, hx
 
 
@@ -100,8 +110,10 @@ def test_gradient_through_one_field_only():
     """Gradients that enter through a single field (here f, then c_n) still match."""
     layer, x, hx = make(CONFIGS[1])
     for pick in (lambda r: r[2].f, lambda r: r[1][1]):
-        grads = [torch.autograd.grad(weighted_sum([("", pick(fn(layer, x, hx)))], 2), [x, *hx, layer.weight_hh_l0])
-                 for fn in (trace_loop, trace_recomputed)]  # fmt: skip
+        grads = [
+            torch.autograd.grad(weighted_sum([("", pick(fn(layer, x, hx)))], 2), [x, *hx, layer.weight_hh_l0])
+            for fn in (trace_loop, trace_recomputed)
+        ]
         for what, a, b in zip(["x", "h0", "c0", "weight_hh_l0"], *grads, strict=True):
             assert_close(a, b, f"d/d{what}")
 
@@ -124,8 +136,9 @@ def test_float32_with_onednn_products():
         for (what, a), (_, b) in zip(fast, loop, strict=True):
             assert_close(a, b, f"{what} (grad {grad})", tol=2e-5)
     leaves = [layer.weight_hh_l1_reverse, layer.bias_ih_l0]
-    loop_grads, fast_grads = (torch.autograd.grad(weighted_sum(flatten(fn(layer, x)), 1), leaves)
-                              for fn in (trace_loop, trace_recomputed))  # fmt: skip
+    loop_grads, fast_grads = (
+        torch.autograd.grad(weighted_sum(flatten(fn(layer, x)), 1), leaves) for fn in (trace_loop, trace_recomputed)
+    )
     for what, a, b in zip(["weight_hh_l1_reverse", "bias_ih_l0"], fast_grads, loop_grads, strict=True):
         assert_close(a, b, f"d/d{what}", tol=1e-3 * float(b.abs().max()))
 

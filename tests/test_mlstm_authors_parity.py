@@ -58,8 +58,11 @@ def test_parallel_native_autograd_is_our_m0_minus_inf():
     q, k, v, i, f = inputs(T=20)
     B, NH, _, DK = q.shape
     h_theirs = kernels.get_mlstm_kernel("parallel--native_autograd")(q, k, v, i, f)
-    empty = mLSTMState(torch.zeros(B, NH, DK, 6, dtype=F64), torch.zeros(B, NH, DK, dtype=F64),
-                       torch.full((B, NH), -torch.inf, dtype=F64))  # fmt: skip
+    empty = mLSTMState(
+        torch.zeros(B, NH, DK, 6, dtype=F64),
+        torch.zeros(B, NH, DK, dtype=F64),
+        torch.full((B, NH), -torch.inf, dtype=F64),
+    )
     g_theirs = grads(h_theirs, [q, k, v, i, f])
     for form in (mlstm_parallel, mlstm_recurrent, mlstm_chunkwise):
         h_ours, _ = form(q, k, v, i, f, empty)
@@ -75,8 +78,9 @@ def test_native_step():
     theirs = (torch.zeros(B, NH, DK, 6, dtype=F64), torch.zeros(B, NH, DK, dtype=F64), torch.zeros(B, NH, 1, dtype=F64))
     ours = mLSTMState(theirs[0], theirs[1], theirs[2].squeeze(-1))
     for t in range(5):
-        h_t, theirs = step(q[:, :, t], k[:, :, t], v[:, :, t], i[:, :, t, None], f[:, :, t, None], *theirs,
-                           dtype_state=F64)  # fmt: skip
+        h_t, theirs = step(
+            q[:, :, t], k[:, :, t], v[:, :, t], i[:, :, t, None], f[:, :, t, None], *theirs, dtype_state=F64
+        )
         h_o, ours = mlstm_step(q[:, :, t], k[:, :, t], v[:, :, t], i[:, :, t], f[:, :, t], ours)
         assert_close(h_o, h_t, f"h at t={t}")
         assert_close(ours.C, theirs[0], f"C at t={t}")

@@ -46,8 +46,13 @@ def run(form, q, k, v, i, f, state, **kw):
     g = torch.Generator().manual_seed(1)
     loss = sum((x * torch.randn(x.shape, generator=g, dtype=F64)).sum() for x in (h, final.C, final.n, final.m))
     leaves = [q, k, v, i, f] + ([] if state is None else [x for x in state if x.requires_grad])
-    return {"h": h, "C": final.C, "n": final.n, "m": final.m,
-            **{f"d{j}": x for j, x in enumerate(torch.autograd.grad(loss, leaves))}}  # fmt: skip
+    return {
+        "h": h,
+        "C": final.C,
+        "n": final.n,
+        "m": final.m,
+        **{f"d{j}": x for j, x in enumerate(torch.autograd.grad(loss, leaves))},
+    }
 
 
 def assert_same(ours, ref, what, tol=1e-10):

@@ -18,8 +18,13 @@ def inputs(B, NH, T, DK, DV, seed, dtype=F64, gate_scale=3.0, requires_grad=Fals
     def r(*shape, scale=1.0, shift=0.0):
         return (torch.randn(*shape, generator=g, dtype=dtype) * scale + shift).requires_grad_(requires_grad)
 
-    return (r(B, NH, T, DK), r(B, NH, T, DK), r(B, NH, T, DV), r(B, NH, T, scale=gate_scale),
-            r(B, NH, T, scale=gate_scale, shift=1.0))  # fmt: skip
+    return (
+        r(B, NH, T, DK),
+        r(B, NH, T, DK),
+        r(B, NH, T, DV),
+        r(B, NH, T, scale=gate_scale),
+        r(B, NH, T, scale=gate_scale, shift=1.0),
+    )
 
 
 def make_state(kind, B, NH, DK, DV, seed, requires_grad=False):
@@ -91,8 +96,9 @@ def test_recurrent_equals_the_reference_every_step():
     h, state = mlstm_recurrent(q, k, v, i, f)
     for b in range(B):
         for head in range(NH):
-            steps = ref.run(q[b, head].numpy(), k[b, head].numpy(), v[b, head].numpy(), i[b, head].numpy(),
-                            f[b, head].numpy())  # fmt: skip
+            steps = ref.run(
+                q[b, head].numpy(), k[b, head].numpy(), v[b, head].numpy(), i[b, head].numpy(), f[b, head].numpy()
+            )
             np.testing.assert_allclose(h[b, head].numpy(), [s.h for s in steps], rtol=0, atol=1e-12)
             np.testing.assert_allclose(state.C[b, head].numpy(), steps[-1].C, rtol=0, atol=1e-12)
             assert abs(float(state.m[b, head]) - steps[-1].m) < 1e-12
@@ -119,8 +125,13 @@ def test_detach_normalizer_keeps_values_changes_gradients():
 
 
 def test_edge_cases_zeros_batch_of_one_t_one():
-    zeros = [torch.zeros(1, 1, 5, 3, dtype=F64), torch.zeros(1, 1, 5, 3, dtype=F64), torch.zeros(1, 1, 5, 2, dtype=F64),
-             torch.zeros(1, 1, 5, dtype=F64), torch.zeros(1, 1, 5, dtype=F64)]  # fmt: skip
+    zeros = [
+        torch.zeros(1, 1, 5, 3, dtype=F64),
+        torch.zeros(1, 1, 5, 3, dtype=F64),
+        torch.zeros(1, 1, 5, 2, dtype=F64),
+        torch.zeros(1, 1, 5, dtype=F64),
+        torch.zeros(1, 1, 5, dtype=F64),
+    ]
     for form in FORMS.values():
         h, s = form(*zeros)
         assert torch.all(h == 0) and torch.isfinite(s.m).all()
@@ -156,15 +167,22 @@ def test_float32_100k_steps_large_gates_is_finite_and_close_to_float64():
     assert float(row.quantile(0.999)) < 1e-3
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda a: a.__setitem__(1, torch.zeros(1, 2, 5, 4, dtype=F64)),
-     r"k has shape \(1, 2, 5, 4\), expected \(1, 2, 5, 3\)"),
-    (lambda a: a.__setitem__(3, torch.zeros(1, 2, 4, dtype=F64)), r"i has shape \(1, 2, 4\), expected \(1, 2, 5\)"),
-    (lambda a: a.__setitem__(2, torch.zeros(1, 3, 5, 2, dtype=F64)),
-     r"v has shape \(1, 3, 5, 2\), expected \(1, 2, 5, DV\)"),
-    (lambda a: a[0].__setitem__((0, 0, 0, 0), float("nan")), "q contains NaN"),
-    (lambda a: a.__setitem__(4, a[4].float()), "f has dtype torch.float32, expected torch.float64"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda a: a.__setitem__(1, torch.zeros(1, 2, 5, 4, dtype=F64)),
+            r"k has shape \(1, 2, 5, 4\), expected \(1, 2, 5, 3\)",
+        ),
+        (lambda a: a.__setitem__(3, torch.zeros(1, 2, 4, dtype=F64)), r"i has shape \(1, 2, 4\), expected \(1, 2, 5\)"),
+        (
+            lambda a: a.__setitem__(2, torch.zeros(1, 3, 5, 2, dtype=F64)),
+            r"v has shape \(1, 3, 5, 2\), expected \(1, 2, 5, DV\)",
+        ),
+        (lambda a: a[0].__setitem__((0, 0, 0, 0), float("nan")), "q contains NaN"),
+        (lambda a: a.__setitem__(4, a[4].float()), "f has dtype torch.float32, expected torch.float64"),
+    ],
+)
 def test_bad_input(mutate, message):
     args = list(inputs(1, 2, 5, 3, 2, seed=0))
     mutate(args)

@@ -35,8 +35,11 @@ def make_state(kind, B, NH, DK, DV, seed, requires_grad=False):
         return None
     g = torch.Generator().manual_seed(seed + 100)
     if kind == "empty":
-        return mLSTMState(torch.zeros(B, NH, DK, DV, dtype=F64), torch.zeros(B, NH, DK, dtype=F64),
-                          torch.full((B, NH), -INF, dtype=F64))  # fmt: skip
+        return mLSTMState(
+            torch.zeros(B, NH, DK, DV, dtype=F64),
+            torch.zeros(B, NH, DK, dtype=F64),
+            torch.full((B, NH), -INF, dtype=F64),
+        )
     C, n = torch.randn(B, NH, DK, DV, generator=g, dtype=F64), torch.randn(B, NH, DK, generator=g, dtype=F64)
     m = torch.randn(B, NH, generator=g, dtype=F64)
     return mLSTMState(*(x.requires_grad_(requires_grad) for x in (C, n, m)))
@@ -235,12 +238,15 @@ def test_step_masks_reset_and_keep_the_state():
 
 
 @pytest.mark.parametrize("arg", ["reset", "valid"])
-@pytest.mark.parametrize(("bad", "message"), [
-    (torch.zeros(2, 5), r"has dtype torch.float32, expected torch.bool"),
-    (torch.zeros(2, 6, dtype=torch.bool), r"has shape \(2, 6\), expected \(B, T\) = \(2, 5\)"),
-    (torch.zeros(2, 3, 5, dtype=torch.bool), r"has shape \(2, 3, 5\), expected \(B, T\) = \(2, 5\)"),
-    ([[True] * 5] * 2, r"is a list, expected a bool tensor of shape \(B, T\) = \(2, 5\)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.zeros(2, 5), r"has dtype torch.float32, expected torch.bool"),
+        (torch.zeros(2, 6, dtype=torch.bool), r"has shape \(2, 6\), expected \(B, T\) = \(2, 5\)"),
+        (torch.zeros(2, 3, 5, dtype=torch.bool), r"has shape \(2, 3, 5\), expected \(B, T\) = \(2, 5\)"),
+        ([[True] * 5] * 2, r"is a list, expected a bool tensor of shape \(B, T\) = \(2, 5\)"),
+    ],
+)
 def test_bad_masks(arg, bad, message):
     args = inputs(2, 3, 5, 3, 2, seed=0)
     for form in FORMS.values():

@@ -109,14 +109,34 @@ def test_equal_to_torch_nn(kind, config, seed):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    kind=st.sampled_from(sorted(OURS)), layers=st.integers(1, 3), bidirectional=st.booleans(),
-    batch_first=st.booleans(), proj=st.booleans(), packed=st.booleans(), unbatched=st.booleans(),
-    bias=st.booleans(), seed=st.integers(0, 10_000), T=st.integers(1, 7), B=st.integers(1, 4),
-)  # fmt: skip
-def test_random_configurations_equal_torch_nn(kind, layers, bidirectional, batch_first, proj, packed, unbatched, bias,
-                                              seed, T, B):  # fmt: skip
-    check_config(kind, layers=layers, bidirectional=bidirectional, batch_first=batch_first, proj=proj,
-                 packed=packed and not unbatched, unbatched=unbatched, bias=bias, seed=seed, T=T, B=B)  # fmt: skip
+    kind=st.sampled_from(sorted(OURS)),
+    layers=st.integers(1, 3),
+    bidirectional=st.booleans(),
+    batch_first=st.booleans(),
+    proj=st.booleans(),
+    packed=st.booleans(),
+    unbatched=st.booleans(),
+    bias=st.booleans(),
+    seed=st.integers(0, 10_000),
+    T=st.integers(1, 7),
+    B=st.integers(1, 4),
+)
+def test_random_configurations_equal_torch_nn(
+    kind, layers, bidirectional, batch_first, proj, packed, unbatched, bias, seed, T, B
+):
+    check_config(
+        kind,
+        layers=layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        proj=proj,
+        packed=packed and not unbatched,
+        unbatched=unbatched,
+        bias=bias,
+        seed=seed,
+        T=T,
+        B=B,
+    )
 
 
 def test_relu_rnn():

@@ -8,9 +8,11 @@ import lstmkit.nn as lnn
 from lstmkit.reference import gru, lstm, rnn
 
 F64 = torch.float64
-REFERENCE = {"lstm": (lstm, lnn.LSTM, ["i", "f", "g", "o", "c", "h"]),
-             "gru": (gru, lnn.GRU, ["r", "z", "n", "h"]),
-             "rnn": (rnn, lnn.RNN, ["pre", "h"])}  # fmt: skip
+REFERENCE = {
+    "lstm": (lstm, lnn.LSTM, ["i", "f", "g", "o", "c", "h"]),
+    "gru": (gru, lnn.GRU, ["r", "z", "n", "h"]),
+    "rnn": (rnn, lnn.RNN, ["pre", "h"]),
+}
 
 
 @pytest.mark.parametrize("kind", sorted(REFERENCE))
@@ -53,9 +55,10 @@ def test_packed_trace_is_zero_past_each_sequence():
     assert torch.all(trace.h[0, :2, 1] != 0)
 
 
-@pytest.mark.parametrize(("Cell", "Peer", "n_state"), [(lnn.LSTMCell, torch.nn.LSTMCell, 2),
-                                                       (lnn.GRUCell, torch.nn.GRUCell, 1),
-                                                       (lnn.RNNCell, torch.nn.RNNCell, 1)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("Cell", "Peer", "n_state"),
+    [(lnn.LSTMCell, torch.nn.LSTMCell, 2), (lnn.GRUCell, torch.nn.GRUCell, 1), (lnn.RNNCell, torch.nn.RNNCell, 1)],
+)
 @pytest.mark.parametrize("batched", [True, False])
 def test_cells_trace_equals_forward_and_torch(Cell, Peer, n_state, batched):
     torch.manual_seed(1)
@@ -92,21 +95,39 @@ def test_forget_bias():
 
 BAD = [
     (lambda: lnn.LSTM(3, 4).trace(torch.randn(2, 2, 2, 3)), ValueError, "Expected input to be 2D or 3D, got 4D"),
-    (lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 7)), RuntimeError,
-     "input.size\\(-1\\) must be equal to input_size. Expected 3, got 7"),
-    (lambda: lnn.GRU(3, 4).trace(torch.randn(5, 2, 3, dtype=F64)), ValueError,
-     "input dtype \\(torch.float64\\) does not match weight dtype \\(torch.float32\\)"),
-    (lambda: lnn.LSTMCell(3, 4).trace(torch.randn(2, 3, dtype=F64)), ValueError,
-     "input dtype \\(torch.float64\\) does not match weight dtype \\(torch.float32\\)"),
-    (lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 3), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))),
-     RuntimeError, "Expected hidden\\[0\\] size \\(1, 2, 4\\), got \\[1, 3, 4\\]"),
-    (lambda: lnn.RNN(3, 4).trace(torch.randn(5, 3), torch.zeros(1, 2, 4)), RuntimeError,
-     "For unbatched 2-D input, hx should also be 2-D"),
+    (
+        lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 7)),
+        RuntimeError,
+        "input.size\\(-1\\) must be equal to input_size. Expected 3, got 7",
+    ),
+    (
+        lambda: lnn.GRU(3, 4).trace(torch.randn(5, 2, 3, dtype=F64)),
+        ValueError,
+        "input dtype \\(torch.float64\\) does not match weight dtype \\(torch.float32\\)",
+    ),
+    (
+        lambda: lnn.LSTMCell(3, 4).trace(torch.randn(2, 3, dtype=F64)),
+        ValueError,
+        "input dtype \\(torch.float64\\) does not match weight dtype \\(torch.float32\\)",
+    ),
+    (
+        lambda: lnn.LSTM(3, 4).trace(torch.randn(5, 2, 3), (torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))),
+        RuntimeError,
+        "Expected hidden\\[0\\] size \\(1, 2, 4\\), got \\[1, 3, 4\\]",
+    ),
+    (
+        lambda: lnn.RNN(3, 4).trace(torch.randn(5, 3), torch.zeros(1, 2, 4)),
+        RuntimeError,
+        "For unbatched 2-D input, hx should also be 2-D",
+    ),
     (lambda: lnn.LSTM(3, 4, proj_size=4), ValueError, "proj_size has to be smaller than hidden_size"),
     (lambda: lnn.LSTMCell(3, 4).trace(torch.randn(2, 5)), RuntimeError, "input has shape \\(2, 5\\), expected last"),
-    (lambda: lnn.GRUCell(3, 4).trace(torch.randn(2, 3), torch.zeros(3, 4)), RuntimeError,
-     "hx\\[0\\] has shape \\(3, 4\\), expected \\(2, 4\\)"),
-]  # fmt: skip
+    (
+        lambda: lnn.GRUCell(3, 4).trace(torch.randn(2, 3), torch.zeros(3, 4)),
+        RuntimeError,
+        "hx\\[0\\] has shape \\(3, 4\\), expected \\(2, 4\\)",
+    ),
+]
 
 
 @pytest.mark.parametrize(("make", "error", "message"), BAD)

@@ -294,8 +294,23 @@ def test_read_only_folder_and_full_disk_in_a_private_mount_namespace(tmp_path):
         pytest.skip("no unshare here")
     (tmp_path / "ro").mkdir()
     (tmp_path / "small").mkdir()
-    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", UNSHARE_SCRIPT, "sh",
-                             str(tmp_path), sys.executable], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    result = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            UNSHARE_SCRIPT,
+            "sh",
+            str(tmp_path),
+            sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if result.returncode != 0 and "mount" in result.stderr:
         pytest.skip(f"no private mount namespace here: {result.stderr.strip()}")
     lines = result.stdout.splitlines()
@@ -405,8 +420,6 @@ def test_default_outputs_of_a_checkpoint_lie_beside_it(tmp_path, monkeypatch):
     assert default_output(str(run / "step-7"), "explain") == run / "step-7" / "explain"
     monkeypatch.chdir(step)
     assert default_output(".", "report", ".html") == run / "report-step-00000500.html"
-
-
 
 
 def test_report_and_explain_of_a_checkpoint_write_where_rotation_never_reaches(tiny_run, tmp_path, capsys):

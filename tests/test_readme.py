@@ -23,15 +23,21 @@ def their_models() -> dict:
     xlstm = pytest.importorskip("xlstm")
     from lstmkit.nn import xLSTMConfig, xLSTMLM
 
-    block = xlstm.mLSTMBlockConfig(mlstm=xlstm.mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4,
-                                                                num_heads=4))  # fmt: skip
-    config = xlstm.xLSTMLMModelConfig(vocab_size=41, mlstm_block=block, context_length=32, num_blocks=2,
-                                      embedding_dim=32, slstm_at=[])  # fmt: skip
+    block = xlstm.mLSTMBlockConfig(
+        mlstm=xlstm.mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4, num_heads=4)
+    )
+    config = xlstm.xLSTMLMModelConfig(
+        vocab_size=41, mlstm_block=block, context_length=32, num_blocks=2, embedding_dim=32, slstm_at=[]
+    )
     their_model = xlstm.xLSTMLMModel(config)
     their_model.reset_parameters()
     our_lm = xLSTMLM(xLSTMConfig(vocab_size=40, embedding_dim=32, blocks="mm"))
-    return {"their_model": their_model, "their_state_dict": their_model.state_dict(), "their_config": config,
-            "our_xlstm_lm": our_lm}  # fmt: skip
+    return {
+        "their_model": their_model,
+        "their_state_dict": their_model.state_dict(),
+        "their_config": config,
+        "our_xlstm_lm": our_lm,
+    }
 
 
 def test_the_readme_has_python_examples():

@@ -102,8 +102,15 @@ def test_slstm_step_checks_its_inputs():
 
 
 def mlstm_step(**change):
-    args = {"q": np.ones(3), "k": np.ones(3), "v": np.ones(2), "pre_i": 0.5, "pre_f": 1.0,
-            "state": mlstm.zero_state(3, 2), "eps": 1e-6} | change  # fmt: skip
+    args = {
+        "q": np.ones(3),
+        "k": np.ones(3),
+        "v": np.ones(2),
+        "pre_i": 0.5,
+        "pre_f": 1.0,
+        "state": mlstm.zero_state(3, 2),
+        "eps": 1e-6,
+    } | change
     return mlstm.step(**args)
 
 
@@ -151,6 +158,11 @@ def test_mlstm_step_takes_closed_gates_and_an_empty_stabilizer():
     ],
 )
 def test_mlstm_run_checks_its_inputs(change, pattern):
-    args = {"qs": np.ones((5, 3)), "ks": np.ones((5, 3)), "vs": np.ones((5, 2)), "pre_is": np.zeros(5),
-            "pre_fs": np.zeros(5)} | change  # fmt: skip
+    args = {
+        "qs": np.ones((5, 3)),
+        "ks": np.ones((5, 3)),
+        "vs": np.ones((5, 2)),
+        "pre_is": np.zeros(5),
+        "pre_fs": np.zeros(5),
+    } | change
     one_line_error(lambda: mlstm.run(**args), pattern)

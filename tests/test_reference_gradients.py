@@ -6,8 +6,11 @@ import pytest
 from lstmkit.reference import gru, lstm, rnn
 from lstmkit.reference.gradcheck import numerical_gradient, relative_error
 
-CELLS = {"rnn": (rnn, rnn.RNNParams, rnn.RNNState), "gru": (gru, gru.GRUParams, gru.GRUState),
-         "lstm": (lstm, lstm.LSTMParams, lstm.LSTMState)}  # fmt: skip
+CELLS = {
+    "rnn": (rnn, rnn.RNNParams, rnn.RNNState),
+    "gru": (gru, gru.GRUParams, gru.GRUState),
+    "lstm": (lstm, lstm.LSTMParams, lstm.LSTMState),
+}
 I, H, T = 3, 4, 6
 
 

@@ -69,8 +69,14 @@ def test_mlstm_bptt_matches_central_differences(m0):
     steps = mlstm.run(qs, ks, vs, pre_is, pre_fs, state0)
     assert any(abs(s.qn) < np.exp(-s.m) for s in steps) or m0 == 0.0  # the lower bound is exercised
     grads = mlstm.backward(steps, dhs, mlstm.mLSTMState(dC, dn, dm))
-    for name, analytic, array in [("q", grads.q, qs), ("k", grads.k, ks), ("v", grads.v, vs),
-                                  ("pre_i", grads.pre_i, pre_is), ("pre_f", grads.pre_f, pre_fs),
-                                  ("C0", grads.state0.C, state0.C), ("n0", grads.state0.n, state0.n)]:  # fmt: skip
+    for name, analytic, array in [
+        ("q", grads.q, qs),
+        ("k", grads.k, ks),
+        ("v", grads.v, vs),
+        ("pre_i", grads.pre_i, pre_is),
+        ("pre_f", grads.pre_f, pre_fs),
+        ("C0", grads.state0.C, state0.C),
+        ("n0", grads.state0.n, state0.n),
+    ]:
         err = relative_error(analytic, numerical_gradient(loss, array))
         assert err < 1e-7, f"mLSTM {name}: relative error {err:.2e}"

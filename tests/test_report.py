@@ -220,8 +220,19 @@ def test_samples_are_what_lstmkit_generate_writes(runs, pages, name, capsys):
         assert len(prompt) == 16 and prompt in task.vocab.decode(task.split_ids("test"))
     for seed, shown_prompt, continuation in found:
         assert shown_prompt == prompt and len(continuation) == SAMPLE_TOKENS
-        code, out, err = lstmkit("generate", runs[name], "--prompt", prompt, "--tokens", SAMPLE_TOKENS, "--seed",
-                                 seed, "--temperature", TEMPERATURE, capsys=capsys)  # fmt: skip
+        code, out, err = lstmkit(
+            "generate",
+            runs[name],
+            "--prompt",
+            prompt,
+            "--tokens",
+            SAMPLE_TOKENS,
+            "--seed",
+            seed,
+            "--temperature",
+            TEMPERATURE,
+            capsys=capsys,
+        )
         assert code == 0, err
         assert out == prompt + continuation + "\n", f"sample {seed} differs from lstmkit generate"
 
@@ -235,8 +246,32 @@ def test_user_text_is_escaped(runs, pages):
         bare = re.search(r"&(?![a-z]+;|#x?[0-9a-fA-F]+;).{0,20}", text)
         assert bare is None, f"{name}: an & that is not escaped: {bare.group()!r}"
         tags = set(re.findall(r"</?([a-zA-Z0-9]+)", text))
-        allowed = {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p", "section", "table",
-                   "tr", "th", "td", "code", "span", "figure", "img", "figcaption", "pre", "b", "div"}  # fmt: skip
+        allowed = {
+            "html",
+            "head",
+            "meta",
+            "title",
+            "style",
+            "body",
+            "main",
+            "h1",
+            "h2",
+            "h3",
+            "p",
+            "section",
+            "table",
+            "tr",
+            "th",
+            "td",
+            "code",
+            "span",
+            "figure",
+            "img",
+            "figcaption",
+            "pre",
+            "b",
+            "div",
+        }
         assert tags <= allowed, f"{name}: unexpected tags {tags - allowed}"
 
 
@@ -329,7 +364,7 @@ def test_output_is_written_atomically_and_the_same_seed_gives_the_same_page(runs
         ("adding-lstm", ["-o", "/no/such/folder/r.html"], ["folder /no/such/folder does not exist"]),
         ("adding-lstm", ["-o", "."], ["it is a folder, expected a file name"]),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_one_line(runs, tmp_path, capsys, name, argv, needles):
     (tmp_path / "empty").mkdir()
     (tmp_path / "a-file").write_text("not a run\n")

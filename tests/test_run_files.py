@@ -20,8 +20,21 @@ from lstmkit.cli import main
 from lstmkit.compare import read_curves
 from lstmkit.experiment import load_run
 
-TINY = ["--task-arg", "length=8", "--hidden-size", "4", "--batch-size", "4", "--eval-every", "2", "--eval-batches",
-        "1", "--checkpoint-every", "2", "--quiet"]  # fmt: skip
+TINY = [
+    "--task-arg",
+    "length=8",
+    "--hidden-size",
+    "4",
+    "--batch-size",
+    "4",
+    "--eval-every",
+    "2",
+    "--eval-batches",
+    "1",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]
 STEP = "step-00000002"
 
 
@@ -110,8 +123,13 @@ def test_meta_json_is_checked(case, run, capsys):
 
 @pytest.mark.parametrize(
     ("data", "needle"),
-    [(b"{not json", "meta.json is not valid JSON"), (b"\xff\xfe\x00\x01", "meta.json is not valid JSON"),
-     (b"", "meta.json is not valid JSON"), (None, "meta.json is missing"), ("link", "is a symlink")],
+    [
+        (b"{not json", "meta.json is not valid JSON"),
+        (b"\xff\xfe\x00\x01", "meta.json is not valid JSON"),
+        (b"", "meta.json is not valid JSON"),
+        (None, "meta.json is missing"),
+        ("link", "is a symlink"),
+    ],
     ids=["text", "binary", "empty", "missing", "symlink"],
 )
 def test_meta_json_that_is_not_json(data, needle, run):
@@ -154,14 +172,27 @@ STATE = {
     "no optimizer": (state_with(lambda s: {"rng": s["rng"]}), "state.pt has no optimizer"),
     "no rng": (state_with(lambda s: {"optimizer": s["optimizer"]}), "state.pt has no rng"),
     "optimizer a list": (state_with(lambda s: {**s, "optimizer": [1]}), "state.pt field optimizer is [1]"),
-    "param_groups wrong": (state_with(lambda s: {**s, "optimizer": {**s["optimizer"], "param_groups": 3}}),
-                           "optimizer.param_groups is 3"),
-    "rng of floats": (state_with(lambda s: {**s, "rng": {**s["rng"], "data": torch.zeros(4)}}),
-                      "rng.data is a torch.float32 tensor"),
+    "param_groups wrong": (
+        state_with(lambda s: {**s, "optimizer": {**s["optimizer"], "param_groups": 3}}),
+        "optimizer.param_groups is 3",
+    ),
+    "rng of floats": (
+        state_with(lambda s: {**s, "rng": {**s["rng"], "data": torch.zeros(4)}}),
+        "rng.data is a torch.float32 tensor",
+    ),
     "rng missing torch": (state_with(lambda s: {**s, "rng": {"data": s["rng"]["data"]}}), "rng.torch is None"),
-    "moments of another shape": (state_with(lambda s: {**s, "optimizer": {**s["optimizer"], "state": {
-        i: {**v, "exp_avg": torch.zeros(7, 7)} for i, v in s["optimizer"]["state"].items()}}}),
-        "from a different model: state.pt's optimizer.state"),
+    "moments of another shape": (
+        state_with(
+            lambda s: {
+                **s,
+                "optimizer": {
+                    **s["optimizer"],
+                    "state": {i: {**v, "exp_avg": torch.zeros(7, 7)} for i, v in s["optimizer"]["state"].items()},
+                },
+            }
+        ),
+        "from a different model: state.pt's optimizer.state",
+    ),
     "garbage": (lambda p: p.write_bytes(b"garbage"), "state.pt cannot be read"),
     "malicious pickle": (malicious, "state.pt cannot be read"),
     "missing": (lambda p: p.unlink(), "state.pt is missing"),

@@ -29,8 +29,21 @@ from lstmkit.tasks.synthetic import SYNTHETIC
 from lstmkit.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--task-arg", "length=8", "--hidden-size", "4", "--batch-size", "4", "--eval-every", "2", "--eval-batches",
-        "1", "--checkpoint-every", "2", "--quiet"]  # fmt: skip
+TINY = [
+    "--task-arg",
+    "length=8",
+    "--hidden-size",
+    "4",
+    "--batch-size",
+    "4",
+    "--eval-every",
+    "2",
+    "--eval-batches",
+    "1",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]
 
 
 def lstmkit(capsys, *argv) -> tuple[int, str, str]:
@@ -84,8 +97,13 @@ def test_a_second_writer_is_refused_until_the_first_dies(tmp_path, capsys):
         one_line(code, err, f"run folder {run} is in use by another lstmkit train (pid {holder.pid})", "--run-dir")
         task = SYNTHETIC["adding"](length=8)
         with pytest.raises(ValueError, match="is in use by another lstmkit train"):
-            train(build_model(ModelConfig("rnn", hidden_size=4), task.spec), task, TrainConfig(steps=1), run,
-                  progress=False)  # fmt: skip
+            train(
+                build_model(ModelConfig("rnn", hidden_size=4), task.spec),
+                task,
+                TrainConfig(steps=1),
+                run,
+                progress=False,
+            )
         assert not (run / "metrics.jsonl").exists() and not (run / "latest").exists()
     finally:
         holder.kill()  # SIGKILL: the lock goes with the process
@@ -103,15 +121,23 @@ def test_the_lock_is_held_while_training_and_released_after(tmp_path):
 
         def batch(self, batch_size, generator, split="train"):
             if split == "train" and not seen:  # during training: another process cannot take the lock
-                code = ("import sys; from lstmkit.checkpoint import RunLock\n"
-                        "try:\n    RunLock(sys.argv[1]).__enter__()\nexcept ValueError as e:\n    print(e)")
-                done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                                      cwd=ROOT)  # fmt: skip
+                code = (
+                    "import sys; from lstmkit.checkpoint import RunLock\n"
+                    "try:\n    RunLock(sys.argv[1]).__enter__()\nexcept ValueError as e:\n    print(e)"
+                )
+                done = subprocess.run(
+                    [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+                )
                 seen.append(done.stdout)
             return task.batch(batch_size, generator, split)
 
-    train(build_model(ModelConfig("rnn", hidden_size=4), task.spec), Probe(), TrainConfig(steps=2, eval_batches=1),
-          tmp_path, progress=False)  # fmt: skip
+    train(
+        build_model(ModelConfig("rnn", hidden_size=4), task.spec),
+        Probe(),
+        TrainConfig(steps=2, eval_batches=1),
+        tmp_path,
+        progress=False,
+    )
     assert "is in use by another lstmkit train" in seen[0]
     with RunLock(tmp_path):  # released when train returned
         pass
@@ -139,6 +165,7 @@ def test_a_default_run_folder_that_cannot_be_made_is_one_error(tmp_path):
 
 # ---- confinement ----------------------------------------------------------------------------------------------
 
+
 def plant_latest(run: Path, text: bytes) -> None:
     (run / "latest").write_bytes(text)
 
@@ -160,11 +187,26 @@ def plant_link(run: Path, target: str) -> None:
         (lambda run, other: plant_latest(run, b"\xff\xfe\x00step"), "is not text"),
         (lambda run, other: plant_latest(run, b"step-1" * 100_000), "bytes, expected at most 256"),
         (lambda run, other: plant_latest(run, b"step-00000099\n"), "which does not exist"),
-        (lambda run, other: (shutil.rmtree(run / "step-00000004"), (run / "step-00000004").symlink_to(
-            other / "step-00000004")), "which is not a folder"),
+        (
+            lambda run, other: (
+                shutil.rmtree(run / "step-00000004"),
+                (run / "step-00000004").symlink_to(other / "step-00000004"),
+            ),
+            "which is not a folder",
+        ),
     ],
-    ids=["absolute", "up", "dotdot-inside", "link-passwd", "link-other", "empty", "binary", "huge", "missing",
-         "step-symlink"],
+    ids=[
+        "absolute",
+        "up",
+        "dotdot-inside",
+        "link-passwd",
+        "link-other",
+        "empty",
+        "binary",
+        "huge",
+        "missing",
+        "step-symlink",
+    ],
 )
 def test_a_planted_latest_is_corrupt_and_never_followed(plant, needle, tmp_path, capsys):
     run, other = tmp_path / "run", tmp_path / "other"
@@ -209,6 +251,7 @@ def test_a_symlinked_log_is_never_appended_to(tmp_path, capsys):
 
 
 # ---- resume means resume --------------------------------------------------------------------------------------
+
 
 def test_a_checkpoint_folder_as_run_dir_says_how_to_resume(tmp_path, capsys):
     run = tmp_path / "run"

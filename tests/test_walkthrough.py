@@ -24,8 +24,14 @@ def test_default_is_the_seeds_lstm_in_hand_mode(capsys):
     code, out, _ = run_cli(capsys, "walkthrough")
     assert code == 0
     assert "LSTM walkthrough, hand mode, t = 1..3" in out
-    for title in ("Initialize", "Linear transform", "Non-linear transform", "Update memory", "Candidate output",
-                  "Update hidden state"):  # fmt: skip
+    for title in (
+        "Initialize",
+        "Linear transform",
+        "Non-linear transform",
+        "Update memory",
+        "Candidate output",
+        "Update hidden state",
+    ):
         assert out.count(title) == 3, title
     assert "[-4, -6] → [0, 0]" in out
     assert "[6, 4] → [1, 1]" in out
@@ -38,9 +44,15 @@ def test_default_is_the_seeds_lstm_in_hand_mode(capsys):
 def test_stage_numbers_follow_the_seeds():
     w = walkthrough.build(examples.seeds_lstm(), "hand")
     assert [(s.number, s.t, s.title) for s in w.stages[:8]] == [
-        (1, 0, "Given"), (2, 1, "Initialize"), (3, 1, "Linear transform"), (4, 1, "Non-linear transform"),
-        (5, 1, "Update memory"), (6, 1, "Candidate output"), (7, 1, "Update hidden state"), (8, 2, "Initialize"),
-    ]  # fmt: skip
+        (1, 0, "Given"),
+        (2, 1, "Initialize"),
+        (3, 1, "Linear transform"),
+        (4, 1, "Non-linear transform"),
+        (5, 1, "Update memory"),
+        (6, 1, "Candidate output"),
+        (7, 1, "Update hidden state"),
+        (8, 2, "Initialize"),
+    ]
 
 
 def test_exact_mode_text(capsys):
@@ -100,9 +112,13 @@ def test_output_file_is_written(tmp_path, capsys):
 
 def test_user_spec(tmp_path, capsys):
     data = {
-        "cell": "rnn", "input_size": 1, "hidden_size": 1,
-        "weights": {"W": [[0.5, 1.0]], "b": [0.0]}, "inputs": [[1.0], [2.0]], "initial_state": {"h": [0.0]},
-    }  # fmt: skip
+        "cell": "rnn",
+        "input_size": 1,
+        "hidden_size": 1,
+        "weights": {"W": [[0.5, 1.0]], "b": [0.0]},
+        "inputs": [[1.0], [2.0]],
+        "initial_state": {"h": [0.0]},
+    }
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(data))
     code, out, _ = run_cli(capsys, "walkthrough", "--spec", str(path), "--mode", "exact", "--format", "json")
@@ -170,13 +186,16 @@ def test_spec_cell_disagrees_with_flag(tmp_path, capsys):
     assert code == 2 and "field 'cell' is 'lstm' but --cell is 'gru'" in err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["walkthrough", "--cell", "lstn"], "argument --cell: invalid choice: 'lstn'"),
-    (["walkthrough", "--mode", "paper"], "argument --mode: invalid choice: 'paper'"),
-    (["walkthrough", "--format", "pdf"], "argument --format: invalid choice: 'pdf'"),
-    (["gradients", "--length", "1"], "length is 1, expected an integer from 2 to 10,000"),
-    (["gradients", "--length", "ten"], "argument --length: invalid int value: 'ten'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["walkthrough", "--cell", "lstn"], "argument --cell: invalid choice: 'lstn'"),
+        (["walkthrough", "--mode", "paper"], "argument --mode: invalid choice: 'paper'"),
+        (["walkthrough", "--format", "pdf"], "argument --format: invalid choice: 'pdf'"),
+        (["gradients", "--length", "1"], "length is 1, expected an integer from 2 to 10,000"),
+        (["gradients", "--length", "ten"], "argument --length: invalid int value: 'ten'"),
+    ],
+)
 def test_bad_arguments_are_one_line_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         code = main(argv)

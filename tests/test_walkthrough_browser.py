@@ -12,8 +12,10 @@ from lstmkit.reference.examples import B_F, EXAMPLES, W_F
 
 def shown(page, label: str, mode: str, role: str = "value") -> list[float]:
     """The numbers of one row's grid in the visible stage, read from the page as displayed."""
-    cells = page.locator(f'section.stage:not([hidden]) .row[data-label="{label}"] .panel[data-mode="{mode}"] '
-                         f'table.grid[data-role="{role}"] td')  # fmt: skip
+    cells = page.locator(
+        f'section.stage:not([hidden]) .row[data-label="{label}"] .panel[data-mode="{mode}"] '
+        f'table.grid[data-role="{role}"] td'
+    )
     return [float(cell.get_attribute("data-v")) for cell in cells.all()], [cell.inner_text() for cell in cells.all()]
 
 

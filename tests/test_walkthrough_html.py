@@ -100,8 +100,10 @@ def test_page_is_self_contained_and_navigable(tmp_path, capsys):
 
 def test_user_spec_page(tmp_path, capsys):
     spec = tmp_path / "mine.json"
-    spec.write_text('{"cell": "rnn", "input_size": 1, "hidden_size": 1, "weights": {"W": [[0.5, 1.0]], "b": [0.25]},'
-                    ' "inputs": [[1.0], [2.0]]}')  # fmt: skip
+    spec.write_text(
+        '{"cell": "rnn", "input_size": 1, "hidden_size": 1, "weights": {"W": [[0.5, 1.0]], "b": [0.25]},'
+        ' "inputs": [[1.0], [2.0]]}'
+    )
     target = tmp_path / "mine.html"
     assert main(["walkthrough", "--spec", str(spec), "--format", "html", "-o", str(target)]) == 0
     numbers = page_numbers(target.read_text())

@@ -19,8 +19,9 @@ def run_cli(capsys, *argv):
 
 
 def test_slstm_concat_layout_round_trips_with_heads():
-    cell = slstm.sLSTMCellParams(W=np.random.default_rng(0).normal(size=(16, 3)),
-                                 cell=slstm.sLSTMParams.random(4, num_heads=2, seed=1))  # fmt: skip
+    cell = slstm.sLSTMCellParams(
+        W=np.random.default_rng(0).normal(size=(16, 3)), cell=slstm.sLSTMParams.random(4, num_heads=2, seed=1)
+    )
     concat = slstm.to_concat(cell)
     assert concat.W_f.shape == (4, 7)
     assert not concat.W_f[:2, 2:4].any() and not concat.W_f[2:, :2].any()  # block-diagonal h columns
@@ -84,8 +85,13 @@ def test_slstm_walkthrough_numbers():
     np.testing.assert_array_equal(first.i, [1, 1])
     np.testing.assert_array_equal(first.h, [0.8, 0.0])
     titles = [s.title for s in w.stages if s.t == 1]
-    assert titles == ["Initialize", "Linear transform", "Exponential gates, stabilized", "Update memory",
-                      "Update hidden state"]  # fmt: skip
+    assert titles == [
+        "Initialize",
+        "Linear transform",
+        "Exponential gates, stabilized",
+        "Update memory",
+        "Update hidden state",
+    ]
 
 
 def test_mlstm_walkthrough_shows_outer_product_normalizer_stabilizer_and_retrieval():
@@ -119,7 +125,7 @@ XLSTM_SPEC_ERRORS = [
     ("mlstm", lambda d: d.pop("key_size"), r"missing field 'key_size', expected a positive integer"),
     ("mlstm", lambda d: d["weights"].update(b_i=[1, 2]), r"weights\.b_i has shape \(2,\), expected \(\) \(a number\)"),
     ("mlstm", lambda d: d["initial_state"].update(C=[[0, 0]]), r"initial_state\.C has shape \(1, 2\), expected \(4"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("cell", "mutate", "message"), XLSTM_SPEC_ERRORS)

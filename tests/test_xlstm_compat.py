@@ -60,12 +60,21 @@ DTYPES = [F64, torch.float32]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("E", "heads", "proj", "kernel", "blocksize", "bias"),
-                         [(32, 4, 2.0, 4, 4, False), (48, 2, 1.5, 2, 8, True), (16, 1, 4.0, 3, 2, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("E", "heads", "proj", "kernel", "blocksize", "bias"),
+    [(32, 4, 2.0, 4, 4, False), (48, 2, 1.5, 2, 8, True), (16, 1, 4.0, 3, 2, False)],
+)
 def test_mlstm_layer(dtype, E, heads, proj, kernel, blocksize, bias):
     torch.manual_seed(0)
-    config = mLSTMLayerConfig(embedding_dim=E, num_heads=heads, proj_factor=proj, conv1d_kernel_size=kernel,
-                              qkv_proj_blocksize=blocksize, bias=bias, context_length=80)  # fmt: skip
+    config = mLSTMLayerConfig(
+        embedding_dim=E,
+        num_heads=heads,
+        proj_factor=proj,
+        conv1d_kernel_size=kernel,
+        qkv_proj_blocksize=blocksize,
+        bias=bias,
+        context_length=80,
+    )
     theirs = perturbed(TheirMLSTMLayer(config), 1).to(dtype)
     ours = from_xlstm(theirs)
     assert isinstance(ours, mLSTMLayer) and ours.skip.dtype == dtype
@@ -74,8 +83,9 @@ def test_mlstm_layer(dtype, E, heads, proj, kernel, blocksize, bias):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("E", "heads", "kernel", "norm_weight"),
-                         [(32, 4, 4, True), (24, 2, 0, False), (16, 1, 2, True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("E", "heads", "kernel", "norm_weight"), [(32, 4, 4, True), (24, 2, 0, False), (16, 1, 2, True)]
+)
 def test_slstm_layer(dtype, E, heads, kernel, norm_weight):
     torch.manual_seed(0)
     config = slstm_config(embedding_dim=E, num_heads=heads, conv1d_kernel_size=kernel, group_norm_weight=norm_weight)
@@ -93,8 +103,9 @@ def test_slstm_cuda_layout_from_state_dict():
     with their own layout functions from a vanilla layer's external (backend-free) parameters."""
     torch.manual_seed(0)
     vanilla = perturbed(TheirSLSTMLayer(slstm_config(embedding_dim=32, num_heads=4)), 3).double()
-    cuda_cell = sLSTMCell_cuda(sLSTMLayerConfig(hidden_size=32, embedding_dim=32, num_heads=4, backend="cuda"),
-                               skip_backend_init=True)  # fmt: skip
+    cuda_cell = sLSTMCell_cuda(
+        sLSTMLayerConfig(hidden_size=32, embedding_dim=32, num_heads=4, backend="cuda"), skip_backend_init=True
+    )
     state = dict(vanilla.state_dict())
     state["slstm_cell._recurrent_kernel_"] = cuda_cell._recurrent_kernel_ext2int(vanilla.slstm_cell.recurrent_kernel[:])
     state["slstm_cell._bias_"] = cuda_cell._bias_ext2int(vanilla.slstm_cell.bias[:])
@@ -107,18 +118,26 @@ def test_slstm_cuda_layout_from_state_dict():
 
 def stack_config(blocks: str, E: int, **kw) -> dict:
     return {
-        "mlstm_block": mLSTMBlockConfig(mlstm=mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4,
-                                                               num_heads=4)),
-        "slstm_block": sLSTMBlockConfig(slstm=slstm_config(num_heads=2, conv1d_kernel_size=kw.pop("slstm_kernel", 4)),
-                                        feedforward=FeedForwardConfig(proj_factor=1.3, act_fn=kw.pop("act", "gelu"))),
-        "context_length": 130, "num_blocks": len(blocks), "embedding_dim": E,
-        "slstm_at": [i for i, letter in enumerate(blocks) if letter == "s"], **kw,
-    }  # fmt: skip
+        "mlstm_block": mLSTMBlockConfig(
+            mlstm=mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4, num_heads=4)
+        ),
+        "slstm_block": sLSTMBlockConfig(
+            slstm=slstm_config(num_heads=2, conv1d_kernel_size=kw.pop("slstm_kernel", 4)),
+            feedforward=FeedForwardConfig(proj_factor=1.3, act_fn=kw.pop("act", "gelu")),
+        ),
+        "context_length": 130,
+        "num_blocks": len(blocks),
+        "embedding_dim": E,
+        "slstm_at": [i for i, letter in enumerate(blocks) if letter == "s"],
+        **kw,
+    }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("blocks", "E", "extra"), [("msm", 32, {}), ("ssm", 64, {"slstm_kernel": 0, "act": "swish"}),
-                                                   ("mm", 16, {"add_post_blocks_norm": False})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("blocks", "E", "extra"),
+    [("msm", 32, {}), ("ssm", 64, {"slstm_kernel": 0, "act": "swish"}), ("mm", 16, {"add_post_blocks_norm": False})],
+)
 def test_block_stack(dtype, blocks, E, extra):
     torch.manual_seed(0)
     theirs = perturbed(xLSTMBlockStack(xLSTMBlockStackConfig(**stack_config(blocks, E, **extra))), 4).to(dtype)
@@ -146,17 +165,33 @@ def test_lm_model(dtype, blocks, tie):
 
 def large_config(mode: str, **kw) -> TheirLargeConfig:
     return TheirLargeConfig(
-        embedding_dim=64, num_heads=4, num_blocks=2, vocab_size=50, chunkwise_kernel="chunkwise--native_autograd",
-        sequence_kernel="native_sequence__native", step_kernel="native", mode="train", chunk_size=16,
-        return_last_states=True, autocast_kernel_dtype="float32", inference_state_dtype="float32", weight_mode=mode,
-        norm_reduction_force_float32=False, **kw,
-    )  # fmt: skip
+        embedding_dim=64,
+        num_heads=4,
+        num_blocks=2,
+        vocab_size=50,
+        chunkwise_kernel="chunkwise--native_autograd",
+        sequence_kernel="native_sequence__native",
+        step_kernel="native",
+        mode="train",
+        chunk_size=16,
+        return_last_states=True,
+        autocast_kernel_dtype="float32",
+        inference_state_dtype="float32",
+        weight_mode=mode,
+        norm_reduction_force_float32=False,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("mode", "extra"), [("single", {}), ("fused", {"use_bias": True}),
-                                             ("single", {"gate_soft_cap": None, "add_out_norm": False,
-                                                         "qk_dim_factor": 0.25, "v_dim_factor": 0.5})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [
+        ("single", {}),
+        ("fused", {"use_bias": True}),
+        ("single", {"gate_soft_cap": None, "add_out_norm": False, "qk_dim_factor": 0.25, "v_dim_factor": 0.5}),
+    ],
+)
 def test_xlstm_large(dtype, mode, extra):
     torch.manual_seed(0)
     theirs = perturbed(TheirLarge(large_config(mode, **extra)), 6).to(dtype)
@@ -169,15 +204,22 @@ def test_xlstm_large(dtype, mode, extra):
     if dtype == torch.float32:  # fresh states differ only by m0 = 0 (theirs) vs -inf (ours): quirk 5
         check(theirs(tokens)[0], ours(tokens)[0], dtype)
     # the same explicit initial state for both: exact
-    state = {i: (torch.zeros(B, NH, DK, DV, dtype=dtype), torch.zeros(B, NH, DK, dtype=dtype),
-                 torch.zeros(B, NH, 1, dtype=dtype)) for i in range(config.num_blocks)}  # fmt: skip
+    state = {
+        i: (
+            torch.zeros(B, NH, DK, DV, dtype=dtype),
+            torch.zeros(B, NH, DK, dtype=dtype),
+            torch.zeros(B, NH, 1, dtype=dtype),
+        )
+        for i in range(config.num_blocks)
+    }
     ours_state = LMState(tuple(mlstm_state_from_xlstm(*s, scaled="q") for s in state.values()))
     logits, their_state = theirs(tokens, state)
     our_logits, our_state = ours(tokens, ours_state)
     check(logits, our_logits, dtype)
     for index in range(config.num_blocks):
-        for theirs_part, ours_part in zip(mlstm_state_from_xlstm(*their_state[index], scaled="q"),
-                                          our_state.blocks[index], strict=True):  # fmt: skip
+        for theirs_part, ours_part in zip(
+            mlstm_state_from_xlstm(*their_state[index], scaled="q"), our_state.blocks[index], strict=True
+        ):
             check(theirs_part, ours_part, dtype)
 
 
@@ -213,8 +255,12 @@ def test_unsupported_sources():
     stack = xLSTMBlockStack(config)
     with pytest.raises(ValueError, match="not a module and a config"):
         from_xlstm(stack, config)
-    no_ffn = xLSTMBlockStackConfig(slstm_block=sLSTMBlockConfig(slstm=slstm_config(num_heads=2), feedforward=None),
-                                   num_blocks=1, embedding_dim=16, slstm_at="all")  # fmt: skip
+    no_ffn = xLSTMBlockStackConfig(
+        slstm_block=sLSTMBlockConfig(slstm=slstm_config(num_heads=2), feedforward=None),
+        num_blocks=1,
+        embedding_dim=16,
+        slstm_at="all",
+    )
     with pytest.raises(Unsupported, match="no feed-forward"):
         from_xlstm(xLSTMBlockStack(no_ffn))
     broken = dict(stack.state_dict())
@@ -224,11 +270,14 @@ def test_unsupported_sources():
     assert isinstance(mLSTMState(*[torch.zeros(1)] * 3), tuple)
 
 
-@pytest.mark.parametrize("config", [
-    {"blocks": "msm"},
-    {"blocks": "ss", "slstm_conv_kernel": 0, "tie_weights": True, "final_norm": False, "ffn_activation": "relu"},
-    {"blocks": "mm", "bias": True, "mlstm_heads": 2, "mlstm_proj_factor": 1.5},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"blocks": "msm"},
+        {"blocks": "ss", "slstm_conv_kernel": 0, "tie_weights": True, "final_norm": False, "ffn_activation": "relu"},
+        {"blocks": "mm", "bias": True, "mlstm_heads": 2, "mlstm_proj_factor": 1.5},
+    ],
+)
 def test_export_back_to_their_package(config):
     from lstmkit.nn import xLSTMConfig
     from lstmkit.nn.compat import to_xlstm

@@ -82,8 +82,10 @@ def test_headwise_linear_is_a_block_diagonal_matrix():
         HeadwiseLinear(12, 6, 5)
 
 
-@pytest.mark.parametrize("make", [lambda: mLSTMLayer(16, 32, num_heads=2, chunk_size=4, dtype=F64),
-                                  lambda: sLSTMLayer(16, num_heads=2, dtype=F64)])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [lambda: mLSTMLayer(16, 32, num_heads=2, chunk_size=4, dtype=F64), lambda: sLSTMLayer(16, num_heads=2, dtype=F64)],
+)
 def test_layers_stream(make):
     torch.manual_seed(4)
     layer = make()
@@ -111,7 +113,12 @@ def test_generation_memory_does_not_grow():
     _, long = model(torch.randint(0, 11, (1, 300)))
 
     def size(state) -> int:
-        return sum(t.numel() for block in state.blocks for part in block for t in
-                   (part if isinstance(part, tuple) else (part,)) if t is not None)  # fmt: skip
+        return sum(
+            t.numel()
+            for block in state.blocks
+            for part in block
+            for t in (part if isinstance(part, tuple) else (part,))
+            if t is not None
+        )
 
     assert size(short) == size(long) > 0

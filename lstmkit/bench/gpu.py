@@ -60,7 +60,15 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device, sync) -> Iterato
             runs = race({n: wrap(fn) for n, fn in fns.items()}, repeats, sync)
             L = auto_chunk_size(T, 64, 64)
             for peer in peers:
-                yield Row(xlstm_cells.MLSTM, f"B4 NH4 T{T} D64", mode, f"lstmkit mlstm_chunkwise (L={L})",
-                          median_ms(runs["lstmkit mlstm_chunkwise"]), peer, median_ms(runs[peer]),
-                          flops=with_backward(chunkwise_flops(4, 4, T, 64, 64, L), mode),
-                          ours_runs=runs["lstmkit mlstm_chunkwise"], peer_runs=runs[peer])  # fmt: skip
+                yield Row(
+                    xlstm_cells.MLSTM,
+                    f"B4 NH4 T{T} D64",
+                    mode,
+                    f"lstmkit mlstm_chunkwise (L={L})",
+                    median_ms(runs["lstmkit mlstm_chunkwise"]),
+                    peer,
+                    median_ms(runs[peer]),
+                    flops=with_backward(chunkwise_flops(4, 4, T, 64, 64, L), mode),
+                    ours_runs=runs["lstmkit mlstm_chunkwise"],
+                    peer_runs=runs[peer],
+                )

@@ -35,15 +35,25 @@ BLOCKS = "msms"
 def their_lm(E: int, vocab: int, context: int):
     x = need("xlstm")
     config = x.xLSTMLMModelConfig(
-        mlstm_block=x.mLSTMBlockConfig(mlstm=x.mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4,
-                                                                 num_heads=4)),
+        mlstm_block=x.mLSTMBlockConfig(
+            mlstm=x.mLSTMLayerConfig(conv1d_kernel_size=4, qkv_proj_blocksize=4, num_heads=4)
+        ),
         slstm_block=x.sLSTMBlockConfig(
-            slstm=x.sLSTMLayerConfig(backend="vanilla", num_heads=4, conv1d_kernel_size=4, dtype="float32",
-                                     enable_automatic_mixed_precision=False),
-            feedforward=x.FeedForwardConfig(proj_factor=1.3, act_fn="gelu")),
-        context_length=context, num_blocks=len(BLOCKS), embedding_dim=E, vocab_size=vocab,
+            slstm=x.sLSTMLayerConfig(
+                backend="vanilla",
+                num_heads=4,
+                conv1d_kernel_size=4,
+                dtype="float32",
+                enable_automatic_mixed_precision=False,
+            ),
+            feedforward=x.FeedForwardConfig(proj_factor=1.3, act_fn="gelu"),
+        ),
+        context_length=context,
+        num_blocks=len(BLOCKS),
+        embedding_dim=E,
+        vocab_size=vocab,
         slstm_at=[i for i, letter in enumerate(BLOCKS) if letter == "s"],
-    )  # fmt: skip
+    )
     model = x.xLSTMLMModel(config)
     model.reset_parameters()
     return model
@@ -52,11 +62,20 @@ def their_lm(E: int, vocab: int, context: int):
 def their_large(E: int, vocab: int, chunk_size: int):
     large = need("xlstm.xlstm_large.model")
     config = large.xLSTMLargeConfig(
-        embedding_dim=E, num_heads=4, num_blocks=2, vocab_size=vocab, chunkwise_kernel="chunkwise--native_autograd",
-        sequence_kernel="native_sequence__native", step_kernel="native", mode="train", chunk_size=chunk_size,
-        autocast_kernel_dtype="float32", inference_state_dtype="float32", norm_reduction_force_float32=False,
+        embedding_dim=E,
+        num_heads=4,
+        num_blocks=2,
+        vocab_size=vocab,
+        chunkwise_kernel="chunkwise--native_autograd",
+        sequence_kernel="native_sequence__native",
+        step_kernel="native",
+        mode="train",
+        chunk_size=chunk_size,
+        autocast_kernel_dtype="float32",
+        inference_state_dtype="float32",
+        norm_reduction_force_float32=False,
         return_last_states=True,  # with False their mLSTM layer unpacks h as if it were (h, state) (xlstm 2.0.6)
-    )  # fmt: skip
+    )
     return large.xLSTMLarge(config)
 
 
@@ -81,20 +100,34 @@ def training_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=No
     tokens = torch.randint(0, s["vocab"], (s["B"], s["T"] + 1), generator=torch.Generator().manual_seed(1)).to(device)
     torch.manual_seed(0)
     chunk = min(64, s["T"] // 2)  # their chunkwise kernel needs T divisible by the chunk size
-    pairs = [("lstmkit xLSTMLM", "authors xLSTMLMModel", their_lm(s["E"], s["vocab"], s["T"]), 1.5),
-             ("lstmkit xLSTMLarge", "authors xLSTMLarge", their_large(s["E"], s["vocab"], chunk), None)]  # fmt: skip
+    pairs = [
+        ("lstmkit xLSTMLM", "authors xLSTMLMModel", their_lm(s["E"], s["vocab"], s["T"]), 1.5),
+        ("lstmkit xLSTMLarge", "authors xLSTMLarge", their_large(s["E"], s["vocab"], chunk), None),
+    ]
     for ours_name, peer_name, theirs, target in pairs:
         theirs = theirs.to(device).train()
         ours = from_xlstm(theirs).train()
         returns_state = {ours_name: True, peer_name: peer_name == "authors xLSTMLarge"}
-        steps = {name: train_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), tokens, returns_state[name])
-                 for name, model in ((ours_name, ours), (peer_name, theirs))}  # fmt: skip
+        steps = {
+            name: train_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), tokens, returns_state[name])
+            for name, model in ((ours_name, ours), (peer_name, theirs))
+        }
         runs = race(steps, repeats, sync)
-        case = f"E{s['E']} T{s['T']} B{s['B']} vocab {s['vocab']}" + (f" blocks {BLOCKS}" if "LMModel" in peer_name
-                                                                      else " 2 blocks")  # fmt: skip
-        yield Row(TRAINING, case, "train step", ours_name, median_ms(runs[ours_name]), peer_name,
-                  median_ms(runs[peer_name]), target=target, ours_runs=runs[ours_name],
-                  peer_runs=runs[peer_name])  # fmt: skip
+        case = f"E{s['E']} T{s['T']} B{s['B']} vocab {s['vocab']}" + (
+            f" blocks {BLOCKS}" if "LMModel" in peer_name else " 2 blocks"
+        )
+        yield Row(
+            TRAINING,
+            case,
+            "train step",
+            ours_name,
+            median_ms(runs[ours_name]),
+            peer_name,
+            median_ms(runs[peer_name]),
+            target=target,
+            ours_runs=runs[ours_name],
+            peer_runs=runs[peer_name],
+        )
 
 
 def stepper(step, state):
@@ -126,15 +159,36 @@ def generation_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=
         their_state = None
         for token in prompt[0].tolist():
             _, their_state = theirs.step(torch.tensor([[token]]), their_state)
-        runs = race({"lstmkit xLSTMLM": stepper(lambda x, st: ours(x, st)[1], state),
-                     "authors xLSTMLMModel.step": stepper(lambda x, st: theirs.step(x, st)[1], their_state)},
-                    new_tokens, sync)  # fmt: skip
+        runs = race(
+            {
+                "lstmkit xLSTMLM": stepper(lambda x, st: ours(x, st)[1], state),
+                "authors xLSTMLMModel.step": stepper(lambda x, st: theirs.step(x, st)[1], their_state),
+            },
+            new_tokens,
+            sync,
+        )
         ours_ms[context] = runs["lstmkit xLSTMLM"]
-        yield Row(GENERATION, f"E{s['E']} blocks {BLOCKS}, context {context}", "per token", "lstmkit xLSTMLM",
-                  median_ms(runs["lstmkit xLSTMLM"]), "authors xLSTMLMModel.step",
-                  median_ms(runs["authors xLSTMLMModel.step"]), ours_runs=runs["lstmkit xLSTMLM"],
-                  peer_runs=runs["authors xLSTMLMModel.step"])  # fmt: skip
+        yield Row(
+            GENERATION,
+            f"E{s['E']} blocks {BLOCKS}, context {context}",
+            "per token",
+            "lstmkit xLSTMLM",
+            median_ms(runs["lstmkit xLSTMLM"]),
+            "authors xLSTMLMModel.step",
+            median_ms(runs["authors xLSTMLMModel.step"]),
+            ours_runs=runs["lstmkit xLSTMLM"],
+            peer_runs=runs["authors xLSTMLMModel.step"],
+        )
     low, high = min(contexts), max(contexts)
-    yield Row(GENERATION, f"flatness: context {high} vs {low}", "per token", f"lstmkit, context {high}",
-              median_ms(ours_ms[high]), f"lstmkit, context {low}", median_ms(ours_ms[low]), target=1 / 1.2,
-              ours_runs=ours_ms[high], peer_runs=ours_ms[low])  # fmt: skip
+    yield Row(
+        GENERATION,
+        f"flatness: context {high} vs {low}",
+        "per token",
+        f"lstmkit, context {high}",
+        median_ms(ours_ms[high]),
+        f"lstmkit, context {low}",
+        median_ms(ours_ms[low]),
+        target=1 / 1.2,
+        ours_runs=ours_ms[high],
+        peer_runs=ours_ms[low],
+    )

@@ -72,8 +72,10 @@ def table_row(row: Row, gemm: dict[str, float]) -> str:
         target = f"≥ {row.target:.2f} " + ("met" if row.met else "**missed**")
     fractions = [row.gemm_fraction(gemm.get(k, 0.0)) for k in ("torch.mm", "oneDNN")]
     gemm_cell = " / ".join(f"{100 * f:.0f}" for f in fractions if f is not None)
-    return (f"| {row.case} | {row.mode} | {row.ours} | {_num(row.ours_value)} | {row.peer} | {_num(row.peer_value)} "
-            f"| {row.ratio:.2f} | {target} | {gemm_cell} |")  # fmt: skip
+    return (
+        f"| {row.case} | {row.mode} | {row.ours} | {_num(row.ours_value)} | {row.peer} | {_num(row.peer_value)} "
+        f"| {row.ratio:.2f} | {target} | {gemm_cell} |"
+    )
 
 
 def _num(value: float) -> str:
@@ -93,5 +95,17 @@ def markdown(header: list[str], families: dict[str, list[Row]], skipped: list[st
 
 
 def to_json(machine: dict, settings: dict, rows: list[Row], skipped: list[str], gemm: dict[str, float]) -> str:
-    return json.dumps({"machine": machine, "settings": settings, "gemm_gflops": gemm, "skipped": skipped,
-                       "rows": [r.as_dict(gemm) for r in rows]}, indent=1, allow_nan=True) + "\n"  # fmt: skip
+    return (
+        json.dumps(
+            {
+                "machine": machine,
+                "settings": settings,
+                "gemm_gflops": gemm,
+                "skipped": skipped,
+                "rows": [r.as_dict(gemm) for r in rows],
+            },
+            indent=1,
+            allow_nan=True,
+        )
+        + "\n"
+    )

@@ -26,8 +26,12 @@ from lstmkit.bench.timing import CPU, MODES, median_ms, race
 FAMILY = "LSTM / GRU / RNN layers"
 SHAPES = [(256, 32, 128, 256), (1000, 1, 64, 128), (64, 64, 64, 128)]  # (T, B, I, H)
 QUICK_SHAPES = [(16, 4, 8, 16)]
-TARGETS = {("forward", "fwd"): 0.95, ("forward", "fwd+bwd"): 0.95, ("trace", "fwd"): 1 / 2.5,
-           ("trace", "fwd+bwd"): 1 / 4}  # fmt: skip
+TARGETS = {
+    ("forward", "fwd"): 0.95,
+    ("forward", "fwd+bwd"): 0.95,
+    ("trace", "fwd"): 1 / 2.5,
+    ("trace", "fwd+bwd"): 1 / 4,
+}
 
 
 def target(kind: str, path: str | None, mode: str) -> float | None:
@@ -57,8 +61,11 @@ def candidates(kind: str, I: int, H: int, device: torch.device) -> dict:
     ]
     peer, ours = Peer(I, H).to(device), Ours(I, H).to(device)
     ours.load_state_dict(peer.state_dict())
-    fns = {f"torch.nn.{kind}": lambda x: peer(x)[0], f"lstmkit {kind}": lambda x: ours(x)[0],
-           f"lstmkit {kind}.trace": lambda x: ours.trace(x)[0]}  # fmt: skip
+    fns = {
+        f"torch.nn.{kind}": lambda x: peer(x)[0],
+        f"lstmkit {kind}": lambda x: ours(x)[0],
+        f"lstmkit {kind}.trace": lambda x: ours.trace(x)[0],
+    }
     if kind == "LSTM":
         cell = torch.nn.LSTMCell(I, H).to(device)
         cell.load_state_dict({name.removesuffix("_l0"): p for name, p in peer.state_dict().items()})
@@ -75,11 +82,23 @@ def rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None) -> It
                 xm = x.clone().requires_grad_(mode == "fwd+bwd")
                 runs = race({name: wrap(lambda fn=fn, xm=xm: fn(xm)) for name, fn in fns.items()}, repeats, sync)
                 flops = with_backward(recurrent_layer_flops(kind, T, B, I, H), mode)
-                pairs = [(f"lstmkit {kind}", f"torch.nn.{kind}", "forward"),
-                         (f"lstmkit {kind}.trace", f"torch.nn.{kind}", "trace")]  # fmt: skip
+                pairs = [
+                    (f"lstmkit {kind}", f"torch.nn.{kind}", "forward"),
+                    (f"lstmkit {kind}.trace", f"torch.nn.{kind}", "trace"),
+                ]
                 if kind == "LSTM":
                     pairs += [(name, "nn.LSTMCell loop", None) for name in ("lstmkit LSTM", "lstmkit LSTM.trace")]
                 for ours, peer, path in pairs:
-                    yield Row(FAMILY, f"{kind} T{T} B{B} I{I} H{H}", mode, ours, median_ms(runs[ours]), peer,
-                              median_ms(runs[peer]), target=target(kind, path, mode), flops=flops,
-                              ours_runs=runs[ours], peer_runs=runs[peer])  # fmt: skip
+                    yield Row(
+                        FAMILY,
+                        f"{kind} T{T} B{B} I{I} H{H}",
+                        mode,
+                        ours,
+                        median_ms(runs[ours]),
+                        peer,
+                        median_ms(runs[peer]),
+                        target=target(kind, path, mode),
+                        flops=flops,
+                        ours_runs=runs[ours],
+                        peer_runs=runs[peer],
+                    )

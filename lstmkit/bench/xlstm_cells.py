@@ -47,8 +47,10 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
     from lstmkit.nn.mlstm import auto_chunk_size, chunkwise_flops, mlstm_chunkwise, mlstm_parallel
 
     kernels = need("mlstm_kernels.torch")
-    theirs = {name: kernels.get_mlstm_kernel(name) for name in ("chunkwise--native_autograd",
-              "chunkwise--native_custbw", "parallel--native_autograd")}  # fmt: skip
+    theirs = {
+        name: kernels.get_mlstm_kernel(name)
+        for name in ("chunkwise--native_autograd", "chunkwise--native_custbw", "parallel--native_autograd")
+    }
     cases = [(4, 4, T, 64) for T in (QUICK_LENGTHS if quick else LENGTHS)]
     cases.append(QUICK_LARGEST if quick else LARGEST)
     for B, NH, T, D in cases:
@@ -65,14 +67,30 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
             L = auto_chunk_size(T, D, D)
             flops = with_backward(chunkwise_flops(B, NH, T, D, D, L), mode)
             case = f"B{B} NH{NH} T{T} D{D}"
-            pairs = [("lstmkit mlstm_chunkwise", "chunkwise--native_autograd", 1.3 if T >= 1024 and mode == "fwd+bwd"
-                      else None), ("lstmkit mlstm_chunkwise", "chunkwise--native_custbw", None)]  # fmt: skip
+            pairs = [
+                (
+                    "lstmkit mlstm_chunkwise",
+                    "chunkwise--native_autograd",
+                    1.3 if T >= 1024 and mode == "fwd+bwd" else None,
+                ),
+                ("lstmkit mlstm_chunkwise", "chunkwise--native_custbw", None),
+            ]
             if parallel:
                 pairs.append(("lstmkit mlstm_parallel", "parallel--native_autograd", None))
             for ours, peer, target in pairs:
-                yield Row(MLSTM, case, mode, f"{ours} (L={L})" if "chunkwise" in ours else ours, median_ms(runs[ours]),
-                          peer, median_ms(runs[peer]), target=target, flops=flops if "chunkwise" in ours else None,
-                          ours_runs=runs[ours], peer_runs=runs[peer])  # fmt: skip
+                yield Row(
+                    MLSTM,
+                    case,
+                    mode,
+                    f"{ours} (L={L})" if "chunkwise" in ours else ours,
+                    median_ms(runs[ours]),
+                    peer,
+                    median_ms(runs[peer]),
+                    target=target,
+                    flops=flops if "chunkwise" in ours else None,
+                    ours_runs=runs[ours],
+                    peer_runs=runs[peer],
+                )
 
 
 def slstm_candidates(B: int, T: int, H: int, NH: int, device: torch.device, grad: bool) -> dict:
@@ -80,8 +98,9 @@ def slstm_candidates(B: int, T: int, H: int, NH: int, device: torch.device, grad
     from lstmkit.nn.slstm import slstm
 
     cell_module = need("xlstm.blocks.slstm.cell")
-    config = cell_module.sLSTMCellConfig(hidden_size=H, num_heads=NH, backend="vanilla", dtype="float32",
-                                         enable_automatic_mixed_precision=False)  # fmt: skip
+    config = cell_module.sLSTMCellConfig(
+        hidden_size=H, num_heads=NH, backend="vanilla", dtype="float32", enable_automatic_mixed_precision=False
+    )
     cell = cell_module.sLSTMCell(config).to(device)
     DH = H // NH
     g = torch.Generator().manual_seed(0)
@@ -100,5 +119,15 @@ def slstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
             runs = race({name: wrap(fn) for name, fn in fns.items()}, repeats, sync)
             ours, peer = fns
             target = 5.0 if mode == "fwd+bwd" else None
-            yield Row(SLSTM, f"B{B} T{T} H{H} NH{NH}", mode, ours, median_ms(runs[ours]), peer, median_ms(runs[peer]),
-                      target=target, ours_runs=runs[ours], peer_runs=runs[peer])  # fmt: skip
+            yield Row(
+                SLSTM,
+                f"B{B} T{T} H{H} NH{NH}",
+                mode,
+                ours,
+                median_ms(runs[ours]),
+                peer,
+                median_ms(runs[peer]),
+                target=target,
+                ours_runs=runs[ours],
+                peer_runs=runs[peer],
+            )

@@ -18,15 +18,26 @@ generation (latency vs context), memory (peak vs T), gpu (on a CUDA device, when
 def add_verbs(verbs) -> None:
     from lstmkit.bench.suite import ALL
 
-    b = verbs.add_parser("bench", help="benchmarks against torch.nn and the xLSTM authors' kernels, side by side",
-                         epilog=BENCH_EXAMPLES)  # fmt: skip
+    b = verbs.add_parser(
+        "bench", help="benchmarks against torch.nn and the xLSTM authors' kernels, side by side", epilog=BENCH_EXAMPLES
+    )
     b.add_argument("--quick", action="store_true", help="small sizes and 2 rounds (a smoke run of every row)")
     b.add_argument("--only", nargs="+", choices=ALL, metavar="FAMILY", help=f"run only these ({', '.join(ALL)})")
-    b.add_argument("--repeats", type=int, default=None, metavar="N",
-                   help="interleaved rounds per case, after one warm-up (default 5; 2 with --quick)")  # fmt: skip
+    b.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        metavar="N",
+        help="interleaved rounds per case, after one warm-up (default 5; 2 with --quick)",
+    )
     b.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads (default: torch's own)")
-    b.add_argument("-o", "--output", default=None, metavar="DIR", help="folder for bench.json and bench.md "
-                   "(default runs/bench; runs/bench-quick with --quick)")  # fmt: skip
+    b.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="DIR",
+        help="folder for bench.json and bench.md (default runs/bench; runs/bench-quick with --quick)",
+    )
     b.set_defaults(run=run_bench)
 
 

@@ -42,8 +42,10 @@ def run_data(args) -> int:
     names = list(REAL) if args.action == "fetch" and args.name == "all" else [args.name]
     for name in names:
         if name not in REAL:
-            raise ValueError(f"unknown dataset {name!r}, expected one of {', '.join(REAL)}"
-                             + (" or all" if args.action == "fetch" else ""))  # fmt: skip
+            raise ValueError(
+                f"unknown dataset {name!r}, expected one of {', '.join(REAL)}"
+                + (" or all" if args.action == "fetch" else "")
+            )
     if args.action == "fetch":
         for name in names:
             source = SOURCES[name]
@@ -59,10 +61,15 @@ def show(task, console: Console) -> None:
     import torch
 
     spec = task.spec
-    console.print(f"[bold]{spec.name}[/]: kind {spec.kind}, {spec.num_outputs} outputs, "
-                  + (f"token inputs (vocabulary {spec.vocab_size})" if spec.vocab_size else
-                     f"vector inputs of size {spec.input_size}")
-                  + (f", baseline {spec.baseline:.4g}" if spec.baseline is not None else ""))  # fmt: skip
+    console.print(
+        f"[bold]{spec.name}[/]: kind {spec.kind}, {spec.num_outputs} outputs, "
+        + (
+            f"token inputs (vocabulary {spec.vocab_size})"
+            if spec.vocab_size
+            else f"vector inputs of size {spec.input_size}"
+        )
+        + (f", baseline {spec.baseline:.4g}" if spec.baseline is not None else "")
+    )
     batch = task.batch(1, torch.Generator().manual_seed(0), "train")
     length = int(batch.lengths[0]) if batch.lengths is not None else batch.x.shape[1]
     x = batch.x[0, :length]

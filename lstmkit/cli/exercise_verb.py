@@ -31,21 +31,34 @@ EXERCISE_EXAMPLES = """examples:
 def add_verbs(verbs) -> None:
     from lstmkit.explain.exercise import CELLS, MAX_SIZE, MAX_STEPS
 
-    e = verbs.add_parser("exercise", help="a fresh by-hand exercise: worksheet and answer key",
-                         epilog=EXERCISE_EXAMPLES)  # fmt: skip
+    e = verbs.add_parser(
+        "exercise", help="a fresh by-hand exercise: worksheet and answer key", epilog=EXERCISE_EXAMPLES
+    )
     e.add_argument("--cell", choices=CELLS, default="lstm", help="which cell (default: lstm)")
-    e.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                   help=f"which exercise: the same seed gives the same numbers (default {DEFAULT_SEED})")  # fmt: skip
+    e.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"which exercise: the same seed gives the same numbers (default {DEFAULT_SEED})",
+    )
     e.add_argument("--steps", type=int, default=2, metavar="T", help=f"time steps, 1 to {MAX_STEPS} (default 2)")
     e.add_argument("--hidden-size", type=int, default=2, metavar="H", help=f"1 to {MAX_SIZE} (default 2)")
     e.add_argument("--input-size", type=int, default=2, metavar="I", help=f"1 to {MAX_SIZE} (default 2)")
-    e.add_argument("--format", choices=["markdown", "html"], default=None,
-                   help="default: html when -o ends in .html, else markdown")  # fmt: skip
+    e.add_argument(
+        "--format",
+        choices=["markdown", "html"],
+        default=None,
+        help="default: html when -o ends in .html, else markdown",
+    )
     e.add_argument("--answers", action="store_true", help="print the answer key instead of the worksheet")
-    e.add_argument("-o", "--output", metavar="FILE",
-                   help="worksheet to FILE, answer key to FILE-answers, spec to FILE.json")  # fmt: skip
-    e.add_argument("--replace", action="store_true",
-                   help="with -o FILE: replace FILE-answers and FILE.json if they exist (default: refuse)")  # fmt: skip
+    e.add_argument(
+        "-o", "--output", metavar="FILE", help="worksheet to FILE, answer key to FILE-answers, spec to FILE.json"
+    )
+    e.add_argument(
+        "--replace",
+        action="store_true",
+        help="with -o FILE: replace FILE-answers and FILE.json if they exist (default: refuse)",
+    )
     e.set_defaults(run=run_exercise)
 
 
@@ -54,8 +67,10 @@ def run_exercise(args) -> int:
 
     to_files = args.output is not None and not is_stdout(args.output)
     if to_files and args.answers:
-        raise ValueError("--answers chooses what goes to standard output, but -o writes worksheet, answer key "
-                         "and spec; drop --answers")  # fmt: skip
+        raise ValueError(
+            "--answers chooses what goes to standard output, but -o writes worksheet, answer key "
+            "and spec; drop --answers"
+        )
     if args.replace and not to_files:
         raise ValueError("--replace applies to the files -o FILE writes; name them with -o FILE or drop --replace")
     paths = output_paths(args.output, args.replace) if to_files else None
@@ -82,11 +97,15 @@ def output_paths(output: str, replace: bool = False) -> tuple[Path, Path, Path]:
     if worksheet.is_dir():
         raise ValueError(f"-o {output} is a folder, expected a file name such as {worksheet / 'ex.html'}")
     if os.path.exists(output) and not stat.S_ISREG(os.stat(output).st_mode):
-        raise ValueError(f"-o {output} is not a regular file, but the answer key and the spec are written beside "
-                         "the worksheet: expected a file name such as ex.md (or - for standard output)")  # fmt: skip
+        raise ValueError(
+            f"-o {output} is not a regular file, but the answer key and the spec are written beside "
+            "the worksheet: expected a file name such as ex.md (or - for standard output)"
+        )
     if worksheet.suffix == ".json":
-        raise ValueError(f"-o {output}: the spec is written as FILE.json beside the worksheet, "
-                         "expected a worksheet name such as ex.md or ex.html")  # fmt: skip
+        raise ValueError(
+            f"-o {output}: the spec is written as FILE.json beside the worksheet, "
+            "expected a worksheet name such as ex.md or ex.html"
+        )
     answers = worksheet.with_name(f"{worksheet.stem}-answers{worksheet.suffix}")
     spec_file = worksheet.with_name(f"{worksheet.stem}.json")
     for path in (worksheet, answers, spec_file):
@@ -94,9 +113,11 @@ def output_paths(output: str, replace: bool = False) -> tuple[Path, Path, Path]:
     existing = [str(p) for p in (answers, spec_file) if os.path.lexists(p)]
     if existing and not replace:
         which = " and ".join(existing)
-        raise ValueError(f"{which} {'exist' if len(existing) > 1 else 'exists'} already and -o names only "
-                         f"{output}: pass --replace to replace {'them' if len(existing) > 1 else 'it'}, "
-                         "or choose another -o")  # fmt: skip
+        raise ValueError(
+            f"{which} {'exist' if len(existing) > 1 else 'exists'} already and -o names only "
+            f"{output}: pass --replace to replace {'them' if len(existing) > 1 else 'it'}, "
+            "or choose another -o"
+        )
     return worksheet, answers, spec_file
 
 

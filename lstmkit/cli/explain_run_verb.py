@@ -12,19 +12,39 @@ EXPLAIN_EXAMPLES = """examples:
 
 
 def add_verbs(verbs) -> None:
-    e = verbs.add_parser("explain", help="pictures of a trained model's gates and states on one input",
-                         epilog=EXPLAIN_EXAMPLES)  # fmt: skip
+    e = verbs.add_parser(
+        "explain", help="pictures of a trained model's gates and states on one input", epilog=EXPLAIN_EXAMPLES
+    )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or one of its step-NNNNNNNN checkpoints")
-    e.add_argument("--text", default=None, help="the input, for character and sentiment models "
-                   "(default: a sequence of the task's test split)")  # fmt: skip
-    e.add_argument("--cell", type=int, default=None, metavar="N",
-                   help="the unit whose value colours the text (default: the one that varies most)")  # fmt: skip
+    e.add_argument(
+        "--text",
+        default=None,
+        help="the input, for character and sentiment models (default: a sequence of the task's test split)",
+    )
+    e.add_argument(
+        "--cell",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the unit whose value colours the text (default: the one that varies most)",
+    )
     e.add_argument("--layer", type=int, default=None, metavar="L", help="only this layer or block (default: all)")
-    e.add_argument("--steps", type=int, nargs="+", default=None, metavar="T",
-                   help="steps (1..length) at which to show the mLSTM memory (default: 4 spread evenly)")  # fmt: skip
+    e.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="steps (1..length) at which to show the mLSTM memory (default: 4 spread evenly)",
+    )
     add_cache_option(e)
-    e.add_argument("-o", "--output", metavar="OUT_DIR", help="folder for the pictures (default RUN_DIR/explain; "
-                   "for a checkpoint RUN/step-N, RUN/explain-step-N, which rotation never deletes)")  # fmt: skip
+    e.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT_DIR",
+        help="folder for the pictures (default RUN_DIR/explain; "
+        "for a checkpoint RUN/step-N, RUN/explain-step-N, which rotation never deletes)",
+    )
     e.set_defaults(run=run_explain)
 
 
@@ -46,4 +66,3 @@ def run_explain(args) -> int:
     count = f"{len(pictures)} picture" + ("s" if len(pictures) != 1 else "")
     print(f"{count} of {inputs.source} in {out}: {', '.join(pictures)}")
     return 0
-

@@ -24,8 +24,11 @@ OUTPUT_HELP = "write here instead of standard output (a file is replaced atomica
 
 
 def add_verbs(verbs) -> None:
-    w = verbs.add_parser("walkthrough", help="the seeds' step-by-step example, every intermediate of every step",
-                         epilog=WALKTHROUGH_EXAMPLES)  # fmt: skip
+    w = verbs.add_parser(
+        "walkthrough",
+        help="the seeds' step-by-step example, every intermediate of every step",
+        epilog=WALKTHROUGH_EXAMPLES,
+    )
     w.add_argument("--cell", choices=["lstm", "gru", "rnn", "slstm", "mlstm"], help="which cell (default: lstm)")
     w.add_argument("--mode", choices=["hand", "exact"], default="hand", help="hand: round to 0.1 and carry forward")
     w.add_argument("--spec", metavar="FILE.json", help="your own sizes, weights, inputs and initial state")
@@ -33,8 +36,9 @@ def add_verbs(verbs) -> None:
     w.add_argument("-o", "--output", metavar="FILE", help=OUTPUT_HELP)
     w.set_defaults(run=run_walkthrough)
 
-    g = verbs.add_parser("gradients", help="vanishing gradients: tanh RNN vs LSTM, gradient norm by lag",
-                         epilog=GRADIENTS_EXAMPLES)  # fmt: skip
+    g = verbs.add_parser(
+        "gradients", help="vanishing gradients: tanh RNN vs LSTM, gradient norm by lag", epilog=GRADIENTS_EXAMPLES
+    )
     g.add_argument("--length", type=int, default=100, help="sequence length T (default 100)")
     g.add_argument("--hidden-size", type=int, default=32)
     g.add_argument("--input-size", type=int, default=8)
@@ -42,8 +46,12 @@ def add_verbs(verbs) -> None:
         "--forget-bias", type=float, nargs="+", default=[0.0, 2.0], metavar="B", help="LSTM forget-gate biases"
     )
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--format", choices=["text", "markdown", "json", "png"], default="text",
-                   help="png: the curves as a plot (log scale); needs -o")  # fmt: skip
+    g.add_argument(
+        "--format",
+        choices=["text", "markdown", "json", "png"],
+        default="text",
+        help="png: the curves as a plot (log scale); needs -o",
+    )
     g.add_argument("-o", "--output", metavar="FILE", help=OUTPUT_HELP)
     g.set_defaults(run=run_gradients)
 

@@ -34,16 +34,19 @@ def run_generate(args) -> int:
         raise ValueError("--prompt is empty, expected at least one character")
     run = load_run(args.run_dir)
     if "vocab" not in run.meta:
-        raise ValueError(f"run {args.run_dir} was trained on {run.meta['task']['name']!r}, which has no character "
-                         "vocabulary; generate works for character language models (task shakespeare)")  # fmt: skip
+        raise ValueError(
+            f"run {args.run_dir} was trained on {run.meta['task']['name']!r}, which has no character "
+            "vocabulary; generate works for character language models (task shakespeare)"
+        )
     vocab = CharVocab("".join(run.meta["vocab"]))
     try:
         prompt = vocab.encode(args.prompt)
     except ValueError as e:
         raise ValueError(f"--prompt has {e}") from None
     # every argument is checked here, before anything is written
-    tokens = stream_tokens(run.model, prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, seed=args.seed)  # fmt: skip
+    tokens = stream_tokens(
+        run.model, prompt, args.tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed
+    )
     _write(args.prompt)
     for token in tokens:
         _write(vocab.decode([token]))

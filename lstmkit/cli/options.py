@@ -45,8 +45,14 @@ def add_options(parser, cls, skip: tuple[str, ...] = ()) -> None:
             continue
         default = field.default
         help_text = docs.get(field.name, "").replace("%", "%%").rstrip(".")
-        parser.add_argument(flag(field.name), dest=field.name, type=type(default), default=argparse.SUPPRESS,
-                            metavar=field.name.upper(), help=f"{help_text} (default {default})")  # fmt: skip
+        parser.add_argument(
+            flag(field.name),
+            dest=field.name,
+            type=type(default),
+            default=argparse.SUPPRESS,
+            metavar=field.name.upper(),
+            help=f"{help_text} (default {default})",
+        )
 
 
 def typed(cls, args) -> dict:

@@ -14,16 +14,30 @@ REPORT_EXAMPLES = """examples:
 
 
 def add_verbs(verbs) -> None:
-    r = verbs.add_parser("report", help="one self-contained HTML page for a run: config, curves, metrics, "
-                         "samples, gate pictures", epilog=REPORT_EXAMPLES)  # fmt: skip
+    r = verbs.add_parser(
+        "report",
+        help="one self-contained HTML page for a run: config, curves, metrics, samples, gate pictures",
+        epilog=REPORT_EXAMPLES,
+    )
     r.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or one of its step-NNNNNNNN checkpoints")
-    r.add_argument("-o", "--output", metavar="FILE", help="where to write the page (default RUN_DIR/report.html; "
-                   "for a checkpoint RUN/step-N, RUN/report-step-N.html, which rotation never deletes; "
-                   "- is standard output)")  # fmt: skip
-    r.add_argument("--prompt", default=None, metavar="TEXT", help="text to continue and to draw the pictures of, "
-                   "for character and sentiment models (default: the start of a test sequence)")  # fmt: skip
-    r.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="draws the test sequences and seeds the samples (default 0)")  # fmt: skip
+    r.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the page (default RUN_DIR/report.html; "
+        "for a checkpoint RUN/step-N, RUN/report-step-N.html, which rotation never deletes; "
+        "- is standard output)",
+    )
+    r.add_argument(
+        "--prompt",
+        default=None,
+        metavar="TEXT",
+        help="text to continue and to draw the pictures of, "
+        "for character and sentiment models (default: the start of a test sequence)",
+    )
+    r.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="draws the test sequences and seeds the samples (default 0)"
+    )
     add_cache_option(r)
     r.set_defaults(run=run_report)
 

@@ -38,9 +38,14 @@ def add_task_options(parser) -> None:
     from lstmkit.experiment import TASKS
 
     parser.add_argument("--task", default=argparse.SUPPRESS, help=f"one of {', '.join(TASKS)} (default adding)")
-    parser.add_argument("--task-arg", action="append", default=argparse.SUPPRESS, metavar="NAME=VALUE",
-                        help="a task argument, repeatable, e.g. --task-arg length=200 (see `lstmkit data` "
-                             "and the README for each task's arguments)")  # fmt: skip
+    parser.add_argument(
+        "--task-arg",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="NAME=VALUE",
+        help="a task argument, repeatable, e.g. --task-arg length=200 (see `lstmkit data` "
+        "and the README for each task's arguments)",
+    )
     add_cache_option(parser)
 
 
@@ -52,8 +57,9 @@ def add_verbs(verbs) -> None:
     from lstmkit.models import MODEL_NAMES, ModelConfig
     from lstmkit.train import TrainConfig
 
-    t = verbs.add_parser("train", help="train one model on one task, with checkpoints and a progress bar",
-                         epilog=TRAIN_EXAMPLES)  # fmt: skip
+    t = verbs.add_parser(
+        "train", help="train one model on one task, with checkpoints and a progress bar", epilog=TRAIN_EXAMPLES
+    )
     add_task_options(t)
     t.add_argument("--model", default=argparse.SUPPRESS, help=f"one of {', '.join(MODEL_NAMES)} (default lstm)")
     add_options(t, ModelConfig, skip=("name",))
@@ -74,11 +80,16 @@ def add_verbs(verbs) -> None:
     e.add_argument("--format", choices=["text", "json"], default="text")
     e.set_defaults(run=run_eval)
 
-    c = verbs.add_parser("compare", help="several models, one task, one budget: table and learning curves",
-                         epilog=COMPARE_EXAMPLES)  # fmt: skip
+    c = verbs.add_parser(
+        "compare", help="several models, one task, one budget: table and learning curves", epilog=COMPARE_EXAMPLES
+    )
     add_task_options(c)
-    c.add_argument("--models", nargs="+", default=["rnn", "lstm", "xlstm:ms"],
-                   help="model names; xlstm:BLOCKS picks the blocks (default rnn lstm xlstm:ms)")  # fmt: skip
+    c.add_argument(
+        "--models",
+        nargs="+",
+        default=["rnn", "lstm", "xlstm:ms"],
+        help="model names; xlstm:BLOCKS picks the blocks (default rnn lstm xlstm:ms)",
+    )
     add_options(c, ModelConfig, skip=("name", "blocks"))
     add_options(c, TrainConfig)
     c.add_argument("--out", help="output folder (default runs/compare-TASK, or -2, -3, ... if taken)")
@@ -110,8 +121,10 @@ def run_train(args) -> int:
     ranked = distributed.launched_by_torchrun()
     task_name, task_args, model_config, config, run_dir = train_settings(args, checked=not ranked)
     if args.nproc > 1 and config.batch_size % args.nproc:
-        raise ValueError(f"--batch-size {config.batch_size} does not split over --nproc {args.nproc} processes "
-                         f"evenly; choose a multiple of {args.nproc}")  # fmt: skip
+        raise ValueError(
+            f"--batch-size {config.batch_size} does not split over --nproc {args.nproc} processes "
+            f"evenly; choose a multiple of {args.nproc}"
+        )
     task = make_task(task_name, task_args, args.cache_dir)  # fails here, before any process starts
     try:
         check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
@@ -128,8 +141,9 @@ def run_train(args) -> int:
     meta = run_meta(task_name, task_args, task, model_config)
     completed = False
     try:
-        metrics = train(model, task, config, run_dir, resume=args.resume, meta=meta, device=device,
-                        progress=not args.quiet)  # fmt: skip
+        metrics = train(
+            model, task, config, run_dir, resume=args.resume, meta=meta, device=device, progress=not args.quiet
+        )
         completed = True
     finally:
         distributed.finish(completed)
@@ -172,8 +186,9 @@ def train_settings(args, checked: bool) -> tuple:
     meta = checkpoint.meta
     missing = [key for key in ("task", "model", "train") if key not in meta]
     if missing:
-        raise CheckpointError(f"checkpoint {checkpoint.path} cannot be resumed by lstmkit train: meta.json lacks "
-                              f"{', '.join(missing)}")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path} cannot be resumed by lstmkit train: meta.json lacks {', '.join(missing)}"
+        )
     if checked:
         check_output_dir(run_dir)
         check_run_folder(run_dir, resume=True)
@@ -191,8 +206,10 @@ def refuse_checkpoint_folder(path: Path, advice: str) -> None:
     parent_is_run = is_step_name(path.name) and os.path.lexists(path.parent / "latest")
     if os.path.lexists(path / "meta.json") or parent_is_run:
         run = path.parent if parent_is_run else "its run folder"
-        raise ValueError(f"{path} is a checkpoint folder, not a run folder{advice.format(run=run) if advice else ''}; "
-                         f"--run-dir names the run folder, the one that holds 'latest'")  # fmt: skip
+        raise ValueError(
+            f"{path} is a checkpoint folder, not a run folder{advice.format(run=run) if advice else ''}; "
+            f"--run-dir names the run folder, the one that holds 'latest'"
+        )
 
 
 def refuse_changes(what: str, stored: dict, given: dict) -> None:
@@ -200,8 +217,10 @@ def refuse_changes(what: str, stored: dict, given: dict) -> None:
     different = {k: v for k, v in given.items() if v not in (None, {}, []) and stored.get(k) != v}
     if different:
         key = next(iter(different))
-        raise ValueError(f"the run's {what} {key} is {stored.get(key)!r}, not {different[key]!r}; leave it out to "
-                         "resume, or start a new run")  # fmt: skip
+        raise ValueError(
+            f"the run's {what} {key} is {stored.get(key)!r}, not {different[key]!r}; leave it out to "
+            "resume, or start a new run"
+        )
 
 
 def launch(args, run_dir: Path) -> int:
@@ -242,8 +261,10 @@ def run_eval(args) -> int:
         raise ValueError(f"--batches is {args.batches}, expected an integer from 1 to {MAX_EVAL_BATCHES:,}")
     run = load_run(args.run_dir)
     if "train" not in run.meta:
-        raise ValueError(f"checkpoint {run.path} holds no training config (meta.json lacks train); eval needs its "
-                         "batch size and seed")  # fmt: skip
+        raise ValueError(
+            f"checkpoint {run.path} holds no training config (meta.json lacks train); eval needs its "
+            "batch size and seed"
+        )
     config = TrainConfig(**run.meta["train"])
     batch_size = config.batch_size if args.batch_size is None else args.batch_size
     try:
@@ -253,8 +274,14 @@ def run_eval(args) -> int:
     task = task_of(run, args.cache_dir)
     check_fits(run.model.config, run.spec, config.batch_size, sequence_length(task), training=False)
     metrics = evaluate(run.model, task, config, split=args.split)
-    record = {"run": str(run.path), "task": run.meta["task"], "split": args.split, "step": run.meta["step"],
-              **metrics, "baseline": run.spec.baseline}  # fmt: skip
+    record = {
+        "run": str(run.path),
+        "task": run.meta["task"],
+        "split": args.split,
+        "step": run.meta["step"],
+        **metrics,
+        "baseline": run.spec.baseline,
+    }
     if args.format == "json":
         print(json.dumps(record))
         return 0
@@ -287,8 +314,9 @@ def run_compare(args) -> int:
     if out is not None:  # compare() checks the folder is writable (lstmkit.files.check_output_dir)
         if out.is_dir() and any(out.iterdir()):
             raise ValueError(f"output folder {out} is not empty; choose another --out (nothing is overwritten)")
-    results = compare(task_name, task_args, models, config, out, args.cache_dir, progress=not args.quiet,
-                      device=args.device)  # fmt: skip
+    results = compare(
+        task_name, task_args, models, config, out, args.cache_dir, progress=not args.quiet, device=args.device
+    )
     out = results[0].run_dir.parent
     print("\n" + (out / "results.md").read_text(), end="")
     print(f"\noutputs: {out}/results.md, {out}/results.json, {out}/curves.png, one run folder per model in {out}/")

@@ -202,8 +202,10 @@ def trace_layers(body, embedded: Tensor) -> tuple:
     """body.trace gives each field as (L, T, B, ·); keep one array (T, ·) per field and layer."""
     _, _, trace = body.trace(embedded)
     Kind = TRACE_KINDS[type(trace).__name__]
-    return tuple(Kind(*(to_numpy(getattr(trace, name)[layer, :, 0]) for name in Kind._fields))
-                 for layer in range(body.num_layers))  # fmt: skip
+    return tuple(
+        Kind(*(to_numpy(getattr(trace, name)[layer, :, 0]) for name in Kind._fields))
+        for layer in range(body.num_layers)
+    )
 
 
 def step_blocks(body, embedded: Tensor) -> tuple:

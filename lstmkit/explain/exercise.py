@@ -113,8 +113,11 @@ def _check(cell: str, seed: int, steps: int, input_size: int, hidden_size: int) 
         raise ValueError(f"cell is {cell!r}, expected one of {', '.join(CELLS)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed is {seed!r}, expected a non-negative integer")
-    for name, value, most in (("steps", steps, MAX_STEPS), ("input size", input_size, MAX_SIZE),
-                              ("hidden size", hidden_size, MAX_SIZE)):  # fmt: skip
+    for name, value, most in (
+        ("steps", steps, MAX_STEPS),
+        ("input size", input_size, MAX_SIZE),
+        ("hidden size", hidden_size, MAX_SIZE),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
             raise ValueError(f"{name} is {value!r}, expected an integer from 1 to {most} (an exercise by hand)")
 
@@ -138,8 +141,14 @@ def _draw(rng: np.random.Generator, cell: str, T: int, I: int, H: int) -> dict:
     if cell == "slstm":
         state.update(n=[1] * H, m=[0] * H)
     inputs = _integers(rng, INPUTS, (T, I))
-    return {"cell": cell, "input_size": I, "hidden_size": H, "weights": weights, "inputs": inputs,
-            "initial_state": state}  # fmt: skip
+    return {
+        "cell": cell,
+        "input_size": I,
+        "hidden_size": H,
+        "weights": weights,
+        "inputs": inputs,
+        "initial_state": state,
+    }
 
 
 def is_dull(example: Example) -> bool:

@@ -233,9 +233,12 @@ def _html_answer(hand: np.ndarray, exact: np.ndarray) -> str:
 def _html_rules(ex: Exercise) -> str:
     header, rows = _functions(ex.example.cell)
     table = (
-        '<table class="functions"><tr>' + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
-        + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>"
-    )  # fmt: skip
+        '<table class="functions"><tr>'
+        + "".join(f"<th>{esc(h)}</th>" for h in header)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
     rules = "".join(f"<li>{esc(rule)}</li>" for rule in RULES)
     return f'<section class="card"><h2>How to work</h2><ul class="rules">{rules}</ul>{table}</section>'
 

@@ -39,8 +39,15 @@ from lstmkit.explain.activations import (
 )
 
 DPI = 100
-SIZES = {"gates": (1200, 900), "cell": (1200, 700), "words": (1200, 900), "slstm": (1200, 900),
-         "mlstm": (1200, 700), "memory": (1200, 450), "gradients": (900, 500)}  # fmt: skip
+SIZES = {
+    "gates": (1200, 900),
+    "cell": (1200, 700),
+    "words": (1200, 900),
+    "slstm": (1200, 900),
+    "mlstm": (1200, 700),
+    "memory": (1200, 450),
+    "gradients": (900, 500),
+}
 """Width and height in pixels of each kind of picture."""
 MAX_TICK_LABELS = 64
 """Time axes show each step's token up to this many steps, plain step numbers beyond."""
@@ -115,8 +122,15 @@ def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...]
     T = len(labels)
     for ax, panel in zip(axes, panels, strict=True):
         U = panel.values.shape[1]
-        image = ax.imshow(panel.values.T, aspect="auto", interpolation="nearest", cmap=panel.cmap,
-                          vmin=panel.vmin, vmax=panel.vmax, extent=(0.5, T + 0.5, U - 0.5, -0.5))  # fmt: skip
+        image = ax.imshow(
+            panel.values.T,
+            aspect="auto",
+            interpolation="nearest",
+            cmap=panel.cmap,
+            vmin=panel.vmin,
+            vmax=panel.vmax,
+            extent=(0.5, T + 0.5, U - 0.5, -0.5),
+        )
         ax.set_title(panel.title, fontsize=10, loc="left")
         ax.set_ylabel("unit")
         fig.colorbar(image, ax=ax, pad=0.01)
@@ -128,20 +142,31 @@ def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...]
 def gate_pictures(name: str, layer, labels: tuple[str, ...]) -> bytes:
     """LSTM i, f, o, c; GRU r, z, n, h; RNN h."""
     if isinstance(layer, LSTMActivations):
-        panels = [gate("input gate i", layer.i), gate("forget gate f", layer.f), gate("output gate o", layer.o),
-                  signed("cell state c", layer.c)]  # fmt: skip
+        panels = [
+            gate("input gate i", layer.i),
+            gate("forget gate f", layer.f),
+            gate("output gate o", layer.o),
+            signed("cell state c", layer.c),
+        ]
     elif isinstance(layer, GRUActivations):
-        panels = [gate("reset gate r", layer.r), gate("update gate z (share of the old h kept)", layer.z),
-                  signed("candidate n", layer.n), signed("hidden state h", layer.h)]  # fmt: skip
+        panels = [
+            gate("reset gate r", layer.r),
+            gate("update gate z (share of the old h kept)", layer.z),
+            signed("candidate n", layer.n),
+            signed("hidden state h", layer.h),
+        ]
     else:
         panels = [signed("hidden state h", layer.h)]
     return heatmaps("gates", f"{name}: gates and state, units × time", panels, labels)
 
 
 def slstm_picture(name: str, layer: sLSTMActivations, labels: tuple[str, ...]) -> bytes:
-    panels = [signed("cell state c", layer.c), spread("normalizer n (|c / n| ≤ 1)", layer.n),
-              spread("stabilizer m (running max of the log gates)", layer.m),
-              signed("hidden state h", layer.h)]  # fmt: skip
+    panels = [
+        signed("cell state c", layer.c),
+        spread("normalizer n (|c / n| ≤ 1)", layer.n),
+        spread("stabilizer m (running max of the log gates)", layer.m),
+        signed("hidden state h", layer.h),
+    ]
     return heatmaps("slstm", f"{name} (sLSTM): cell, normalizer, stabilizer, output", panels, labels)
 
 
@@ -162,8 +187,9 @@ def mlstm_picture(name: str, layer: mLSTMActivations, labels: tuple[str, ...]) -
     return png(fig)
 
 
-def memory_picture(name: str, layer: mLSTMActivations, labels: tuple[str, ...], steps: list[int],
-                   head: int = 0) -> bytes:  # fmt: skip
+def memory_picture(
+    name: str, layer: mLSTMActivations, labels: tuple[str, ...], steps: list[int], head: int = 0
+) -> bytes:
     """Heatmaps of one head's C (DK × DV) after each of `steps` (1-based), on one colour scale."""
     fig = figure("memory")
     axes = fig.subplots(1, len(steps), squeeze=False)[0]
@@ -203,8 +229,17 @@ def text_grid(ax, chars: list[str], values: np.ndarray, cmap: str, vmin: float, 
     middle, half = (vmax + vmin) / 2, (vmax - vmin) / 2
     for row, column, glyph, value in places:
         dark = np.isfinite(value) and abs(value - middle) > 0.6 * half  # white ink on the darkest colours
-        ax.text(column, row, glyph, ha="center", va="center", family="monospace", fontsize=0.45 * height_px,
-                color="white" if dark else "black", parse_math=False)  # fmt: skip
+        ax.text(
+            column,
+            row,
+            glyph,
+            ha="center",
+            va="center",
+            family="monospace",
+            fontsize=0.45 * height_px,
+            color="white" if dark else "black",
+            parse_math=False,
+        )
     ax.set_axis_off()
     return len(places)
 
@@ -294,8 +329,9 @@ def has_units(layer) -> bool:
     return not isinstance(layer, mLSTMActivations)
 
 
-def explain_run(run, inputs: Inputs, cell: int | None = None, layer: int | None = None,
-                steps: list[int] | None = None) -> dict[str, bytes]:  # fmt: skip
+def explain_run(
+    run, inputs: Inputs, cell: int | None = None, layer: int | None = None, steps: list[int] | None = None
+) -> dict[str, bytes]:
     """Every picture that applies to the run's model and task, for one input: {file name: PNG bytes}.
 
     layer: only this layer or block (default: all). cell: the unit of the text pictures (default: the one
@@ -308,8 +344,9 @@ def explain_run(run, inputs: Inputs, cell: int | None = None, layer: int | None 
     return pictures_of(recording, chosen, cell, memory_steps, run.spec.kind)
 
 
-def pictures_of(recording: Recording, chosen: list[tuple[int, object]], cell: int | None, steps: list[int],
-                kind: str) -> dict[str, bytes]:  # fmt: skip
+def pictures_of(
+    recording: Recording, chosen: list[tuple[int, object]], cell: int | None, steps: list[int], kind: str
+) -> dict[str, bytes]:
     inputs, labels = recording.inputs, recording.inputs.labels
     pictures = {}
     for index, layer in chosen:
@@ -336,8 +373,9 @@ def choose_layers(recording: Recording, layer: int | None) -> list[tuple[int, ob
         return layers
     what = "blocks" if isinstance(layers[0][1], sLSTMActivations | mLSTMActivations) else "layers"
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers):
-        raise ValueError(f"layer {layer} is out of range, expected 0 to {len(layers) - 1} (the model has "
-                         f"{len(layers)} {what})")  # fmt: skip
+        raise ValueError(
+            f"layer {layer} is out of range, expected 0 to {len(layers) - 1} (the model has {len(layers)} {what})"
+        )
     return [layers[layer]]
 
 
@@ -345,17 +383,22 @@ def check_cell(chosen: list[tuple[int, object]], cell: int | None, inputs: Input
     if cell is None:
         return
     if inputs.text is None:
-        raise ValueError(f"cell {cell} picks the unit of the text picture, but this input ({inputs.source}) is "
-                         "not text; leave the cell out")  # fmt: skip
+        raise ValueError(
+            f"cell {cell} picks the unit of the text picture, but this input ({inputs.source}) is "
+            "not text; leave the cell out"
+        )
     with_units = [(index, layer) for index, layer in chosen if has_units(layer)]
     if not with_units:
-        raise ValueError(f"cell {cell} picks a unit, but the chosen blocks are mLSTM blocks, whose memory is a "
-                         "matrix per head; choose an sLSTM block with the layer")  # fmt: skip
+        raise ValueError(
+            f"cell {cell} picks a unit, but the chosen blocks are mLSTM blocks, whose memory is a "
+            "matrix per head; choose an sLSTM block with the layer"
+        )
     index, layer = with_units[0]
     units = layer.h.shape[1]
     if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell < units:
-        raise ValueError(f"cell {cell} is out of range, expected 0 to {units - 1} ({layer_name(index, layer)} "
-                         f"has {units} units)")  # fmt: skip
+        raise ValueError(
+            f"cell {cell} is out of range, expected 0 to {units - 1} ({layer_name(index, layer)} has {units} units)"
+        )
 
 
 def check_steps(chosen: list[tuple[int, object]], steps: list[int] | None, T: int) -> list[int]:
@@ -363,8 +406,9 @@ def check_steps(chosen: list[tuple[int, object]], steps: list[int] | None, T: in
     if steps is None:
         return sorted({int(t) for t in np.linspace(1, T, min(4, T)).round()})
     if not any(isinstance(layer, mLSTMActivations) for _, layer in chosen):
-        raise ValueError("steps pick when to show the mLSTM memory, but no chosen layer is an mLSTM block; "
-                         "leave the steps out")  # fmt: skip
+        raise ValueError(
+            "steps pick when to show the mLSTM memory, but no chosen layer is an mLSTM block; leave the steps out"
+        )
     if not 1 <= len(steps) <= MAX_MEMORY_STEPS:
         raise ValueError(f"{len(steps)} steps given, expected 1 to {MAX_MEMORY_STEPS}")
     for t in steps:

@@ -73,8 +73,9 @@ figcaption { color: var(--muted); font-size: 13px; }
 """
 
 
-def report_html(run_dir: str | Path, cache_dir: str | Path | None = None, prompt: str | None = None,
-                seed: int = 0) -> str:  # fmt: skip
+def report_html(
+    run_dir: str | Path, cache_dir: str | Path | None = None, prompt: str | None = None, seed: int = 0
+) -> str:
     """The whole page for the newest checkpoint of `run_dir` (or the checkpoint folder given).
 
     cache_dir: where real datasets are kept (without it, a real task's sections that need its data say so).
@@ -172,17 +173,23 @@ def header_section(run: Run) -> str:
         ("task", f"{esc(meta['task']['name'])} ({esc(task_args)}), kind {esc(run.spec.kind)}"),
         ("model", esc(label_of(config))),
         ("parameters", f'<span data-v="{parameters}">{parameters:,}</span>'),
-        ("steps trained", f'<span data-v="{meta.get("step")}">{meta.get("step")}</span>'
-                          + (f" of {planned}" if planned is not None else "")),
+        (
+            "steps trained",
+            f'<span data-v="{meta.get("step")}">{meta.get("step")}</span>'
+            + (f" of {planned}" if planned is not None else ""),
+        ),
         ("lstmkit", f"{esc(__version__)} (this report), {esc(meta.get('lstmkit', 'unknown'))} (training)"),
-    ]  # fmt: skip
+    ]
     return section("run", "Run", kv_table(rows, "run"))
 
 
 def config_section(meta: dict) -> str:
     parts = []
-    for name, title, values in (("task", "Task arguments", meta["task"]["args"]), ("model", "Model", meta["model"]),
-                                ("train", "Training", meta.get("train"))):  # fmt: skip
+    for name, title, values in (
+        ("task", "Task arguments", meta["task"]["args"]),
+        ("model", "Model", meta["model"]),
+        ("train", "Training", meta.get("train")),
+    ):
         if not values:
             shown = sentence("none (the defaults)" if values == {} else "meta.json holds no training config")
         else:
@@ -212,8 +219,10 @@ def curves_section(curves: dict, no_curves: str, spec, title: str) -> str:
         return section("curves", "Learning curves", sentence(no_curves))
     metric = shown_metric(spec)
     baseline = "" if spec.baseline is None else f"; dashed: the task's baseline, {metric} {spec.baseline:.4g}"
-    text = (f"Training loss (a trailing mean over about 2% of the steps) and the validation {metric} at each "
-            f"evaluation{baseline}.")  # fmt: skip
+    text = (
+        f"Training loss (a trailing mean over about 2% of the steps) and the validation {metric} at each "
+        f"evaluation{baseline}."
+    )
     picture = curves_png([(title, curves)], spec.kind, spec.baseline, title, metric)
     image = png_img(picture, f"learning curves: training loss and validation {metric}")
     return section("curves", "Learning curves", f"<p>{esc(text)}</p>\n<figure>{image}</figure>")
@@ -249,8 +258,10 @@ def metrics_section(curves: dict, no_curves: str, tested: tuple[dict, str], spec
     if not names:
         return section("metrics", "Final metrics", "\n".join(sentence(n) for n in notes))
     valid_head = f"valid (last evaluation, step {last[0]})" if last else "valid"
-    head = (f"<tr><th>metric</th><th>{esc(valid_head)}</th><th>test (now, {EVAL_BATCHES} batches)</th>"
-            "<th>baseline</th></tr>")  # fmt: skip
+    head = (
+        f"<tr><th>metric</th><th>{esc(valid_head)}</th><th>test (now, {EVAL_BATCHES} batches)</th>"
+        "<th>baseline</th></tr>"
+    )
     rows = [head]
     for name in names:
         cells = []
@@ -276,8 +287,10 @@ def char_samples(run: Run, given: Inputs, seed: int) -> str:
     from lstmkit.nn.generate import generate
 
     vocab, prompt = CharVocab("".join(run.meta["vocab"])), given.text
-    about = (f"Prompt ({given.source}), highlighted, and {SAMPLES} continuations of {SAMPLE_TOKENS} characters at "
-             f"temperature {TEMPERATURE}, seeds {seed} to {seed + SAMPLES - 1}.")  # fmt: skip
+    about = (
+        f"Prompt ({given.source}), highlighted, and {SAMPLES} continuations of {SAMPLE_TOKENS} characters at "
+        f"temperature {TEMPERATURE}, seeds {seed} to {seed + SAMPLES - 1}."
+    )
     parts = [f"<p>{esc(about)}</p>"]
     for k in range(SAMPLES):
         tokens = generate(run.model, given.x[0], SAMPLE_TOKENS, temperature=TEMPERATURE, seed=seed + k)
@@ -322,8 +335,9 @@ def class_name(task_name: str, label: int) -> str:
     return names[label] if names else str(label)
 
 
-def classify_rows(targets: list[int | None], logits: torch.Tensor, task_name: str,
-                  texts: list[str] | None) -> list[list[str]]:  # fmt: skip
+def classify_rows(
+    targets: list[int | None], logits: torch.Tensor, task_name: str, texts: list[str] | None
+) -> list[list[str]]:
     """One row per sequence: [text,] target, predicted class, its probability."""
     probabilities = logits.softmax(-1)
     rows = []
@@ -348,9 +362,14 @@ def tag_rows(batch, output: torch.Tensor) -> list[list[str]]:
         targets, guesses = batch.y[n][mask[n]].tolist(), predicted[n][mask[n]].tolist()
         inputs = " ".join(str(k) for k in batch.x[n, :SHOWN_TOKENS].tolist()) if batch.x.dim() == 2 else "vectors"
         correct = sum(t == g for t, g in zip(targets, guesses, strict=True))
-        rows.append([f"<td>{esc(inputs)}</td>", f"<td>{esc(' '.join(map(str, targets[:SHOWN_TOKENS])))}</td>",
-                     f"<td>{esc(' '.join(map(str, guesses[:SHOWN_TOKENS])))}</td>",
-                     f'<td data-v="{correct}">{correct} of {len(targets)}</td>'])  # fmt: skip
+        rows.append(
+            [
+                f"<td>{esc(inputs)}</td>",
+                f"<td>{esc(' '.join(map(str, targets[:SHOWN_TOKENS])))}</td>",
+                f"<td>{esc(' '.join(map(str, guesses[:SHOWN_TOKENS])))}</td>",
+                f'<td data-v="{correct}">{correct} of {len(targets)}</td>',
+            ]
+        )
     return rows
 
 

@@ -69,31 +69,50 @@ def _gate_weights(gates: str) -> dict[str, tuple[str, ...]]:
 
 CELLS = {
     "lstm": CellSpec(
-        _gate_weights("fico"), {"h": ("H",), "c": ("H",)}, lstm.LSTMState,
-        lambda w, n: lstm.from_concat(lstm.LSTMConcatParams(**w), n["I"]), lstm.to_concat,
+        _gate_weights("fico"),
+        {"h": ("H",), "c": ("H",)},
+        lstm.LSTMState,
+        lambda w, n: lstm.from_concat(lstm.LSTMConcatParams(**w), n["I"]),
+        lstm.to_concat,
     ),
     "gru": CellSpec(
-        {"W_r": ("H", "H+I"), "b_r": ("H",), "W_z": ("H", "H+I"), "b_z": ("H",),
-         "W_in": ("H", "I"), "b_in": ("H",), "W_hn": ("H", "H"), "b_hn": ("H",)},
-        {"h": ("H",)}, gru.GRUState,
-        lambda w, n: gru.from_concat(gru.GRUConcatParams(**w), n["I"]), gru.to_concat,
+        {
+            "W_r": ("H", "H+I"),
+            "b_r": ("H",),
+            "W_z": ("H", "H+I"),
+            "b_z": ("H",),
+            "W_in": ("H", "I"),
+            "b_in": ("H",),
+            "W_hn": ("H", "H"),
+            "b_hn": ("H",),
+        },
+        {"h": ("H",)},
+        gru.GRUState,
+        lambda w, n: gru.from_concat(gru.GRUConcatParams(**w), n["I"]),
+        gru.to_concat,
     ),
     "rnn": CellSpec(
-        {"W": ("H", "H+I"), "b": ("H",)}, {"h": ("H",)}, rnn.RNNState,
-        lambda w, n: rnn.from_concat(rnn.RNNConcatParams(**w), n["I"]), rnn.to_concat,
+        {"W": ("H", "H+I"), "b": ("H",)},
+        {"h": ("H",)},
+        rnn.RNNState,
+        lambda w, n: rnn.from_concat(rnn.RNNConcatParams(**w), n["I"]),
+        rnn.to_concat,
     ),
     "slstm": CellSpec(
-        _gate_weights("ifzo"), {k: ("H",) for k in "hcnm"}, slstm.sLSTMState,
-        lambda w, n: slstm.from_concat(slstm.sLSTMConcatParams(**w), n["I"], n["heads"]), slstm.to_concat,
+        _gate_weights("ifzo"),
+        {k: ("H",) for k in "hcnm"},
+        slstm.sLSTMState,
+        lambda w, n: slstm.from_concat(slstm.sLSTMConcatParams(**w), n["I"], n["heads"]),
+        slstm.to_concat,
     ),
     "mlstm": CellSpec(
-        {"W_q": ("K", "I"), "W_k": ("K", "I"), "W_v": ("H", "I"), "w_i": ("I",), "w_f": ("I",),
-         "b_i": (), "b_f": ()},
-        {"C": ("K", "H"), "n": ("K",), "m": ()}, mlstm.mLSTMState,
+        {"W_q": ("K", "I"), "W_k": ("K", "I"), "W_v": ("H", "I"), "w_i": ("I",), "w_f": ("I",), "b_i": (), "b_f": ()},
+        {"C": ("K", "H"), "n": ("K",), "m": ()},
+        mlstm.mLSTMState,
         lambda w, n: mlstm.mLSTMCellParams(**{k: float(v) if v.ndim == 0 else v for k, v in w.items()}),
         lambda p: p,
     ),
-}  # fmt: skip
+}
 MAX_STEPS = 100
 """Time steps a walkthrough shows (its page grows with steps × sizes²: at both limits the web page is tens of MB)."""
 MAX_SIZE = 16
@@ -136,8 +155,10 @@ def _read(path: str | Path) -> str:
     except OSError as e:
         raise SpecError(f"{path}: cannot read spec file ({e.strerror or e})") from None
     if len(data) > MAX_BYTES:
-        raise SpecError(f"{path}: the spec file is larger than {MAX_BYTES:,} bytes, expected a small JSON file "
-                        f"(at most {MAX_STEPS} steps, sizes at most {MAX_SIZE})")  # fmt: skip
+        raise SpecError(
+            f"{path}: the spec file is larger than {MAX_BYTES:,} bytes, expected a small JSON file "
+            f"(at most {MAX_STEPS} steps, sizes at most {MAX_SIZE})"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -185,8 +206,10 @@ def from_dict(data, cell: str | None = None) -> Example:
 
     inputs = _field(data, "inputs", list)
     if len(inputs) > MAX_STEPS:
-        raise ValueError(f"field 'inputs' has {len(inputs)} time steps, expected at most {MAX_STEPS} "
-                         "(a walkthrough shows every step)")  # fmt: skip
+        raise ValueError(
+            f"field 'inputs' has {len(inputs)} time steps, expected at most {MAX_STEPS} "
+            "(a walkthrough shows every step)"
+        )
     xs = as_sequence("inputs", _numbers("inputs", inputs), I, f"time steps, input_size = {I}")
     given = data.get("initial_state", {})
     if not isinstance(given, dict):
@@ -229,8 +252,9 @@ def _size(data: dict, name: str, default: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"field '{name}' is {_short(value)}, expected a positive integer")
     if name != "num_heads" and value > MAX_SIZE:
-        raise ValueError(f"field '{name}' is {value}, expected at most {MAX_SIZE} (a walkthrough shows every "
-                         "entry of every matrix)")  # fmt: skip
+        raise ValueError(
+            f"field '{name}' is {value}, expected at most {MAX_SIZE} (a walkthrough shows every entry of every matrix)"
+        )
     return value
 
 
@@ -246,8 +270,11 @@ def _numbers(name: str, value, depth: int = 0):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be numbers, got {_short(value)}")
     if not abs(value) <= MAX_ABS:  # also NaN (never <=) and ±inf; an int compares exactly, however long
-        shown = f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits" if isinstance(value, int) \
-            else _short(value)  # fmt: skip
+        shown = (
+            f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+            if isinstance(value, int)
+            else _short(value)
+        )
         raise ValueError(f"{name} has {shown}, expected finite numbers within ±{MAX_ABS:,.0f}")
     return value
 

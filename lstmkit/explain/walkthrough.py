@@ -71,8 +71,13 @@ def _given_rows(ex: Example) -> list[Row]:
     sizes = f"{spec['input_size']}, {spec['hidden_size']}"
     rows = [Row("Sizes", "input size, hidden size", np.array([spec["input_size"], spec["hidden_size"]]))]
     if ex.cell == "mlstm":
-        rows = [Row("Sizes", f"input, value (= hidden) and key size: {sizes}, {spec['key_size']}",
-                    np.array([spec["input_size"], spec["hidden_size"], spec["key_size"]]))]  # fmt: skip
+        rows = [
+            Row(
+                "Sizes",
+                f"input, value (= hidden) and key size: {sizes}, {spec['key_size']}",
+                np.array([spec["input_size"], spec["hidden_size"], spec["key_size"]]),
+            )
+        ]
     if ex.cell == "slstm":
         rows.append(Row("Heads", "memory mixing inside each head", np.array(spec["num_heads"])))
     rows += [Row(f"X{t}", f"input at t = {t}", np.asarray(x)) for t, x in enumerate(ex.xs, start=1)]
@@ -85,9 +90,14 @@ def _given_rows(ex: Example) -> list[Row]:
 
 
 ACTS_ON = {
-    "W_in": "acts on x", "W_hn": "acts on h",  # the GRU candidate's parts
-    "W_q": "q = W_q x", "W_k": "k = W_k x", "W_v": "v = W_v x", "w_i": "ĩ = w_i · x + b_i", "w_f": "f̃ = w_f · x + b_f",
-}  # fmt: skip
+    "W_in": "acts on x",
+    "W_hn": "acts on h",  # the GRU candidate's parts
+    "W_q": "q = W_q x",
+    "W_k": "k = W_k x",
+    "W_v": "v = W_v x",
+    "w_i": "ĩ = w_i · x + b_i",
+    "w_f": "f̃ = w_f · x + b_f",
+}
 """How a weight is used, where it is not a matrix acting on [h, x] or a bias."""
 
 

@@ -161,8 +161,11 @@ def _panel(mode: str, row: Row) -> str:
         parts.append(_term(term.label, term.value, fmt, "term"))
     if row.source is not None:  # a squashing step: σ( source ) = value
         function = row.formula.split("(")[0].strip() or row.formula
-        parts += [f'<span class="op">{esc(function)}(</span>', _term("", row.source, fmt, "source"),
-                  '<span class="op">)</span>']  # fmt: skip
+        parts += [
+            f'<span class="op">{esc(function)}(</span>',
+            _term("", row.source, fmt, "source"),
+            '<span class="op">)</span>',
+        ]
     if parts:
         parts.append('<span class="op">=</span>')
     parts.append(_term(row.label, row.value, fmt, "value"))

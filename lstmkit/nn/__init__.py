@@ -25,8 +25,29 @@ from lstmkit.nn.xlstm_large import xLSTMLarge, xLSTMLargeConfig
 from lstmkit.nn.xlstm_lm import xLSTMLM, xLSTMStack
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "FeedForward", "GRUCell", "GRUTrace", "LMState", "LSTMCell", "LSTMTrace", "RNNCell",
-    "RNNTrace", "generate", "mLSTMBlock", "mLSTMLayer", "mLSTMLayerState", "quantize_dynamic", "sLSTMBlock",
-    "sLSTMLayer", "sLSTMLayerState", "stream_tokens", "xLSTMConfig", "xLSTMLM", "xLSTMLarge", "xLSTMLargeConfig",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "FeedForward",
+    "GRUCell",
+    "GRUTrace",
+    "LMState",
+    "LSTMCell",
+    "LSTMTrace",
+    "RNNCell",
+    "RNNTrace",
+    "generate",
+    "mLSTMBlock",
+    "mLSTMLayer",
+    "mLSTMLayerState",
+    "quantize_dynamic",
+    "sLSTMBlock",
+    "sLSTMLayer",
+    "sLSTMLayerState",
+    "stream_tokens",
+    "xLSTMConfig",
+    "xLSTMLM",
+    "xLSTMLarge",
+    "xLSTMLargeConfig",
     "xLSTMStack",
-]  # fmt: skip
+]

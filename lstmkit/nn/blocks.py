@@ -34,9 +34,15 @@ class FeedForward(nn.Module):
     """The gated feed-forward of the sLSTM block: y = W_down (act(W_g x) ⊙ W_u x)."""
 
     def __init__(
-        self, embedding_dim: int, inner_size: int, activation: str = "gelu", bias: bool = False, dropout: float = 0.0,
-        device=None, dtype=None,
-    ) -> None:  # fmt: skip
+        self,
+        embedding_dim: int,
+        inner_size: int,
+        activation: str = "gelu",
+        bias: bool = False,
+        dropout: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         self.embedding_dim, self.inner_size, self.activation = embedding_dim, inner_size, activation
         self.act = ACTIVATION_FUNCTIONS[activation]
@@ -64,9 +70,18 @@ class mLSTMBlock(nn.Module):
         self.num_blocks, self.index = config.num_blocks, index
         E = config.embedding_dim
         self.norm = LayerNorm(E, device=device, dtype=dtype)
-        self.layer = mLSTMLayer(E, config.mlstm_inner_size, config.mlstm_heads, config.mlstm_conv_kernel,
-                                config.qkv_blocksize, config.bias, config.dropout, config.chunk_size,
-                                device, dtype)  # fmt: skip
+        self.layer = mLSTMLayer(
+            E,
+            config.mlstm_inner_size,
+            config.mlstm_heads,
+            config.mlstm_conv_kernel,
+            config.qkv_blocksize,
+            config.bias,
+            config.dropout,
+            config.chunk_size,
+            device,
+            dtype,
+        )
 
     def reset_parameters(self) -> None:
         self.norm.reset_parameters()
@@ -76,9 +91,13 @@ class mLSTMBlock(nn.Module):
         self.layer.check_state(state, batch, like, where)
 
     def forward(
-        self, x: Tensor, state: mLSTMLayerState | None = None, *, reset: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: mLSTMLayerState | None = None,
+        *,
+        reset: Tensor | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, mLSTMLayerState]:  # fmt: skip
+    ) -> tuple[Tensor, mLSTMLayerState]:
         y, state = self.layer(self.norm(x), state, reset=reset, lengths=lengths)
         return x + y, state
 
@@ -91,8 +110,9 @@ class sLSTMBlock(nn.Module):
         self.norm = LayerNorm(E, device=device, dtype=dtype)
         self.layer = sLSTMLayer(E, config.slstm_heads, config.slstm_conv_kernel, config.dropout, device, dtype)
         self.ffn_norm = LayerNorm(E, device=device, dtype=dtype)
-        self.ffn = FeedForward(E, config.ffn_inner_size, config.ffn_activation, config.bias, config.dropout,
-                               device, dtype)  # fmt: skip
+        self.ffn = FeedForward(
+            E, config.ffn_inner_size, config.ffn_activation, config.bias, config.dropout, device, dtype
+        )
 
     def reset_parameters(self) -> None:
         self.norm.reset_parameters()
@@ -104,9 +124,13 @@ class sLSTMBlock(nn.Module):
         self.layer.check_state(state, batch, like, where)
 
     def forward(
-        self, x: Tensor, state: sLSTMLayerState | None = None, *, reset: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: sLSTMLayerState | None = None,
+        *,
+        reset: Tensor | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, sLSTMLayerState]:  # fmt: skip
+    ) -> tuple[Tensor, sLSTMLayerState]:
         y, state = self.layer(self.norm(x), state, reset=reset, lengths=lengths)
         x = x + y
         return x + self.ffn(self.ffn_norm(x)), state

@@ -1,9 +1,9 @@
 """What torch's own tools need from a subclass of a torch.nn layer (lstmkit.nn's LSTM, GRU, RNN and their cells).
 
-    torch_twin(module)          the same layer as its torch.nn class, sharing every parameter: what
-                                torch.jit.script compiles and dynamic quantization converts
-    fx_aware(module, ...)       forward, or one call_module node while torch.fx traces (as for torch.nn's)
-    quantize_dynamic(model)     torch.ao.quantization.quantize_dynamic, seeing lstmkit's layers too
+torch_twin(module)          the same layer as its torch.nn class, sharing every parameter: what
+                            torch.jit.script compiles and dynamic quantization converts
+fx_aware(module, ...)       forward, or one call_module node while torch.fx traces (as for torch.nn's)
+quantize_dynamic(model)     torch.ao.quantization.quantize_dynamic, seeing lstmkit's layers too
 """
 
 from __future__ import annotations

@@ -57,15 +57,19 @@ def vocab_size_of(model: nn.Module) -> int:
     if spec is None:
         vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
         if not _is_int(vocab_size) or vocab_size < 1:
-            raise ValueError(f"model is a {type(model).__name__}, which generate cannot drive: expected a language "
-                             "model with forward(tokens, state) -> (logits, state) and config.vocab_size (xLSTMLM, "
-                             'xLSTMLarge) or a SequenceModel of a "tag" task')  # fmt: skip
+            raise ValueError(
+                f"model is a {type(model).__name__}, which generate cannot drive: expected a language "
+                "model with forward(tokens, state) -> (logits, state) and config.vocab_size (xLSTMLM, "
+                'xLSTMLarge) or a SequenceModel of a "tag" task'
+            )
         return int(vocab_size)
     if spec.kind != "tag" or spec.vocab_size is None or spec.vocab_size != spec.num_outputs:
         reads = "vectors" if spec.vocab_size is None else f"{spec.vocab_size} token ids"
         gives = f"reads {reads} and gives {spec.num_outputs} outputs"
-        raise ValueError(f"model is not a language model: task {spec.name!r} ({spec.kind}) {gives}, "
-                         'expected a "tag" task with num_outputs == vocab_size')  # fmt: skip
+        raise ValueError(
+            f"model is not a language model: task {spec.name!r} ({spec.kind}) {gives}, "
+            'expected a "tag" task with num_outputs == vocab_size'
+        )
     return spec.vocab_size
 
 
@@ -84,8 +88,10 @@ def _checked_logits(out: object, batch: int, vocab_size: int, new_token: int) ->
         raise ValueError(f"the model returned {got}, expected (logits (B={batch}, T, V={vocab_size}), state)")
     last = logits[:, -1]
     if torch.isnan(last).any() or (last == math.inf).any():
-        raise ValueError(f"the model's logits for new token {new_token} are not finite (nan or +inf), expected finite "
-                         "numbers: check the model's weights")  # fmt: skip
+        raise ValueError(
+            f"the model's logits for new token {new_token} are not finite (nan or +inf), expected finite "
+            "numbers: check the model's weights"
+        )
     return last
 
 
@@ -117,9 +123,15 @@ def sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float |
 
 
 def stream_tokens(
-    model: nn.Module, prompt: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-    top_p: float | None = None, eos_token: int | None = None, seed: int | None = None,
-) -> Iterator[Tensor]:  # fmt: skip
+    model: nn.Module,
+    prompt: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token: int | None = None,
+    seed: int | None = None,
+) -> Iterator[Tensor]:
     """prompt (T,) or (B, T) ids -> an iterator over up to max_new_tokens new tokens, each yielded as it is sampled:
     a 0-d tensor for an unbatched prompt, else (B,).
 
@@ -145,8 +157,9 @@ def stream_tokens(
         generator.seed()
     else:
         generator.manual_seed(seed)
-    sampled = _sampled(model, step, tokens.to(device), max_new_tokens, (temperature, top_k, top_p), eos_token,
-                       generator, vocab_size)  # fmt: skip
+    sampled = _sampled(
+        model, step, tokens.to(device), max_new_tokens, (temperature, top_k, top_p), eos_token, generator, vocab_size
+    )
     return (token[0] for token in sampled) if unbatched else sampled
 
 
@@ -179,9 +192,15 @@ def _sampled(model, step, tokens, max_new_tokens, sampling, eos_token, generator
 
 
 def generate(
-    model: nn.Module, prompt: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-    top_p: float | None = None, eos_token: int | None = None, seed: int | None = None,
-) -> Tensor:  # fmt: skip
+    model: nn.Module,
+    prompt: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token: int | None = None,
+    seed: int | None = None,
+) -> Tensor:
     """prompt (T,) or (B, T) ids -> the prompt followed by up to max_new_tokens new ids, same rank.
 
     The tokens of `stream_tokens`, collected: stops early once every row has produced `eos_token`; rows that

@@ -50,9 +50,16 @@ class GRU(torch.nn.GRU):
         if proj_size is not None:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")  # torch's words
         super().__init__(
-            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
-            bidirectional=bidirectional, device=device, dtype=dtype,
-        )  # fmt: skip
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
 
     def forward(self, input, hx: Tensor | None = None):
         """torch.nn.GRU's forward (under torch.fx, one node: `dropin.fx_aware`)."""

@@ -22,8 +22,9 @@ class HeadwiseLinear(nn.Module):
     ) -> None:
         super().__init__()
         if in_features % num_heads or out_features % num_heads:
-            raise ValueError(f"{in_features} in and {out_features} out features are not both divisible "
-                             f"by num_heads {num_heads}")  # fmt: skip
+            raise ValueError(
+                f"{in_features} in and {out_features} out features are not both divisible by num_heads {num_heads}"
+            )
         self.in_features, self.out_features, self.num_heads = in_features, out_features, num_heads
         shape = (num_heads, out_features // num_heads, in_features // num_heads)
         self.weight = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))

@@ -82,7 +82,9 @@ def check_state(state: object, blocks, batch: int, like: Tensor) -> None:
     if not isinstance(state, LMState):
         raise ValueError(f"state is a {type(state).__name__}, expected the LMState a previous call returned")
     if len(state.blocks) != len(blocks):
-        raise ValueError(f"state has {len(state.blocks)} block states, expected {len(blocks)}: it comes from a "
-                         "model with a different configuration")  # fmt: skip
+        raise ValueError(
+            f"state has {len(state.blocks)} block states, expected {len(blocks)}: it comes from a "
+            "model with a different configuration"
+        )
     for index, (block, block_state) in enumerate(zip(blocks, state.blocks, strict=True)):
         block.check_state(block_state, batch, like, f"block {index} ({type(block).__name__})")

@@ -108,9 +108,17 @@ class LSTM(torch.nn.LSTM):
     ) -> None:
         self.forget_bias = forget_bias  # read by reset_parameters, which torch's __init__ calls
         super().__init__(
-            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
-            bidirectional=bidirectional, proj_size=proj_size, device=device, dtype=dtype,
-        )  # fmt: skip
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+            device=device,
+            dtype=dtype,
+        )
 
     def reset_parameters(self) -> None:
         """PyTorch's init, U(-1/√H, 1/√H) for every tensor; then the forget-gate bias, if one was given."""

@@ -39,9 +39,18 @@ class mLSTMLayer(nn.Module):
     """forward(x (B, T, E), state=None, *, reset=None, lengths=None) -> (y (B, T, E), mLSTMLayerState)."""
 
     def __init__(
-        self, embedding_dim: int, inner_size: int, num_heads: int = 4, conv_kernel: int = 4, qkv_blocksize: int = 4,
-        bias: bool = False, dropout: float = 0.0, chunk_size: int = 64, device=None, dtype=None,
-    ) -> None:  # fmt: skip
+        self,
+        embedding_dim: int,
+        inner_size: int,
+        num_heads: int = 4,
+        conv_kernel: int = 4,
+        qkv_blocksize: int = 4,
+        bias: bool = False,
+        dropout: float = 0.0,
+        chunk_size: int = 64,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         if inner_size % num_heads:
             raise ValueError(f"inner_size {inner_size} is not divisible by num_heads {num_heads}")
@@ -91,8 +100,9 @@ class mLSTMLayer(nn.Module):
 
     def empty_state(self, batch: int, like: Tensor) -> mLSTMLayerState:
         NH, DH = self.num_heads, self.head_size
-        cell = mLSTMState(like.new_zeros(batch, NH, DH, DH), like.new_zeros(batch, NH, DH),
-                          like.new_full((batch, NH), -math.inf))  # fmt: skip
+        cell = mLSTMState(
+            like.new_zeros(batch, NH, DH, DH), like.new_zeros(batch, NH, DH), like.new_full((batch, NH), -math.inf)
+        )
         return mLSTMLayerState(self.conv.empty_state(batch, like), cell)
 
     def check_state(self, state: object, batch: int, like: Tensor, where: str = "mLSTM layer") -> None:
@@ -103,13 +113,19 @@ class mLSTMLayer(nn.Module):
         for name, expected in (("C", (batch, NH, DH, DH)), ("n", (batch, NH, DH)), ("m", (batch, NH))):
             tensor = getattr(state.cell, name)
             if tuple(tensor.shape) != expected or tensor.dtype != like.dtype:
-                raise ValueError(f"{where} state.cell.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                                 f"expected {expected} {like.dtype}")  # fmt: skip
+                raise ValueError(
+                    f"{where} state.cell.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
+                    f"expected {expected} {like.dtype}"
+                )
 
     def forward(
-        self, x: Tensor, state: mLSTMLayerState | None = None, *, reset: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: mLSTMLayerState | None = None,
+        *,
+        reset: Tensor | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, mLSTMLayerState]:  # fmt: skip
+    ) -> tuple[Tensor, mLSTMLayerState]:
         B, T, _ = x.shape
         if state is None:
             state = self.empty_state(B, x)
@@ -129,9 +145,18 @@ class mLSTMLayer(nn.Module):
 
 
 def run_mlstm(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, num_heads: int, eps: float,
-    chunk_size: int, reset: Tensor | None, valid: Tensor | None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    num_heads: int,
+    eps: float,
+    chunk_size: int,
+    reset: Tensor | None,
+    valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:
     """The mLSTM over (B, T, ·) inputs split into heads: one recurrent step when T = 1 (generation), else
     the chunkwise form. q, k, v (B, T, NH·D), i, f (B, T, NH) -> h (B, T, NH·DV), new state."""
     B, T, _ = q.shape
@@ -141,6 +166,7 @@ def run_mlstm(
         h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, eps, **masks)
         return h.reshape(B, 1, -1), state
     q, k, v = (t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, D)
-    h, state = mlstm_chunkwise(q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, eps, chunk_size=chunk_size,
-                               reset=reset, valid=valid)  # fmt: skip
+    h, state = mlstm_chunkwise(
+        q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, eps, chunk_size=chunk_size, reset=reset, valid=valid
+    )
     return h.transpose(1, 2).flatten(2), state

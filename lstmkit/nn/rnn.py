@@ -51,9 +51,17 @@ class RNN(torch.nn.RNN):
         if proj_size is not None:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")  # torch's words
         super().__init__(
-            input_size, hidden_size, num_layers=num_layers, nonlinearity=nonlinearity, bias=bias,
-            batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype,
-        )  # fmt: skip
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            nonlinearity=nonlinearity,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
 
     def forward(self, input, hx: Tensor | None = None):
         """torch.nn.RNN's forward (under torch.fx, one node: `dropin.fx_aware`)."""

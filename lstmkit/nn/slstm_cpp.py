@@ -62,8 +62,11 @@ def extension():
         lines = str(error).strip().splitlines() or [""]
         why = next((line for line in lines if "error:" in line), lines[-1])  # a compiler's first error, if any
         why = f"{type(error).__name__}: {why.strip()}"
-        warnings.warn(f"lstmkit: could not build the sLSTM C++ loop ({why}); using the slower Python loop",
-                      RuntimeWarning, stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"lstmkit: could not build the sLSTM C++ loop ({why}); using the slower Python loop",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
 
 

@@ -45,9 +45,14 @@ class sLSTMLayer(nn.Module):
     """forward(x (B, T, E), state=None, *, reset=None, lengths=None) -> (y (B, T, E), sLSTMLayerState)."""
 
     def __init__(
-        self, embedding_dim: int, num_heads: int = 4, conv_kernel: int = 4, dropout: float = 0.0, device=None,
+        self,
+        embedding_dim: int,
+        num_heads: int = 4,
+        conv_kernel: int = 4,
+        dropout: float = 0.0,
+        device=None,
         dtype=None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         if embedding_dim % num_heads:
             raise ValueError(f"embedding_dim {embedding_dim} is not divisible by num_heads {num_heads}")
@@ -93,13 +98,19 @@ class sLSTMLayer(nn.Module):
             self.conv.check_state(state.conv, batch, like, where)
         for name, tensor in zip("hcnm", state.cell, strict=True):
             if tuple(tensor.shape) != (batch, self.embedding_dim) or tensor.dtype != like.dtype:
-                raise ValueError(f"{where} state.cell.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                                 f"expected {(batch, self.embedding_dim)} {like.dtype}")  # fmt: skip
+                raise ValueError(
+                    f"{where} state.cell.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
+                    f"expected {(batch, self.embedding_dim)} {like.dtype}"
+                )
 
     def forward(
-        self, x: Tensor, state: sLSTMLayerState | None = None, *, reset: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: sLSTMLayerState | None = None,
+        *,
+        reset: Tensor | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, sLSTMLayerState]:  # fmt: skip
+    ) -> tuple[Tensor, sLSTMLayerState]:
         B, T, _ = x.shape
         if state is None:
             state = self.empty_state(B, x)

@@ -67,8 +67,16 @@ class xLSTMConfig:
             for position, letter in enumerate(self.blocks):
                 if letter not in BLOCK_LETTERS:
                     problems.append(f"blocks[{position}] is {letter!r}, expected one of m (mLSTM), s (sLSTM)")
-        for name in ("vocab_size", "embedding_dim", "mlstm_heads", "slstm_heads", "round_up_to", "qkv_blocksize",
-                     "mlstm_conv_kernel", "chunk_size"):  # fmt: skip
+        for name in (
+            "vocab_size",
+            "embedding_dim",
+            "mlstm_heads",
+            "slstm_heads",
+            "round_up_to",
+            "qkv_blocksize",
+            "mlstm_conv_kernel",
+            "chunk_size",
+        ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 problems.append(f"{name} is {getattr(self, name)!r}, expected a positive integer")
         if problems:
@@ -76,12 +84,15 @@ class xLSTMConfig:
         if self.slstm_conv_kernel < 0:
             problems.append(f"slstm_conv_kernel is {self.slstm_conv_kernel}, expected 0 (none) or more")
         if "m" in self.blocks and self.mlstm_inner_size % self.mlstm_heads:
-            problems.append(f"mlstm_heads {self.mlstm_heads} does not divide the mLSTM inner width "
-                            f"{self.mlstm_inner_size} (= {self.mlstm_proj_factor} · {self.embedding_dim} "
-                            f"rounded up to {self.round_up_to})")  # fmt: skip
+            problems.append(
+                f"mlstm_heads {self.mlstm_heads} does not divide the mLSTM inner width "
+                f"{self.mlstm_inner_size} (= {self.mlstm_proj_factor} · {self.embedding_dim} "
+                f"rounded up to {self.round_up_to})"
+            )
         if "m" in self.blocks and self.mlstm_inner_size % self.qkv_blocksize:
-            problems.append(f"qkv_blocksize {self.qkv_blocksize} does not divide the mLSTM inner width "
-                            f"{self.mlstm_inner_size}")  # fmt: skip
+            problems.append(
+                f"qkv_blocksize {self.qkv_blocksize} does not divide the mLSTM inner width {self.mlstm_inner_size}"
+            )
         if "s" in self.blocks and self.embedding_dim % self.slstm_heads:
             problems.append(f"slstm_heads {self.slstm_heads} does not divide embedding_dim {self.embedding_dim}")
         if self.ffn_activation not in ACTIVATIONS:

@@ -110,16 +110,19 @@ class LargeMLSTMLayer(nn.Module):
     def empty_state(self, batch: int, like: Tensor) -> mLSTMState:
         NH = self.config.num_heads
         DK, DV = self.config.qk_dim // NH, self.config.v_dim // NH
-        return mLSTMState(like.new_zeros(batch, NH, DK, DV), like.new_zeros(batch, NH, DK),
-                          like.new_full((batch, NH), -math.inf))  # fmt: skip
+        return mLSTMState(
+            like.new_zeros(batch, NH, DK, DV), like.new_zeros(batch, NH, DK), like.new_full((batch, NH), -math.inf)
+        )
 
     def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
         if not isinstance(state, mLSTMState):
             raise ValueError(f"{where} state is a {type(state).__name__}, expected an mLSTMState(C, n, m)")
         for name, empty, tensor in zip(("C", "n", "m"), self.empty_state(batch, like), state, strict=True):
             if tensor.shape != empty.shape or tensor.dtype != like.dtype:
-                raise ValueError(f"{where} state.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                                 f"expected {tuple(empty.shape)} {like.dtype}")  # fmt: skip
+                raise ValueError(
+                    f"{where} state.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
+                    f"expected {tuple(empty.shape)} {like.dtype}"
+                )
 
     def forward(
         self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, lengths: Tensor | None
@@ -147,9 +150,13 @@ class LargeBlock(nn.Module):
         self.layer.check_state(state, batch, like, where)
 
     def forward(
-        self, x: Tensor, state: mLSTMState | None = None, *, reset: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: mLSTMState | None = None,
+        *,
+        reset: Tensor | None = None,
         lengths: Tensor | None = None,
-    ) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    ) -> tuple[Tensor, mLSTMState]:
         y, state = self.layer(self.norm(x), state, reset, lengths)
         x = x + y
         return x + self.ffn(self.ffn_norm(x)), state
@@ -200,9 +207,13 @@ class xLSTMLarge(nn.Module):
             self.norm.reset_parameters()
 
     def forward(
-        self, tokens: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
+        self,
+        tokens: Tensor,
+        state: LMState | None = None,
+        *,
+        lengths: Tensor | None = None,
         reset: Tensor | None = None,
-    ) -> tuple[Tensor, LMState]:  # fmt: skip
+    ) -> tuple[Tensor, LMState]:
         tokens = check_token_ids(tokens, self.config.vocab_size)
         x, state = run_blocks(self.blocks, self.embedding(tokens), state, lengths, reset)  # (B, T, E)
         return soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap), state

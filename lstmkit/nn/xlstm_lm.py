@@ -34,8 +34,9 @@ class xLSTMStack(nn.Module):
         if not isinstance(config, xLSTMConfig):
             raise TypeError(f"config is a {type(config).__name__}, expected an xLSTMConfig")
         self.config = config
-        self.blocks = nn.ModuleList(BLOCK_TYPES[letter](config, index, device, dtype)
-                                    for index, letter in enumerate(config.blocks))  # fmt: skip
+        self.blocks = nn.ModuleList(
+            BLOCK_TYPES[letter](config, index, device, dtype) for index, letter in enumerate(config.blocks)
+        )
         E = config.embedding_dim
         self.norm = LayerNorm(E, device=device, dtype=dtype) if config.final_norm else nn.Identity()
 
@@ -46,9 +47,13 @@ class xLSTMStack(nn.Module):
             self.norm.reset_parameters()
 
     def forward(
-        self, x: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
+        self,
+        x: Tensor,
+        state: LMState | None = None,
+        *,
+        lengths: Tensor | None = None,
         reset: Tensor | None = None,
-    ) -> tuple[Tensor, LMState]:  # fmt: skip
+    ) -> tuple[Tensor, LMState]:
         if x.dim() != 3 or x.shape[-1] != self.config.embedding_dim:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {self.config.embedding_dim})")
         x, state = run_blocks(self.blocks, x, state, lengths, reset)
@@ -87,9 +92,13 @@ class xLSTMLM(nn.Module):
         self.stack.reset_parameters()
 
     def forward(
-        self, tokens: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None,
+        self,
+        tokens: Tensor,
+        state: LMState | None = None,
+        *,
+        lengths: Tensor | None = None,
         reset: Tensor | None = None,
-    ) -> tuple[Tensor, LMState]:  # fmt: skip
+    ) -> tuple[Tensor, LMState]:
         tokens = check_token_ids(tokens, self.config.vocab_size)
         x, state = self.stack(self.embedding(tokens), state, lengths=lengths, reset=reset)
         return self.head(x), state

@@ -47,8 +47,9 @@ def as_state(name: str, cls, state, shapes: dict[str, tuple[int, ...]], suffix: 
 
 def check_rounding(rounding) -> None:
     if not callable(rounding):
-        raise ValueError(f"rounding is {_describe(rounding)}, expected a function such as reference.exact or "
-                         "reference.hand")  # fmt: skip
+        raise ValueError(
+            f"rounding is {_describe(rounding)}, expected a function such as reference.exact or reference.hand"
+        )
 
 
 def as_sequence(name: str, value, width: int, meaning: str = "time steps, input_size") -> np.ndarray:

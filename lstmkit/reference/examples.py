@@ -32,11 +32,13 @@ INPUT_SIZE = 3
 HIDDEN_SIZE = 2
 H0 = np.array([1.0, 1.0])
 C0 = np.array([0.3, -0.5])
-XS = np.array([
-    [2.0, 1.0, 3.0],   # X1
-    [1.0, -1.0, 0.0],  # X2
-    [0.0, 2.0, -1.0],  # X3
-])  # fmt: skip
+XS = np.array(
+    [
+        [2.0, 1.0, 3.0],  # X1
+        [1.0, -1.0, 0.0],  # X2
+        [0.0, 2.0, -1.0],  # X3
+    ]
+)
 
 # Each row acts on [h1, h2, x1, x2, x3].
 W_F = np.array([[2, 0, 1, -1, -2], [0, 1, -2, 2, -2]], dtype=float)
@@ -74,9 +76,15 @@ def seeds_rnn() -> Example:
 def seeds_gru() -> Example:
     H = HIDDEN_SIZE
     concat = gru.GRUConcatParams(
-        W_r=W_I, b_r=B_I, W_z=W_F, b_z=B_F,
-        W_in=W_C[:, H:], b_in=B_C, W_hn=W_C[:, :H], b_hn=np.zeros(H),
-    )  # fmt: skip
+        W_r=W_I,
+        b_r=B_I,
+        W_z=W_F,
+        b_z=B_F,
+        W_in=W_C[:, H:],
+        b_in=B_C,
+        W_hn=W_C[:, :H],
+        b_hn=np.zeros(H),
+    )
     return Example("gru", gru.from_concat(concat, INPUT_SIZE), XS.copy(), gru.GRUState(H0.copy()))
 
 
@@ -94,9 +102,14 @@ MLSTM_W_V = np.array([[0, 1, 0], [1, 0, -1]], dtype=float)
 
 def seeds_mlstm() -> Example:
     params = mlstm.mLSTMCellParams(
-        W_q=MLSTM_W_Q.copy(), W_k=MLSTM_W_K.copy(), W_v=MLSTM_W_V.copy(),
-        w_i=np.array([1.0, 0.0, -1.0]), w_f=np.array([0.0, 1.0, 1.0]), b_i=0.0, b_f=-1.0,
-    )  # fmt: skip
+        W_q=MLSTM_W_Q.copy(),
+        W_k=MLSTM_W_K.copy(),
+        W_v=MLSTM_W_V.copy(),
+        w_i=np.array([1.0, 0.0, -1.0]),
+        w_f=np.array([0.0, 1.0, 1.0]),
+        b_i=0.0,
+        b_f=-1.0,
+    )
     return Example("mlstm", params, XS.copy(), mlstm.zero_state(4, 2))
 
 

@@ -103,10 +103,15 @@ def to_concat(p: GRUParams) -> GRUConcatParams:
     b_ir, b_iz, b_in = np.split(p.b_ih, 3)
     b_hr, b_hz, b_hn = np.split(p.b_hh, 3)
     return GRUConcatParams(
-        W_r=np.concatenate([W_hr, W_ir], axis=1), b_r=b_ir + b_hr,
-        W_z=np.concatenate([W_hz, W_iz], axis=1), b_z=b_iz + b_hz,
-        W_in=W_in, b_in=b_in, W_hn=W_hn, b_hn=b_hn,
-    )  # fmt: skip
+        W_r=np.concatenate([W_hr, W_ir], axis=1),
+        b_r=b_ir + b_hr,
+        W_z=np.concatenate([W_hz, W_iz], axis=1),
+        b_z=b_iz + b_hz,
+        W_in=W_in,
+        b_in=b_in,
+        W_hn=W_hn,
+        b_hn=b_hn,
+    )
 
 
 def from_torch(state_dict, suffix: str = "_l0") -> GRUParams:
@@ -173,9 +178,22 @@ def _step(p: GRUParams, x: np.ndarray, state: GRUState, rounding: Rounding) -> G
     keep_term = r_(z * state.h)
     h = r_(new_term + keep_term)
     return GRUStep(
-        x=x, h_prev=state.h, hx=np.concatenate([state.h, x]), pre_r=pre_r, pre_z=pre_z, xn=xn, hn=hn,
-        r=r, z=z, reset_term=reset_term, pre_n=pre_n, n=n, new_term=new_term, keep_term=keep_term, h=h,
-    )  # fmt: skip
+        x=x,
+        h_prev=state.h,
+        hx=np.concatenate([state.h, x]),
+        pre_r=pre_r,
+        pre_z=pre_z,
+        xn=xn,
+        hn=hn,
+        r=r,
+        z=z,
+        reset_term=reset_term,
+        pre_n=pre_n,
+        n=n,
+        new_term=new_term,
+        keep_term=keep_term,
+        h=h,
+    )
 
 
 def zero_state(hidden_size: int) -> GRUState:

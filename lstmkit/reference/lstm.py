@@ -172,10 +172,24 @@ def _step(p: LSTMParams, x: np.ndarray, state: LSTMState, rounding: Rounding) ->
     tanh_c = r(tanh(c))
     h = r(o * tanh_c)
     return LSTMStep(
-        x=x, h_prev=state.h, c_prev=state.c, hx=np.concatenate([state.h, x]),
-        pre_i=pre_i, pre_f=pre_f, pre_g=pre_g, pre_o=pre_o, i=i, f=f, g=g, o=o,
-        forget_term=forget_term, input_term=input_term, c=c, tanh_c=tanh_c, h=h,
-    )  # fmt: skip
+        x=x,
+        h_prev=state.h,
+        c_prev=state.c,
+        hx=np.concatenate([state.h, x]),
+        pre_i=pre_i,
+        pre_f=pre_f,
+        pre_g=pre_g,
+        pre_o=pre_o,
+        i=i,
+        f=f,
+        g=g,
+        o=o,
+        forget_term=forget_term,
+        input_term=input_term,
+        c=c,
+        tanh_c=tanh_c,
+        h=h,
+    )
 
 
 def zero_state(hidden_size: int) -> LSTMState:
@@ -229,12 +243,14 @@ def backward(p: LSTMParams, steps: list[LSTMStep], dhs, dstate: LSTMState | None
         do = dh * s.tanh_c
         dc = dc_next + dh * s.o * dtanh_from_output(s.tanh_c)
         df, di, dg = dc * s.c_prev, dc * s.g, dc * s.i
-        dz = np.concatenate([
-            di * dsigmoid_from_output(s.i),
-            df * dsigmoid_from_output(s.f),
-            dg * dtanh_from_output(s.g),
-            do * dsigmoid_from_output(s.o),
-        ])  # fmt: skip
+        dz = np.concatenate(
+            [
+                di * dsigmoid_from_output(s.i),
+                df * dsigmoid_from_output(s.f),
+                dg * dtanh_from_output(s.g),
+                do * dsigmoid_from_output(s.o),
+            ]
+        )
         dW_ih += np.outer(dz, s.x)
         dW_hh += np.outer(dz, s.h_prev)
         db += dz

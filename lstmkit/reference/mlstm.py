@@ -71,16 +71,18 @@ class mLSTMStep(NamedTuple):
     h: np.ndarray
 
 
-def step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float = EPS,
-         rounding: Rounding = exact) -> mLSTMStep:  # fmt: skip
+def step(
+    q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float = EPS, rounding: Rounding = exact
+) -> mLSTMStep:
     """One step; `rounding` is applied to each computed intermediate (hand mode rounds to 0.1).
 
     Checked as `run` checks its inputs: q, k (DK,), v (DV,), state.C (DK, DV), state.n (DK,) finite; pre_i,
     pre_f and state.m numbers or −∞ (a closed gate, an empty stabilizer), never NaN or +∞."""
     check_rounding(rounding)
     if np.ndim(q) != 1 or np.ndim(v) != 1:
-        raise ValueError(f"q has shape {shape_text(np.shape(q))} and v {shape_text(np.shape(v))}, "
-                         "expected (DK,) and (DV,)")  # fmt: skip
+        raise ValueError(
+            f"q has shape {shape_text(np.shape(q))} and v {shape_text(np.shape(v))}, expected (DK,) and (DV,)"
+        )
     DK, DV = np.shape(q)[0], np.shape(v)[0]
     q, k, v = as_array("q", q, (DK,)), as_array("k", k, (DK,), "DK, as q"), as_array("v", v, (DV,))
     pre_i, pre_f = float(as_gate("pre_i", pre_i, ())), float(as_gate("pre_f", pre_f, ()))
@@ -118,24 +120,44 @@ def _step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float, ro
     den = float(r(np.float64(max(abs(qn), np.exp(-m)) + eps)))
     h = r(num / den)
     return mLSTMStep(
-        q=q, k=k, v=v, pre_i=pre_i, pre_f=pre_f, C_prev=state.C, n_prev=state.n, m_prev=state.m,
-        log_f=log_f, m=m, i=i, f=f, kv=kv, C=C, n=n, q_scaled=q_scaled, num=num, qn=qn, den=den, h=h,
-    )  # fmt: skip
+        q=q,
+        k=k,
+        v=v,
+        pre_i=pre_i,
+        pre_f=pre_f,
+        C_prev=state.C,
+        n_prev=state.n,
+        m_prev=state.m,
+        log_f=log_f,
+        m=m,
+        i=i,
+        f=f,
+        kv=kv,
+        C=C,
+        n=n,
+        q_scaled=q_scaled,
+        num=num,
+        qn=qn,
+        den=den,
+        h=h,
+    )
 
 
 def zero_state(DK: int, DV: int, m: float = 0.0) -> mLSTMState:
     return mLSTMState(np.zeros((DK, DV)), np.zeros(DK), m)
 
 
-def run(qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float = EPS,
-        rounding: Rounding = exact) -> list[mLSTMStep]:  # fmt: skip
+def run(
+    qs, ks, vs, pre_is, pre_fs, state0: mLSTMState | None = None, eps: float = EPS, rounding: Rounding = exact
+) -> list[mLSTMStep]:
     """One head over T steps: qs, ks (T, DK), vs (T, DV), pre_is, pre_fs (T,).
 
     q, k, v and the state's C and n must be finite; the gates and m may be −∞, never NaN or +∞."""
     check_rounding(rounding)
     if np.ndim(qs) != 2 or np.ndim(vs) != 2:
-        raise ValueError(f"qs has shape {shape_text(np.shape(qs))} and vs {shape_text(np.shape(vs))}, "
-                         "expected (T, DK) and (T, DV)")  # fmt: skip
+        raise ValueError(
+            f"qs has shape {shape_text(np.shape(qs))} and vs {shape_text(np.shape(vs))}, expected (T, DK) and (T, DV)"
+        )
     (T, DK), DV = np.shape(qs), np.shape(vs)[1]
     qs = as_sequence("qs", qs, DK, "time steps, DK")
     ks = as_array("ks", ks, (T, DK), "time steps, DK as qs")

@@ -144,10 +144,28 @@ def _step(p: sLSTMParams, x: np.ndarray, state: sLSTMState, rounding: Rounding) 
     c_over_n = r(c / n)
     h = r(o * c_over_n)
     return sLSTMStep(
-        x=x, h_prev=state.h, c_prev=state.c, n_prev=state.n, m_prev=state.m, rh=rh,
-        pre_i=pre_i, pre_f=pre_f, pre_z=pre_z, pre_o=pre_o, log_f=log_f, restart=restart,
-        m=m, i=i, f=f, z=z, o=o, c=c, n=n, c_over_n=c_over_n, h=h,
-    )  # fmt: skip
+        x=x,
+        h_prev=state.h,
+        c_prev=state.c,
+        n_prev=state.n,
+        m_prev=state.m,
+        rh=rh,
+        pre_i=pre_i,
+        pre_f=pre_f,
+        pre_z=pre_z,
+        pre_o=pre_o,
+        log_f=log_f,
+        restart=restart,
+        m=m,
+        i=i,
+        f=f,
+        z=z,
+        o=o,
+        c=c,
+        n=n,
+        c_over_n=c_over_n,
+        h=h,
+    )
 
 
 def zero_state(hidden_size: int) -> sLSTMState:

@@ -100,9 +100,11 @@ def check_batch_size(batch_size: object, steps: int) -> int:
     """An integer >= 1 whose batch of `steps` time steps holds at most MAX_BATCH_STEPS positions."""
     check_int("batch_size", batch_size, 1)
     if batch_size * steps > MAX_BATCH_STEPS:
-        raise ValueError(f"batch_size is {batch_size}: {batch_size:,} rows of {steps:,} positions make "
-                         f"{batch_size * steps:,}, expected at most {MAX_BATCH_STEPS:,} "
-                         "(use a smaller batch_size or shorter sequences)")  # fmt: skip
+        raise ValueError(
+            f"batch_size is {batch_size}: {batch_size:,} rows of {steps:,} positions make "
+            f"{batch_size * steps:,}, expected at most {MAX_BATCH_STEPS:,} "
+            "(use a smaller batch_size or shorter sequences)"
+        )
     return int(batch_size)
 
 
@@ -156,9 +158,13 @@ def compute_metrics(spec: TaskSpec, output: Tensor, batch: Batch) -> dict[str, f
         if kind == "regress":
             return {"mse": float(F.mse_loss(output, batch.y))}
         if kind == "classify":
-            return {"loss": float(F.cross_entropy(output, batch.y)),
-                    "accuracy": float((output.argmax(-1) == batch.y).float().mean())}  # fmt: skip
+            return {
+                "loss": float(F.cross_entropy(output, batch.y)),
+                "accuracy": float((output.argmax(-1) == batch.y).float().mean()),
+            }
         mask = tag_mask(batch)
         logits, targets = output[mask], batch.y[mask]
-        return {"loss": float(F.cross_entropy(logits, targets)),
-                "accuracy": float((logits.argmax(-1) == targets).float().mean())}  # fmt: skip
+        return {
+            "loss": float(F.cross_entropy(logits, targets)),
+            "accuracy": float((logits.argmax(-1) == targets).float().mean()),
+        }

@@ -61,9 +61,15 @@ def _kind(config: object) -> str:
 
 
 def _mlstm_layer_args(c) -> dict:
-    return {"embedding_dim": c.embedding_dim, "inner_size": c._inner_embedding_dim, "num_heads": c.num_heads,
-            "conv_kernel": c.conv1d_kernel_size, "qkv_blocksize": c.qkv_proj_blocksize, "bias": c.bias,
-            "dropout": c.dropout}  # fmt: skip
+    return {
+        "embedding_dim": c.embedding_dim,
+        "inner_size": c._inner_embedding_dim,
+        "num_heads": c.num_heads,
+        "conv_kernel": c.conv1d_kernel_size,
+        "qkv_blocksize": c.qkv_proj_blocksize,
+        "bias": c.bias,
+        "dropout": c.dropout,
+    }
 
 
 def _check_slstm_cell(c) -> None:
@@ -79,20 +85,34 @@ def _stack_config(c, vocab_size: int = 1, tie_weights: bool = False) -> xLSTMCon
     m = c.mlstm_block.mlstm if c.mlstm_block is not None and "m" in blocks else None
     s = c.slstm_block.slstm if c.slstm_block is not None and "s" in blocks else None
     ffn = c.slstm_block.feedforward if s is not None else None
-    fields = {"vocab_size": vocab_size, "embedding_dim": c.embedding_dim, "blocks": blocks, "dropout": c.dropout,
-              "final_norm": c.add_post_blocks_norm, "tie_weights": tie_weights}  # fmt: skip
+    fields = {
+        "vocab_size": vocab_size,
+        "embedding_dim": c.embedding_dim,
+        "blocks": blocks,
+        "dropout": c.dropout,
+        "final_norm": c.add_post_blocks_norm,
+        "tie_weights": tie_weights,
+    }
     roundings, biases = set(), set()
     if m is not None:
-        fields.update(mlstm_heads=m.num_heads, mlstm_proj_factor=m.proj_factor,
-                      mlstm_conv_kernel=m.conv1d_kernel_size, qkv_blocksize=m.qkv_proj_blocksize)  # fmt: skip
+        fields.update(
+            mlstm_heads=m.num_heads,
+            mlstm_proj_factor=m.proj_factor,
+            mlstm_conv_kernel=m.conv1d_kernel_size,
+            qkv_blocksize=m.qkv_proj_blocksize,
+        )
         roundings.add((m.round_proj_up_to_multiple_of, m.round_proj_up_dim_up))
         biases.add(m.bias)
     if s is not None:
         _check_slstm_cell(s)
         if ffn is None:
             raise Unsupported("their sLSTM blocks have no feed-forward; lstmkit's sLSTM block always has one")
-        fields.update(slstm_heads=s.num_heads, slstm_conv_kernel=s.conv1d_kernel_size, ffn_proj_factor=ffn.proj_factor,
-                      ffn_activation=ffn.act_fn)  # fmt: skip
+        fields.update(
+            slstm_heads=s.num_heads,
+            slstm_conv_kernel=s.conv1d_kernel_size,
+            ffn_proj_factor=ffn.proj_factor,
+            ffn_activation=ffn.act_fn,
+        )
         roundings.add((ffn.round_proj_up_to_multiple_of, ffn.round_proj_up_dim_up))
         biases.add(ffn.bias)
     if len(biases) > 1:
@@ -110,12 +130,22 @@ def _stack_config(c, vocab_size: int = 1, tie_weights: bool = False) -> xLSTMCon
 
 def _large_config(c) -> xLSTMLargeConfig:
     return xLSTMLargeConfig(
-        vocab_size=c.vocab_size, embedding_dim=c.embedding_dim, num_heads=c.num_heads, num_blocks=c.num_blocks,
-        qk_dim_factor=c.qk_dim_factor, v_dim_factor=c.v_dim_factor, ffn_proj_factor=c.ffn_proj_factor,
-        ffn_round_up_to=c.ffn_round_up_to_multiple_of, gate_soft_cap=c.gate_soft_cap,
-        output_logit_soft_cap=c.output_logit_soft_cap, norm_eps=c.norm_eps, eps=c.eps, use_bias=c.use_bias,
-        add_out_norm=c.add_out_norm, chunk_size=c.chunk_size,
-    )  # fmt: skip
+        vocab_size=c.vocab_size,
+        embedding_dim=c.embedding_dim,
+        num_heads=c.num_heads,
+        num_blocks=c.num_blocks,
+        qk_dim_factor=c.qk_dim_factor,
+        v_dim_factor=c.v_dim_factor,
+        ffn_proj_factor=c.ffn_proj_factor,
+        ffn_round_up_to=c.ffn_round_up_to_multiple_of,
+        gate_soft_cap=c.gate_soft_cap,
+        output_logit_soft_cap=c.output_logit_soft_cap,
+        norm_eps=c.norm_eps,
+        eps=c.eps,
+        use_bias=c.use_bias,
+        add_out_norm=c.add_out_norm,
+        chunk_size=c.chunk_size,
+    )
 
 
 # --- weights: one function per module kind, their state dict (with a prefix) -> ours ---------------------
@@ -126,8 +156,13 @@ def _plus_one(w: Tensor) -> Tensor:
 
 
 def _mlstm_layer_weights(sd: dict, p: str, ours: nn.Module) -> dict:
-    renamed = {"conv.": "conv1d.conv.", "igate.": "mlstm_cell.igate.", "fgate.": "mlstm_cell.fgate.",
-               "outnorm.weight": "mlstm_cell.outnorm.weight", "skip": "learnable_skip"}  # fmt: skip
+    renamed = {
+        "conv.": "conv1d.conv.",
+        "igate.": "mlstm_cell.igate.",
+        "fgate.": "mlstm_cell.fgate.",
+        "outnorm.weight": "mlstm_cell.outnorm.weight",
+        "skip": "learnable_skip",
+    }
     out = {}
     for key in ours.state_dict():
         theirs = next((key.replace(a, b, 1) for a, b in renamed.items() if key.startswith(a)), key)
@@ -200,8 +235,14 @@ def _large_weights(sd: dict, c, ours: xLSTMLarge) -> dict:
                 if b_theirs + "ffn.proj_up_gate_z." + suffix in sd:
                     out[b_ours + "ffn.proj_up." + suffix] = sd[b_theirs + "ffn.proj_up_gate_z." + suffix]
             else:
-                names = {"q": "q", "k": "k", "v": "v", "ogate": "ogate_preact", "igate": "igate_preact",
-                         "fgate": "fgate_preact"}  # fmt: skip
+                names = {
+                    "q": "q",
+                    "k": "k",
+                    "v": "v",
+                    "ogate": "ogate_preact",
+                    "igate": "igate_preact",
+                    "fgate": "fgate_preact",
+                }
                 present = {o: f"{m}{t}.{suffix}" for o, t in names.items() if f"{m}{t}.{suffix}" in sd}
                 parts.update({f"{o}.{suffix}": sd[key] for o, key in present.items()})
                 up = [b_theirs + f"ffn.proj_up_gate.{suffix}", b_theirs + f"ffn.proj_up.{suffix}"]
@@ -322,22 +363,39 @@ def _their_lm_config(c: xLSTMConfig, context_length: int):
         mLSTMLayerConfig,
         sLSTMBlockConfig,
         sLSTMLayerConfig,
-        xLSTMLMModelConfig,  # fmt: skip
+        xLSTMLMModelConfig,
     )
 
-    mlstm = mLSTMLayerConfig(conv1d_kernel_size=c.mlstm_conv_kernel, qkv_proj_blocksize=c.qkv_blocksize,
-                             num_heads=c.mlstm_heads, proj_factor=c.mlstm_proj_factor,
-                             round_proj_up_to_multiple_of=c.round_up_to)  # fmt: skip
-    slstm = sLSTMLayerConfig(backend="vanilla", num_heads=c.slstm_heads, conv1d_kernel_size=c.slstm_conv_kernel,
-                             dtype="float32", enable_automatic_mixed_precision=False)  # fmt: skip
-    ffn = FeedForwardConfig(proj_factor=c.ffn_proj_factor, act_fn=c.ffn_activation, bias=c.bias,
-                            round_proj_up_to_multiple_of=c.round_up_to)  # fmt: skip
+    mlstm = mLSTMLayerConfig(
+        conv1d_kernel_size=c.mlstm_conv_kernel,
+        qkv_proj_blocksize=c.qkv_blocksize,
+        num_heads=c.mlstm_heads,
+        proj_factor=c.mlstm_proj_factor,
+        round_proj_up_to_multiple_of=c.round_up_to,
+    )
+    slstm = sLSTMLayerConfig(
+        backend="vanilla",
+        num_heads=c.slstm_heads,
+        conv1d_kernel_size=c.slstm_conv_kernel,
+        dtype="float32",
+        enable_automatic_mixed_precision=False,
+    )
+    ffn = FeedForwardConfig(
+        proj_factor=c.ffn_proj_factor, act_fn=c.ffn_activation, bias=c.bias, round_proj_up_to_multiple_of=c.round_up_to
+    )
     return xLSTMLMModelConfig(
-        mlstm_block=mLSTMBlockConfig(mlstm=mlstm), slstm_block=sLSTMBlockConfig(slstm=slstm, feedforward=ffn),
-        context_length=context_length, num_blocks=c.num_blocks, embedding_dim=c.embedding_dim, bias=c.bias,
-        dropout=c.dropout, add_post_blocks_norm=c.final_norm, vocab_size=c.vocab_size, tie_weights=c.tie_weights,
+        mlstm_block=mLSTMBlockConfig(mlstm=mlstm),
+        slstm_block=sLSTMBlockConfig(slstm=slstm, feedforward=ffn),
+        context_length=context_length,
+        num_blocks=c.num_blocks,
+        embedding_dim=c.embedding_dim,
+        bias=c.bias,
+        dropout=c.dropout,
+        add_post_blocks_norm=c.final_norm,
+        vocab_size=c.vocab_size,
+        tie_weights=c.tie_weights,
         slstm_at=[i for i, letter in enumerate(c.blocks) if letter == "s"],
-    )  # fmt: skip
+    )
 
 
 def _lm_weights_to_theirs(ours: xLSTMLM) -> dict:
@@ -347,10 +405,16 @@ def _lm_weights_to_theirs(ours: xLSTMLM) -> dict:
     p = "xlstm_block_stack."
     if ours.config.final_norm:
         out[p + "post_blocks_norm.weight"] = sd["stack.norm.weight"] - 1
-    renames = {"m": {"conv.": "conv1d.conv.", "igate.": "mlstm_cell.igate.", "fgate.": "mlstm_cell.fgate.",
-                     "outnorm.weight": "mlstm_cell.outnorm.weight", "skip": "learnable_skip"},
-               "s": {"conv.": "conv1d.conv.", "igate.": "fgate.", "fgate.": "igate.",
-                     "outnorm.weight": "group_norm.weight"}}  # fmt: skip
+    renames = {
+        "m": {
+            "conv.": "conv1d.conv.",
+            "igate.": "mlstm_cell.igate.",
+            "fgate.": "mlstm_cell.fgate.",
+            "outnorm.weight": "mlstm_cell.outnorm.weight",
+            "skip": "learnable_skip",
+        },
+        "s": {"conv.": "conv1d.conv.", "igate.": "fgate.", "fgate.": "igate.", "outnorm.weight": "group_norm.weight"},
+    }
     for index, letter in enumerate(ours.config.blocks):
         ours_block, theirs_block = f"stack.blocks.{index}.", f"{p}blocks.{index}."
         for key, value in sd.items():

@@ -21,6 +21,13 @@ from lstmkit.nn.mlstm.recurrent import mlstm_recurrent, mlstm_step
 from lstmkit.nn.mlstm.state import empty_state, mLSTMState, zero_state
 
 __all__ = [
-    "auto_chunk_size", "chunkwise_flops", "empty_state", "mLSTMState", "mlstm_chunkwise", "mlstm_parallel",
-    "mlstm_recurrent", "mlstm_step", "zero_state",
-]  # fmt: skip
+    "auto_chunk_size",
+    "chunkwise_flops",
+    "empty_state",
+    "mLSTMState",
+    "mlstm_chunkwise",
+    "mlstm_parallel",
+    "mlstm_recurrent",
+    "mlstm_step",
+    "zero_state",
+]

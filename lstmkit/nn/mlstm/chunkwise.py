@@ -59,14 +59,23 @@ from lstmkit.nn.mlstm.state import (
     in_float32,
     mLSTMState,
     no_steps,
-)  # fmt: skip
+)
 
 
 def mlstm_chunkwise(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None = None, eps: float = 1e-6,
-    detach_normalizer: bool = False, chunk_size: int | None = None, *, reset: Tensor | None = None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState | None = None,
+    eps: float = 1e-6,
+    detach_normalizer: bool = False,
+    chunk_size: int | None = None,
+    *,
+    reset: Tensor | None = None,
     valid: Tensor | None = None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+) -> tuple[Tensor, mLSTMState]:
     """h (B, NH, T, DV) and the final state, in chunks of `chunk_size` (None: `auto_chunk_size`).
 
     See `mlstm_recurrent` for the arguments.
@@ -95,9 +104,18 @@ def mlstm_chunkwise(
 
 
 def masked(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
-    L: int, reset: Tensor | None, valid: Tensor | None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float,
+    detach_normalizer: bool,
+    L: int,
+    reset: Tensor | None,
+    valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:
     """With masks (B, 1 or NH, T): the chunks' states by `_final_state`, then all chunks' outputs by the general
     parallel form (initial-state term, segment ids, padding guards), with autograd."""
     NC, tail = divmod(q.shape[2], L)
@@ -108,8 +126,15 @@ def masked(
     for c in range(NC):
         starts.append(state)
         span = slice(c * L, (c + 1) * L)
-        state = _final_state(k[:, :, span], v[:, :, span], i[:, :, span], log_f[:, :, span].cumsum(-1), state,
-                             reset=part(reset, span), valid=part(valid, span))  # fmt: skip
+        state = _final_state(
+            k[:, :, span],
+            v[:, :, span],
+            i[:, :, span],
+            log_f[:, :, span].cumsum(-1),
+            state,
+            reset=part(reset, span),
+            valid=part(valid, span),
+        )
     outputs = []
     if NC:
 
@@ -118,35 +143,63 @@ def masked(
 
         start = mLSTMState(*(torch.stack(s, dim=2) for s in zip(*starts, strict=True)))  # chunk axis 2
         reset_c, valid_c = (None if x is None else chunks(x) for x in (reset, valid))  # (B, 1, NC, L)
-        h, _ = parallel_with_state(chunks(q), chunks(k), chunks(v), chunks(i), chunks(f), start, eps, detach_normalizer,
-                                   reset=reset_c, valid=valid_c)  # fmt: skip
+        h, _ = parallel_with_state(
+            chunks(q),
+            chunks(k),
+            chunks(v),
+            chunks(i),
+            chunks(f),
+            start,
+            eps,
+            detach_normalizer,
+            reset=reset_c,
+            valid=valid_c,
+        )
         outputs.append(h.flatten(2, 3))
     if tail:
         span = slice(NC * L, q.shape[2])
-        h, state = parallel_with_state(q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span],
-                                       state, eps, detach_normalizer, reset=part(reset, span),
-                                       valid=part(valid, span))  # fmt: skip
+        h, state = parallel_with_state(
+            q[:, :, span],
+            k[:, :, span],
+            v[:, :, span],
+            i[:, :, span],
+            f[:, :, span],
+            state,
+            eps,
+            detach_normalizer,
+            reset=part(reset, span),
+            valid=part(valid, span),
+        )
         outputs.append(h)
     return torch.cat(outputs, dim=2), state
 
 
 def unmasked(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float,
+    detach_normalizer: bool,
     L: int,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+) -> tuple[Tensor, mLSTMState]:
     """No masks: the whole chunks through `chunkwise_unmasked`, a shorter last chunk through the parallel form."""
     T = q.shape[2]
     NC, tail = divmod(T, L)
     outputs = []
     if NC:
         span = slice(0, NC * L)
-        h, state = chunkwise_unmasked(q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span],
-                                      state, eps, detach_normalizer, L)  # fmt: skip
+        h, state = chunkwise_unmasked(
+            q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span], state, eps, detach_normalizer, L
+        )
         outputs.append(h)
     if tail:
         span = slice(NC * L, T)
-        h, state = parallel_with_state(q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span],
-                                       state, eps, detach_normalizer)  # fmt: skip
+        h, state = parallel_with_state(
+            q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span], state, eps, detach_normalizer
+        )
         outputs.append(h)
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2), state
 

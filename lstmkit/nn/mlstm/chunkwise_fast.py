@@ -31,9 +31,16 @@ from lstmkit.nn.mlstm.state import mLSTMState
 
 
 def chunkwise_unmasked(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float,
+    detach_normalizer: bool,
     L: int,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+) -> tuple[Tensor, mLSTMState]:
     """h (B, NH, NC·L, DV) and the final state, for T = NC·L; no input checks (see `mlstm_chunkwise`)."""
     T, DV = q.shape[2], v.shape[-1]
     NC = T // L
@@ -50,8 +57,9 @@ def chunkwise_unmasked(
     r0 = torch.exp(state.m - finite_or_zero(M_c[..., 0]))  # 1, or 0 for an empty state (m_0 = -inf)
     C0, n0 = state.C * r0[..., None, None], state.n * r0[..., None]
     s = torch.exp(mu - mu_c)  # (B, NH, NC, L), value 1
-    h, C_last = ChunkwiseKernel.apply(chunks(q), chunks(k), chunks(v), b, chunks(i), s, C0, n0, mu_c, M_c, eps,
-                                      detach_normalizer)  # fmt: skip
+    h, C_last = ChunkwiseKernel.apply(
+        chunks(q), chunks(k), chunks(v), b, chunks(i), s, C0, n0, mu_c, M_c, eps, detach_normalizer
+    )
     h = h.flatten(2, 3)  # (B, NH, T, DV)
     r_last = torch.exp(M_c[..., -1] - M[..., -1])[..., None]  # (B, NH, 1), value 1
     return h, mLSTMState(C_last[..., :DV] * r_last[..., None], C_last[..., DV] * r_last, M[..., -1])

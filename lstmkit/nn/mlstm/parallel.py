@@ -46,13 +46,22 @@ from lstmkit.nn.mlstm.state import (
     lower_bound,
     mLSTMState,
     no_steps,
-)  # fmt: skip
+)
 
 
 def parallel_with_state(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
-    *, reset: Tensor | None = None, valid: Tensor | None = None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float,
+    detach_normalizer: bool,
+    *,
+    reset: Tensor | None = None,
+    valid: Tensor | None = None,
+) -> tuple[Tensor, mLSTMState]:
     """The parallel form without input checks, on shapes (..., T, D); used by the chunkwise form too.
 
     reset, valid: bool (..., T), broadcastable against i (e.g. (B, 1, T) for heads).
@@ -83,9 +92,15 @@ def parallel_with_state(
 
 
 def _final_state(
-    k: Tensor, v: Tensor, i: Tensor, F_cum: Tensor, state: mLSTMState, *, reset: Tensor | None = None,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    F_cum: Tensor,
+    state: mLSTMState,
+    *,
+    reset: Tensor | None = None,
     valid: Tensor | None = None,
-) -> mLSTMState:  # fmt: skip
+) -> mLSTMState:
     """C_T, n_T, m_T from the last row of the unrolled weights: a_s = F_T - F_s + ĩ_s.
 
     With a reset, a_s needs S_s = S_T and g needs S_T = 0. Padding must already be in i, F_cum and reset
@@ -123,9 +138,18 @@ def finite_or_zero(m: Tensor) -> Tensor:
 
 
 def mlstm_parallel(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None = None, eps: float = 1e-6,
-    detach_normalizer: bool = False, *, reset: Tensor | None = None, valid: Tensor | None = None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState | None = None,
+    eps: float = 1e-6,
+    detach_normalizer: bool = False,
+    *,
+    reset: Tensor | None = None,
+    valid: Tensor | None = None,
+) -> tuple[Tensor, mLSTMState]:
     """h (B, NH, T, DV) and the final state, all steps at once. See `mlstm_recurrent` for the arguments."""
     state = check_inputs(q, k, v, i, f, state)
     check_masks(q, reset, valid)
@@ -133,6 +157,7 @@ def mlstm_parallel(
         return no_steps(q, v, state)
     reset, valid = (None if x is None else x[:, None] for x in (reset, valid))  # (B, 1, T): broadcast over heads
     f, reset = forget_all_as_reset(f, reset)  # reset (B, NH, T) where some f̃ = -inf
-    body = functools.partial(parallel_with_state, eps=eps, detach_normalizer=detach_normalizer, reset=reset,
-                             valid=valid)  # fmt: skip
+    body = functools.partial(
+        parallel_with_state, eps=eps, detach_normalizer=detach_normalizer, reset=reset, valid=valid
+    )
     return in_float32(body, q, k, v, i, f, state)

@@ -31,13 +31,22 @@ from lstmkit.nn.mlstm.state import (
     lower_bound,
     mLSTMState,
     no_steps,
-)  # fmt: skip
+)
 
 
 def mlstm_step(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float = 1e-6,
-    detach_normalizer: bool = False, *, reset: Tensor | None = None, valid: Tensor | None = None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float = 1e-6,
+    detach_normalizer: bool = False,
+    *,
+    reset: Tensor | None = None,
+    valid: Tensor | None = None,
+) -> tuple[Tensor, mLSTMState]:
     """One step: q, k (B, NH, DK), v (B, NH, DV), i, f (B, NH), bool reset, valid (B,) -> h (B, NH, DV), new state.
 
     At a padded step (valid False) h is computed but unspecified; the state comes back unchanged.
@@ -53,9 +62,18 @@ def mlstm_step(
 
 
 def _step(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
-    *, reset: Tensor | None, valid: Tensor | None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float,
+    detach_normalizer: bool,
+    *,
+    reset: Tensor | None,
+    valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:
     """`mlstm_step` without checks."""
     m_prev = state.m if reset is None else torch.where(reset[:, None], -torch.inf, state.m)  # (B, NH)
     log_f = F.logsigmoid(f)
@@ -85,9 +103,18 @@ def keep_where_padded(new: mLSTMState, old: mLSTMState, valid: Tensor) -> mLSTMS
 
 
 def mlstm_recurrent(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None = None, eps: float = 1e-6,
-    detach_normalizer: bool = False, *, reset: Tensor | None = None, valid: Tensor | None = None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState | None = None,
+    eps: float = 1e-6,
+    detach_normalizer: bool = False,
+    *,
+    reset: Tensor | None = None,
+    valid: Tensor | None = None,
+) -> tuple[Tensor, mLSTMState]:
     """Run `mlstm_step` over T: returns h (B, NH, T, DV) and the final state.
 
     `detach_normalizer=True` treats the denominator as a constant in backward, as the xLSTM authors'
@@ -103,9 +130,18 @@ def mlstm_recurrent(
 
 
 def _recurrent(
-    q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState, eps: float, detach_normalizer: bool,
-    *, reset: Tensor | None, valid: Tensor | None,
-) -> tuple[Tensor, mLSTMState]:  # fmt: skip
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    state: mLSTMState,
+    eps: float,
+    detach_normalizer: bool,
+    *,
+    reset: Tensor | None,
+    valid: Tensor | None,
+) -> tuple[Tensor, mLSTMState]:
     """`mlstm_recurrent` without checks, T ≥ 1."""
     T = q.shape[2]
     resets = [None] * T if reset is None else reset.unbind(1)

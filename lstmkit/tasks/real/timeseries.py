@@ -49,8 +49,7 @@ def read_monthly_co2(archive: Path) -> tuple[list[str], np.ndarray]:
                 month.append(float(value))
     months = sorted(weeks)
     first, last = (int(months[0][:4]), int(months[0][5:])), (int(months[-1][:4]), int(months[-1][5:]))
-    every = [f"{y:04d}-{m:02d}" for y in range(first[0], last[0] + 1) for m in range(1, 13)
-             if first <= (y, m) <= last]  # fmt: skip
+    every = [f"{y:04d}-{m:02d}" for y in range(first[0], last[0] + 1) for m in range(1, 13) if first <= (y, m) <= last]
     means = np.array([np.mean(weeks[m]) if weeks.get(m) else np.nan for m in every])
     known = ~np.isnan(means)
     t = np.arange(len(every))
@@ -80,8 +79,9 @@ class Forecast:
             lo, hi = self.first_targets(split)
             if hi <= lo:
                 raise ValueError(f"window {window} and horizon {horizon} leave no example in the {split} split")
-        self.spec = TaskSpec(name="timeseries", kind="regress", num_outputs=horizon, input_size=1,
-                             baseline=self.persistence_mse("valid"))  # fmt: skip
+        self.spec = TaskSpec(
+            name="timeseries", kind="regress", num_outputs=horizon, input_size=1, baseline=self.persistence_mse("valid")
+        )
 
     def first_targets(self, split: str) -> tuple[int, int]:
         """The range [lo, hi) of an example's first predicted month for this split."""

@@ -108,8 +108,9 @@ class Vowels:
         self.data = {s: self._tensors(parts["TRAIN"], r) for s, r in rows.items()}
         self.data["test"] = self._tensors(parts["TEST"], list(range(len(parts["TEST"].series))))
         D = self.data["train"].x.shape[2]
-        self.spec = TaskSpec(name="vowels", kind="classify", num_outputs=len(classes), input_size=D,
-                             baseline=self._majority_accuracy())  # fmt: skip
+        self.spec = TaskSpec(
+            name="vowels", kind="classify", num_outputs=len(classes), input_size=D, baseline=self._majority_accuracy()
+        )
 
     def _tensors(self, part: TsData, rows: list[int]) -> Batch:
         x, lengths = pad([part.series[n] for n in rows])

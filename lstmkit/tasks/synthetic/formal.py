@@ -94,8 +94,9 @@ def _check_lengths(min_length: int, max_length: int, test_min_length: int, test_
         raise ValueError(f"test_max_length is {test_max_length}, expected >= test_min_length ({test_min_length})")
 
 
-def _length_range(task: Parity | EvenPairs | CycleNavigation | ModularArithmetic, batch_size: int,
-                  split: str) -> tuple[int, int]:  # fmt: skip
+def _length_range(
+    task: Parity | EvenPairs | CycleNavigation | ModularArithmetic, batch_size: int, split: str
+) -> tuple[int, int]:
     """The split's word lengths [lo, hi], once batch_size and split are checked (a row holds hi + 1 tokens)."""
     check_split(split)
     lo, hi = (task.test_min_length, task.test_max_length) if split == "test" else (task.min_length, task.max_length)
@@ -158,8 +159,9 @@ def _odd_lengths(B: int, lo: int, hi: int, generator: torch.Generator) -> Tensor
 class Parity:
     """Binary words; the answer is the number of 1s mod 2."""
 
-    def __init__(self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40,
-                 test_max_length: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
+    ) -> None:
         _check_lengths(min_length, max_length, test_min_length, test_max_length)
         self.min_length, self.max_length = min_length, max_length
         self.test_min_length, self.test_max_length = test_min_length, test_max_length
@@ -173,8 +175,9 @@ class Parity:
 class EvenPairs:
     """Binary words; the answer is the number of "01" and "10" pairs mod 2 (equivalently: first != last)."""
 
-    def __init__(self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40,
-                 test_max_length: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
+    ) -> None:
         _check_lengths(min_length, max_length, test_min_length, test_max_length)
         self.min_length, self.max_length = min_length, max_length
         self.test_min_length, self.test_max_length = test_min_length, test_max_length
@@ -188,8 +191,9 @@ class EvenPairs:
 class CycleNavigation:
     """Words of moves (0 left, 1 stay, 2 right); the answer is the final position on a cycle of 5, from 0."""
 
-    def __init__(self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40,
-                 test_max_length: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
+    ) -> None:
         _check_lengths(min_length, max_length, test_min_length, test_max_length)
         self.min_length, self.max_length = min_length, max_length
         self.test_min_length, self.test_max_length = test_min_length, test_max_length
@@ -203,15 +207,20 @@ class CycleNavigation:
 class ModularArithmetic:
     """Expressions n op n op ... n over numbers 0-4 and + - *, no brackets; the answer is their value mod 5."""
 
-    def __init__(self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40,
-                 test_max_length: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
+    ) -> None:
         _check_lengths(min_length, max_length, test_min_length, test_max_length)
         if min_length == max_length and min_length % 2 == 0:
-            raise ValueError(f"min_length and max_length are both {min_length}, expected a range with an odd "
-                             "length (expressions alternate number, operator, ..., number)")  # fmt: skip
+            raise ValueError(
+                f"min_length and max_length are both {min_length}, expected a range with an odd "
+                "length (expressions alternate number, operator, ..., number)"
+            )
         if test_min_length == test_max_length and test_min_length % 2 == 0:
-            raise ValueError(f"test_min_length and test_max_length are both {test_min_length}, expected a range "
-                             "with an odd length (expressions alternate number, operator, ..., number)")  # fmt: skip
+            raise ValueError(
+                f"test_min_length and test_max_length are both {test_min_length}, expected a range "
+                "with an odd length (expressions alternate number, operator, ..., number)"
+            )
         self.min_length, self.max_length = min_length, max_length
         self.test_min_length, self.test_max_length = test_min_length, test_max_length
         self.spec = TaskSpec(name="modular-arithmetic", kind="tag", num_outputs=MODULUS, vocab_size=10)

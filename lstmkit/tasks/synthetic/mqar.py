@@ -49,11 +49,15 @@ class MQAR:
     def __init__(self, *, length: int = 64, num_pairs: int = 4, vocab_size: int = 256) -> None:
         check_int("num_pairs", num_pairs, 1)
         if isinstance(length, bool) or not isinstance(length, int) or length < 3 * num_pairs:
-            raise ValueError(f"length is {shown(length)}, expected an integer >= 3 · num_pairs = {3 * num_pairs} "
-                             "(the pairs take 2 · num_pairs positions, the queries num_pairs more)")  # fmt: skip
+            raise ValueError(
+                f"length is {shown(length)}, expected an integer >= 3 · num_pairs = {3 * num_pairs} "
+                "(the pairs take 2 · num_pairs positions, the queries num_pairs more)"
+            )
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2 * num_pairs + 2:
-            raise ValueError(f"vocab_size is {shown(vocab_size)}, expected an integer >= 2 · num_pairs + 2 = "
-                             f"{2 * num_pairs + 2} (num_pairs distinct keys in 1 .. vocab_size // 2 - 1)")  # fmt: skip
+            raise ValueError(
+                f"vocab_size is {shown(vocab_size)}, expected an integer >= 2 · num_pairs + 2 = "
+                f"{2 * num_pairs + 2} (num_pairs distinct keys in 1 .. vocab_size // 2 - 1)"
+            )
         check_int("length", length, 3 * num_pairs, MAX_LENGTH)
         check_int("vocab_size", vocab_size, 2 * num_pairs + 2, MAX_VOCAB_SIZE)
         self.length = length

@@ -55,8 +55,9 @@ class TemporalOrder:
     def __init__(self, *, length: int = 100, num_symbols: int = 2) -> None:
         check_int("length", length, 10, MAX_LENGTH)  # from 10 on, the windows are disjoint and clear of B and E
         if isinstance(num_symbols, bool) or not isinstance(num_symbols, int) or num_symbols not in WINDOWS_PERCENT:
-            raise ValueError(f"num_symbols is {shown(num_symbols)}, expected 2 or 3 "
-                             "(the paper's experiments 6a and 6b)")  # fmt: skip
+            raise ValueError(
+                f"num_symbols is {shown(num_symbols)}, expected 2 or 3 (the paper's experiments 6a and 6b)"
+            )
         self.length = length
         self.num_symbols = num_symbols
         self.spec = TaskSpec(name="temporal-order", kind="classify", num_outputs=2**num_symbols, vocab_size=VOCAB_SIZE)
