@@ -22,13 +22,9 @@ import torch
 
 from lstmkit import __version__
 from lstmkit.checkpoint import LOCK_NAME, CheckpointError, load_weights, read_checkpoint
-from lstmkit.models import ModelConfig, SequenceModel, build_model, check_fits
+from lstmkit.models import ModelConfig, SequenceModel, check_fits
+from lstmkit.tasks import REAL, TASKS
 from lstmkit.tasks.base import TaskSpec
-from lstmkit.tasks.real import REAL
-from lstmkit.tasks.synthetic import SYNTHETIC
-
-TASKS = {**SYNTHETIC, **REAL}
-"""Every task by name: the synthetic ones generated on the fly, the real ones read from a cache folder."""
 
 
 def task_arguments(name: str) -> dict[str, object]:
@@ -82,7 +78,7 @@ def new_model(config: ModelConfig, spec: TaskSpec, seed: int) -> SequenceModel:
     fit in memory are refused before anything is allocated (models.check_fits)."""
     check_fits(config, spec, batch_size=1, length=1)
     torch.manual_seed(seed)
-    return build_model(config, spec)
+    return SequenceModel(config, spec)
 
 
 def sequence_length(task) -> int:
@@ -153,7 +149,7 @@ def load_run(path: str | Path) -> Run:
     config, spec = ModelConfig(**meta["model"]), TaskSpec(**meta["spec"])
     try:
         check_fits(config, spec, batch_size=1, length=1, training=False)
-        model = build_model(config, spec)
+        model = SequenceModel(config, spec)
     except ValueError as error:
         raise CheckpointError(
             f"checkpoint {checkpoint.path}: meta.json describes no model lstmkit can build ({error})"

@@ -1,6 +1,6 @@
 """One model per family behind one interface, sized from a task's spec: what `train` and the CLI build.
 
-    model = build_model(ModelConfig("lstm", hidden_size=64), task.spec)
+    model = SequenceModel(ModelConfig("lstm", hidden_size=64), task.spec)
     output = model(batch.x, batch.lengths)      # (B, O) for regress/classify, (B, T, O) for tag
 
     input  token ids -> nn.Embedding,  vectors -> nn.Linear      (to width H)
@@ -33,9 +33,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.nn import GRU, LSTM, RNN, xLSTMConfig, xLSTMStack
-from lstmkit.nn.lm_inputs import LMState, run_blocks
-from lstmkit.nn.norms import RMSNorm
-from lstmkit.nn.xlstm_large import LargeBlock, xLSTMLargeConfig
+from lstmkit.nn.lm_inputs import LMState
+from lstmkit.nn.xlstm.large import LargeStack, xLSTMLargeConfig
 from lstmkit.tasks.base import TaskSpec
 
 BodyState = Tensor | tuple[Tensor, Tensor] | LMState
@@ -74,27 +73,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class LargeStack(nn.Module):
-    """xLSTMLarge's blocks and final RMSNorm on vectors, as xLSTMStack:
-    forward(x (B, T, E), state=None, *, lengths=None, reset=None) -> (out (B, T, E), LMState)."""
-
-    def __init__(self, config: xLSTMLargeConfig) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(LargeBlock(config) for _ in range(config.num_blocks))
-        self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
-
-    def forward(
-        self,
-        x: Tensor,
-        state: LMState | None = None,
-        *,
-        lengths: Tensor | None = None,
-        reset: Tensor | None = None,
-    ) -> tuple[Tensor, LMState]:
-        x, state = run_blocks(self.blocks, x, state, lengths, reset)
-        return self.norm(x), state
 
 
 class SequenceModel(nn.Module):
@@ -152,8 +130,8 @@ class SequenceModel(nn.Module):
         return self.head(h[torch.arange(B, device=h.device), last])
 
 
-def build_model(config: ModelConfig, spec: TaskSpec) -> SequenceModel:
-    return SequenceModel(config, spec)
+build_model = SequenceModel
+"""The same class under the name earlier releases used; new code calls `SequenceModel(config, spec)`."""
 
 
 # ---- sizes, estimated before anything is allocated ---------------------------------------------------------------
@@ -171,7 +149,7 @@ def parameter_count(config: ModelConfig, spec: TaskSpec) -> int:
 
     def count(**change) -> int:
         with torch.device("meta"):
-            return sum(p.numel() for p in build_model(replace(config, **change), spec).parameters())
+            return sum(p.numel() for p in SequenceModel(replace(config, **change), spec).parameters())
 
     if config.name == "xlstm":
         one_m, two_m, one_s = count(blocks="m"), count(blocks="mm"), count(blocks="s")

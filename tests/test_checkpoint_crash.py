@@ -22,7 +22,7 @@ import torch
 from lstmkit import checkpoint
 from lstmkit.checkpoint import read_state, save_checkpoint, step_folders
 from lstmkit.experiment import load_run
-from lstmkit.models import ModelConfig, build_model
+from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.tasks.base import TaskSpec
 from lstmkit.train import TrainConfig
 
@@ -35,7 +35,7 @@ class Killed(BaseException):
 
 
 def model_with(value: float) -> torch.nn.Module:
-    model = build_model(CONFIG, SPEC)
+    model = SequenceModel(CONFIG, SPEC)
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(value)

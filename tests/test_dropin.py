@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lstmkit.nn as lnn
-from lstmkit.nn.dropin import torch_class
+from lstmkit.nn.rnn.dropin import torch_class
 
 F64 = torch.float64
 PAIRS = [(lnn.LSTM, torch.nn.LSTM), (lnn.GRU, torch.nn.GRU), (lnn.RNN, torch.nn.RNN)]

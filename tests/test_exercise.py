@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from lstmkit.cli import main
-from lstmkit.explain import exercise, exercise_render, render, spec, walkthrough
+from lstmkit.explain import exercise, walkthrough
+from lstmkit.explain.exercise import sheets
+from lstmkit.explain.walkthrough import as_text, example_file
 
 CELLS = exercise.CELLS
 SIZES = [(2, 2, 2), (1, 1, 1), (3, 1, 4), (4, 4, 4)]
@@ -50,8 +52,8 @@ def test_answer_key_is_the_hand_trace(cell, steps, input_size, hidden_size):
     ex = exercise.make(cell, 11, steps, input_size, hidden_size)
     hand = walkthrough.build(ex.example, "hand")
     expected = computed_values(hand)
-    assert markdown_answers(exercise_render.answers_markdown(ex)) == expected
-    assert html_answers(exercise_render.answers_html(ex)) == expected
+    assert markdown_answers(sheets.answers_markdown(ex)) == expected
+    assert html_answers(sheets.answers_html(ex)) == expected
     assert expected[-hidden_size:] == hand.steps[-1].h.tolist()  # the page ends with the last step's h
     tenths = np.array(expected) * 10
     np.testing.assert_array_equal(tenths, np.round(tenths), err_msg="an answer is not a multiple of 0.1")
@@ -60,23 +62,23 @@ def test_answer_key_is_the_hand_trace(cell, steps, input_size, hidden_size):
 @pytest.mark.parametrize("cell", CELLS)
 def test_exact_values_sit_beside_the_answers(cell):
     ex = exercise.make(cell, 5)
-    exact = [float(x) for x in re.findall(r'data-exact="([^"]*)"', exercise_render.answers_html(ex))]
+    exact = [float(x) for x in re.findall(r'data-exact="([^"]*)"', sheets.answers_html(ex))]
     np.testing.assert_allclose(exact, computed_values(ex.exact), atol=5e-7)
-    assert "<sub>exact " in exercise_render.answers_markdown(ex)
+    assert "<sub>exact " in sheets.answers_markdown(ex)
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_worksheet_has_one_empty_box_per_number(cell):
     ex = exercise.make(cell, 3, steps=3, input_size=2, hidden_size=3)
     count = len(computed_values(ex.hand))
-    md = exercise_render.worksheet_markdown(ex)
-    assert md.count(exercise_render.BOX_MD) == count
+    md = sheets.worksheet_markdown(ex)
+    assert md.count(sheets.BOX_MD) == count
     assert markdown_answers(md) == []  # the answer column holds boxes only, never a number
     body = md.split("## [2] ", 1)[1].split("## Check your answers", 1)[0]
     for line in body.splitlines():
         if line.startswith("| ") and not line.startswith("| what |"):
             assert re.fullmatch(r"(\[`____`(, `____`)*\](<br>)?)+", line.rsplit(" | ", 1)[1][:-2]), line
-    page = exercise_render.worksheet_html(ex)
+    page = sheets.worksheet_html(ex)
     assert page.count('<span class="box"></span>') == count
     assert re.findall(r'<span class="box"[^>]*>([^<]*)</span>', page) == [""] * count
     assert "data-value" not in page and "data-exact" not in page
@@ -86,7 +88,7 @@ def test_worksheet_has_one_empty_box_per_number(cell):
 def test_given_stage_is_shown_in_full(cell):
     ex = exercise.make(cell, 2)
     data = json.loads(exercise.spec_text(ex.example))
-    md, page = exercise_render.worksheet_markdown(ex), exercise_render.worksheet_html(ex)
+    md, page = sheets.worksheet_markdown(ex), sheets.worksheet_html(ex)
     for name in data["weights"]:
         assert f"| {name} |" in md and f'<td class="what">{name}</td>' in page
     given = md.split("## [1] Given", 1)[1].split("## [2] ", 1)[0]
@@ -109,9 +111,11 @@ def test_same_seed_same_files_different_seed_different_weights(tmp_path, capsys)
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     for cell in CELLS:
-        weights = [spec.to_dict(exercise.random_example(cell, seed))["weights"] for seed in (1, 2)]
+        weights = [example_file.to_dict(exercise.random_example(cell, seed))["weights"] for seed in (1, 2)]
         assert weights[0] != weights[1], cell
-        assert spec.to_dict(exercise.random_example(cell, 1)) == spec.to_dict(exercise.random_example(cell, 1))
+        assert example_file.to_dict(exercise.random_example(cell, 1)) == example_file.to_dict(
+            exercise.random_example(cell, 1)
+        )
 
 
 def test_the_printed_command_makes_the_same_page(capsys):
@@ -132,7 +136,7 @@ def test_saved_spec_checks_the_answers_with_walkthrough(cell, tmp_path, capsys):
     assert code == 0
     checked = json.loads(out)
     ex = exercise.make(cell, 8)
-    assert checked["steps"] == render.to_json_dict(ex.hand)["steps"]
+    assert checked["steps"] == as_text.to_json_dict(ex.hand)["steps"]
     answers = markdown_answers((tmp_path / "ex-answers.md").read_text())
     assert answers[-len(checked["steps"][-1]["h"]) :] == checked["steps"][-1]["h"]
     assert "lstmkit walkthrough --spec ex.json" in (tmp_path / "ex.md").read_text()
@@ -153,12 +157,12 @@ def test_html_is_self_contained_printable_and_escaped(tmp_path, capsys):
 def test_dull_draws_are_recognised():
     ex = exercise.random_example("lstm", 0)
     assert not exercise.is_dull(ex)
-    data = spec.to_dict(ex)
+    data = example_file.to_dict(ex)
     data["weights"]["W_o"] = np.zeros_like(data["weights"]["W_o"]).tolist()
-    assert exercise.is_dull(spec.from_dict(data))  # a gate whose weights are all zero
-    data = spec.to_dict(ex)
+    assert exercise.is_dull(example_file.from_dict(data))  # a gate whose weights are all zero
+    data = example_file.to_dict(ex)
     data["weights"] = {k: (np.asarray(v) * 10).tolist() for k, v in data["weights"].items()}
-    assert exercise.is_dull(spec.from_dict(data))  # every gate saturates
+    assert exercise.is_dull(example_file.from_dict(data))  # every gate saturates
 
 
 BAD = [

@@ -22,7 +22,9 @@ from PIL import Image
 
 from lstmkit.cli import main
 from lstmkit.experiment import load_run
-from lstmkit.explain.activations import (
+from lstmkit.explain.gradients import gradient_by_lag
+from lstmkit.explain.trained.pictures import COLUMNS, ROWS, SIZES, TEXT_AXES, cell_picture, gradient_plot
+from lstmkit.explain.trained.recording import (
     GRUActivations,
     LSTMActivations,
     encode_text,
@@ -31,8 +33,6 @@ from lstmkit.explain.activations import (
     record,
     sLSTMActivations,
 )
-from lstmkit.explain.gradients import gradient_by_lag
-from lstmkit.explain.pictures import COLUMNS, ROWS, SIZES, TEXT_AXES, cell_picture, gradient_plot
 from lstmkit.reference import gru, lstm
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"

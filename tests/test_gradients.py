@@ -41,7 +41,7 @@ def test_cli_table_and_json(capsys):
 def test_png_plot_of_the_curves(tmp_path, capsys):
     from PIL import Image
 
-    from lstmkit.explain.pictures import SIZES
+    from lstmkit.explain.trained.pictures import SIZES
 
     target = tmp_path / "g.png"
     assert main(["gradients", "--length", "30", "--format", "png", "-o", str(target)]) == 0

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit.nn as lnn
-from lstmkit.nn.cell_scan import CHUNK_BELOW, AdjointScan, CellScan, cell_scan, scan_chunked
-from lstmkit.nn.lstm import trace_loop, trace_recomputed
-from lstmkit.nn.lstm_trace import gate
+from lstmkit.nn.rnn.cell_scan import CHUNK_BELOW, AdjointScan, CellScan, cell_scan, scan_chunked
+from lstmkit.nn.rnn.lstm import trace_loop, trace_recomputed
+from lstmkit.nn.rnn.lstm_trace_fast import gate
 
 F64 = torch.float64
 
@@ -286,7 +286,7 @@ class TraceFields(torch.nn.Module):
 
 def test_trace_gradgradcheck_through_cellscan(monkeypatch):
     """gradgradcheck of the whole fast trace on a tiny case made to take CellScan (CHUNK_BELOW lowered)."""
-    import lstmkit.nn.cell_scan as cell_scan_module
+    import lstmkit.nn.rnn.cell_scan as cell_scan_module
 
     monkeypatch.setattr(cell_scan_module, "CHUNK_BELOW", 1)
     layer, x, hx = make((1, True, False, False, 0, True, True, 3, 2, 2))
@@ -325,7 +325,7 @@ def test_cell_scans_under_torch_func_transforms(reverse):
 
 def test_trace_hessian_by_torch_func_through_cellscan(monkeypatch):
     """torch.func.hessian of a loss of the whole fast trace (made to take CellScan) == the loop's, by autograd."""
-    import lstmkit.nn.cell_scan as cell_scan_module
+    import lstmkit.nn.rnn.cell_scan as cell_scan_module
 
     monkeypatch.setattr(cell_scan_module, "CHUNK_BELOW", 1)
     layer, x, (h0, c0) = make((1, True, False, False, 0, True, True, 3, 2, 2))

@@ -436,14 +436,14 @@ def test_report_and_explain_of_a_checkpoint_write_where_rotation_never_reaches(t
 
 
 def test_report_and_explain_check_outputs_before_the_work(tiny_run, tmp_path, capsys, monkeypatch):
-    import lstmkit.explain.pictures
-    import lstmkit.explain.report
+    import lstmkit.explain.trained.pictures
+    import lstmkit.explain.trained.report
 
     def never(*args, **kwargs):
         raise AssertionError("the work was done before -o was checked")
 
-    monkeypatch.setattr(lstmkit.explain.report, "report_html", never)
-    monkeypatch.setattr(lstmkit.explain.pictures, "explain_run", never)
+    monkeypatch.setattr(lstmkit.explain.trained.report, "report_html", never)
+    monkeypatch.setattr(lstmkit.explain.trained.pictures, "explain_run", never)
     (tmp_path / "afile").write_text("x")
     before = snapshot(tmp_path)
     for argv, needles in [
@@ -488,10 +488,10 @@ def test_bench_refuses_before_measuring(argv, needles, tmp_path, capsys, monkeyp
 
 
 def _seeds_spec() -> dict:
-    from lstmkit.explain import spec
+    from lstmkit.explain.walkthrough import example_file
     from lstmkit.reference import examples
 
-    return spec.to_dict(examples.seeds_lstm())
+    return example_file.to_dict(examples.seeds_lstm())
 
 
 def _edit(change):

@@ -26,9 +26,9 @@ from PIL import Image
 from lstmkit.cli import main
 from lstmkit.compare import CURVES_SIZE
 from lstmkit.experiment import load_run, make_task
-from lstmkit.explain.activations import encode_text, inputs_for
-from lstmkit.explain.pictures import SIZES, explain_run
-from lstmkit.explain.report import (
+from lstmkit.explain.trained.pictures import SIZES, explain_run
+from lstmkit.explain.trained.recording import encode_text, inputs_for
+from lstmkit.explain.trained.report import (
     EXAMPLES,
     SAMPLE_TOKENS,
     SAMPLES,

@@ -24,7 +24,7 @@ import torch
 from lstmkit.checkpoint import CheckpointError, RunLock
 from lstmkit.cli import main
 from lstmkit.experiment import fresh_run_dir, load_run
-from lstmkit.models import ModelConfig, build_model
+from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.tasks.synthetic import SYNTHETIC
 from lstmkit.train import TrainConfig, train
 
@@ -98,7 +98,7 @@ def test_a_second_writer_is_refused_until_the_first_dies(tmp_path, capsys):
         task = SYNTHETIC["adding"](length=8)
         with pytest.raises(ValueError, match="is in use by another lstmkit train"):
             train(
-                build_model(ModelConfig("rnn", hidden_size=4), task.spec),
+                SequenceModel(ModelConfig("rnn", hidden_size=4), task.spec),
                 task,
                 TrainConfig(steps=1),
                 run,
@@ -132,7 +132,7 @@ def test_the_lock_is_held_while_training_and_released_after(tmp_path):
             return task.batch(batch_size, generator, split)
 
     train(
-        build_model(ModelConfig("rnn", hidden_size=4), task.spec),
+        SequenceModel(ModelConfig("rnn", hidden_size=4), task.spec),
         Probe(),
         TrainConfig(steps=2, eval_batches=1),
         tmp_path,
@@ -276,10 +276,10 @@ def test_a_failed_runs_log_is_not_appended_to(tmp_path, capsys):
     assert (run / "metrics.jsonl").read_text().count("\n") == 1
     task = SYNTHETIC["adding"](length=8)
     torch.manual_seed(0)
-    model = build_model(ModelConfig("lstm", hidden_size=4), task.spec)
+    model = SequenceModel(ModelConfig("lstm", hidden_size=4), task.spec)
     config = TrainConfig(steps=4, batch_size=4, eval_every=2, eval_batches=1, checkpoint_every=2)
     torch.manual_seed(0)
-    reference = build_model(ModelConfig("lstm", hidden_size=4), task.spec)
+    reference = SequenceModel(ModelConfig("lstm", hidden_size=4), task.spec)
     train(reference, task, config, tmp_path / "reference", progress=False)
     train(model, task, config, run, resume=True, progress=False)
     assert (run / "metrics.jsonl").read_text() == (tmp_path / "reference" / "metrics.jsonl").read_text()

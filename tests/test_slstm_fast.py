@@ -1,5 +1,5 @@
-"""The sLSTM C++ loops (`lstmkit.nn.slstm_cpp`) == the Python loop (`_sLSTMFunction`) == the plain autograd
-loop (`slstm_loop`), in float64 to 1e-12: outputs, final states and the gradients of x, R, b and every
+"""The sLSTM C++ loops (`lstmkit.nn.slstm.cpp_loop`) == the Python loop (`sLSTMFunction`) == the plain
+autograd loop (`slstm_loop`), in float64 to 1e-12: outputs, final states and the gradients of x, R, b and every
 initial state tensor, with and without reset/valid masks, one or several heads, T = 1, B = 1; and the
 fallback to the Python loop when the C++ one cannot be built or does not apply."""
 
@@ -12,8 +12,8 @@ import warnings
 import pytest
 import torch
 
-from lstmkit.nn import slstm_cpp
-from lstmkit.nn.slstm import _sLSTMFunction, slstm, slstm_loop, sLSTMState
+from lstmkit.nn.slstm import cpp_loop, slstm, slstm_loop, sLSTMState
+from lstmkit.nn.slstm.python_loop import sLSTMFunction
 
 F64 = torch.float64
 NAMES = ("out", "h", "c", "n", "m", "dx", "dR", "db", "dh0", "dc0", "dn0", "dm0")
@@ -22,7 +22,7 @@ SHAPES = [(1, 1, 1, 3), (1, 9, 1, 4), (3, 7, 2, 3), (2, 6, 4, 2), (4, 5, 3, 5)] 
 
 @pytest.fixture(scope="module", autouse=True)
 def built():
-    if slstm_cpp.extension() is None:
+    if cpp_loop.extension() is None:
         pytest.skip("the sLSTM C++ loop could not be built here (see the warning); the Python loop is in use")
 
 
@@ -55,12 +55,12 @@ def masks(B, T, seed, kind):
 
 
 def fast(x, R, b, state, reset, valid):
-    out, *final = slstm_cpp.slstm_cpp(x, R, b, *state, reset, valid)
+    out, *final = cpp_loop.slstm_cpp(x, R, b, *state, reset, valid)
     return out, final
 
 
 def python(x, R, b, state, reset, valid):
-    out, *final = _sLSTMFunction.apply(x, R, b, *state, reset, valid)
+    out, *final = sLSTMFunction.apply(x, R, b, *state, reset, valid)
     return out, final
 
 
@@ -154,13 +154,13 @@ def test_float32_close_to_the_python_loop():
 def test_slstm_uses_the_cpp_loop_for_cpu_float32_and_float64():
     for dtype in (torch.float32, F64):
         x, R, b, state = make(2, 5, 2, 3, seed=1, with_state=True, dtype=dtype)
-        assert slstm_cpp.usable(x, R, b, *state)
+        assert cpp_loop.usable(x, R, b, *state)
         out, final = slstm(x, R, b, state)
         out_cpp, final_cpp = fast(x, R, b, state, None, None)
         assert torch.equal(out, out_cpp) and all(torch.equal(a, b_) for a, b_ in zip(final, final_cpp, strict=True))
     x, R, b, state = make(2, 5, 2, 3, seed=1, with_state=True)
-    assert not slstm_cpp.usable(x.half(), R.half(), b.half())
-    assert not slstm_cpp.usable(x, R.float(), b)  # mixed dtypes: the Python loop reports them
+    assert not cpp_loop.usable(x.half(), R.half(), b.half())
+    assert not cpp_loop.usable(x, R.float(), b)  # mixed dtypes: the Python loop reports them
 
 
 def test_a_failed_build_warns_once_and_falls_back_to_the_python_loop(monkeypatch):
@@ -168,8 +168,8 @@ def test_a_failed_build_warns_once_and_falls_back_to_the_python_loop(monkeypatch
         raise RuntimeError("Error building extension 'lstmkit_slstm'\nc++: error: no such compiler")
 
     x, R, b, state = make(2, 5, 2, 3, seed=2, with_state=True, dtype=torch.float32)
-    monkeypatch.setattr(slstm_cpp, "_build", no_compiler)
-    slstm_cpp.extension.cache_clear()
+    monkeypatch.setattr(cpp_loop, "_build", no_compiler)
+    cpp_loop.extension.cache_clear()
     try:
         why = re.escape("could not build the sLSTM C++ loop (RuntimeError: c++: error: no such compiler)")
         with pytest.warns(RuntimeWarning, match=why):
@@ -182,15 +182,15 @@ def test_a_failed_build_warns_once_and_falls_back_to_the_python_loop(monkeypatch
             assert torch.equal(got[k], want[k]), f"{k}: the fallback is not the Python loop"
     finally:
         monkeypatch.undo()
-        slstm_cpp.extension.cache_clear()
+        cpp_loop.extension.cache_clear()
 
 
 BUILD = """
 import torch
-from lstmkit.nn import slstm_cpp
-assert slstm_cpp.extension() is not None
+from lstmkit.nn.slstm import cpp_loop
+assert cpp_loop.extension() is not None
 x = torch.ones(1, 3, 8)
-print(float(slstm_cpp.slstm_cpp(x, torch.zeros(1, 4, 2, 2), torch.zeros(8), *[torch.zeros(1, 2)] * 4)[0].sum()))
+print(float(cpp_loop.slstm_cpp(x, torch.zeros(1, 4, 2, 2), torch.zeros(8), *[torch.zeros(1, 2)] * 4)[0].sum()))
 """
 
 

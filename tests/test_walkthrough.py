@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lstmkit.cli import main
-from lstmkit.explain import render, spec, walkthrough
+from lstmkit.explain import walkthrough
+from lstmkit.explain.walkthrough import as_text, example_file
 from lstmkit.reference import examples
 
 LSTM_FIELDS = "x h_prev c_prev hx pre_i pre_f pre_g pre_o i f g o forget_term input_term c tanh_c h".split()
@@ -131,7 +132,7 @@ def test_user_spec(tmp_path, capsys):
 
 def test_every_text_row_is_rendered():
     w = walkthrough.build(examples.seeds_gru(), "exact")
-    text = render.to_text(w, width=160)
+    text = as_text.to_text(w, width=160)
     for stage in w.stages:
         assert f"[{stage.number}] {stage.title}" in text
         for row in stage.rows:
@@ -154,7 +155,7 @@ SPEC_ERRORS = [
 
 @pytest.mark.parametrize(("mutate", "message"), SPEC_ERRORS)
 def test_bad_spec_is_one_line_exit_2(tmp_path, capsys, mutate, message):
-    data = spec.to_dict(examples.seeds_lstm())
+    data = example_file.to_dict(examples.seeds_lstm())
     mutate(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
@@ -167,7 +168,7 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, capsys, mutate, message):
 
 def test_nan_in_spec(tmp_path, capsys):
     path = tmp_path / "nan.json"
-    path.write_text(json.dumps(spec.to_dict(examples.seeds_lstm())).replace("0.3", "NaN"))
+    path.write_text(json.dumps(example_file.to_dict(examples.seeds_lstm())).replace("0.3", "NaN"))
     code, _, err = run_cli(capsys, "walkthrough", "--spec", str(path))
     assert code == 2 and "NaN is not a number" in err and err.count("\n") == 1
 
@@ -181,7 +182,7 @@ def test_spec_not_json(tmp_path, capsys):
 
 def test_spec_cell_disagrees_with_flag(tmp_path, capsys):
     path = tmp_path / "lstm.json"
-    path.write_text(json.dumps(spec.to_dict(examples.seeds_lstm())))
+    path.write_text(json.dumps(example_file.to_dict(examples.seeds_lstm())))
     code, _, err = run_cli(capsys, "walkthrough", "--spec", str(path), "--cell", "gru")
     assert code == 2 and "field 'cell' is 'lstm' but --cell is 'gru'" in err
 

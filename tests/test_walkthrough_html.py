@@ -8,7 +8,7 @@ import pytest
 
 from lstmkit.cli import main
 from lstmkit.explain import walkthrough
-from lstmkit.explain.walkthrough_html import to_html
+from lstmkit.explain.walkthrough.as_page import to_html
 from lstmkit.reference.examples import EXAMPLES
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lstmkit.cli import main
-from lstmkit.explain import spec, walkthrough
+from lstmkit.explain import walkthrough
+from lstmkit.explain.walkthrough import example_file
 from lstmkit.reference import exact, hand, mlstm, slstm
 from lstmkit.reference.examples import EXAMPLES, XS
 
@@ -130,7 +131,7 @@ XLSTM_SPEC_ERRORS = [
 
 @pytest.mark.parametrize(("cell", "mutate", "message"), XLSTM_SPEC_ERRORS)
 def test_bad_xlstm_spec_is_one_line(tmp_path, capsys, cell, mutate, message):
-    data = spec.to_dict(EXAMPLES[cell]())
+    data = example_file.to_dict(EXAMPLES[cell]())
     mutate(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))

@@ -9,7 +9,7 @@ import torch
 
 from lstmkit.nn import LMState, xLSTMConfig, xLSTMLarge, xLSTMLargeConfig, xLSTMLM
 from lstmkit.nn.mlstm.state import mLSTMState
-from lstmkit.nn.slstm_layer import forget_bias_schedule
+from lstmkit.nn.xlstm.slstm_layer import forget_bias_schedule
 
 F64 = torch.float64
 V = 37

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit.nn import mLSTMLayer, sLSTMLayer
-from lstmkit.nn.conv import CausalConv1d
-from lstmkit.nn.headwise import HeadwiseLinear
-from lstmkit.nn.norms import HeadNorm, LayerNorm, RMSNorm
+from lstmkit.nn.parts.causal_conv import CausalConv1d
+from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
+from lstmkit.nn.parts.norms import HeadNorm, LayerNorm, RMSNorm
 
 F64 = torch.float64
 

@@ -63,7 +63,8 @@ def add_verbs(verbs) -> None:
 
 
 def run_exercise(args) -> int:
-    from lstmkit.explain import exercise, exercise_render
+    from lstmkit.explain import exercise
+    from lstmkit.explain.exercise import sheets
 
     to_files = args.output is not None and not is_stdout(args.output)
     if to_files and args.answers:
@@ -77,13 +78,13 @@ def run_exercise(args) -> int:
     ex = exercise.make(args.cell, args.seed, args.steps, args.input_size, args.hidden_size)
     fmt = args.format or ("html" if to_files and Path(args.output).suffix in (".html", ".htm") else "markdown")
     if paths is None:
-        pages = exercise_render.ANSWER_KEYS if args.answers else exercise_render.WORKSHEETS
+        pages = sheets.ANSWER_KEYS if args.answers else sheets.WORKSHEETS
         emit(pages[fmt](ex), None)
         return 0
     worksheet, answers, spec_file = paths
     write_output(spec_file, _line_ended(exercise.spec_text(ex.example)))
-    write_output(worksheet, _line_ended(exercise_render.WORKSHEETS[fmt](ex, spec_file.name)))
-    write_output(answers, _line_ended(exercise_render.ANSWER_KEYS[fmt](ex, spec_file.name)))
+    write_output(worksheet, _line_ended(sheets.WORKSHEETS[fmt](ex, spec_file.name)))
+    write_output(answers, _line_ended(sheets.ANSWER_KEYS[fmt](ex, spec_file.name)))
     print(f"wrote {worksheet} (worksheet), {answers} (answer key) and {spec_file} (spec): {ex.command}")
     return 0
 

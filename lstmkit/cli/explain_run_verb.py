@@ -51,8 +51,8 @@ def add_verbs(verbs) -> None:
 def run_explain(args) -> int:
     from lstmkit.cli.output import default_output
     from lstmkit.experiment import load_run
-    from lstmkit.explain.activations import inputs_for
-    from lstmkit.explain.pictures import explain_run
+    from lstmkit.explain.trained.pictures import explain_run
+    from lstmkit.explain.trained.recording import inputs_for
     from lstmkit.files import check_output_dir, make_output_dir, write_into
 
     out = args.output if args.output is not None else str(default_output(args.run_dir, "explain"))

@@ -57,14 +57,15 @@ def add_verbs(verbs) -> None:
 
 
 def run_walkthrough(args) -> int:
-    from lstmkit.explain import render, spec, walkthrough
+    from lstmkit.explain import walkthrough
+    from lstmkit.explain.walkthrough import as_text, example_file
     from lstmkit.reference import examples
 
     if args.output is not None:
         check_output_file(args.output)
-    example = spec.load(args.spec, args.cell) if args.spec else examples.EXAMPLES[args.cell or "lstm"]()
+    example = example_file.load(args.spec, args.cell) if args.spec else examples.EXAMPLES[args.cell or "lstm"]()
     if args.format == "html":
-        from lstmkit.explain.walkthrough_html import to_html
+        from lstmkit.explain.walkthrough.as_page import to_html
 
         emit(to_html(walkthrough.build(example, "hand"), walkthrough.build(example, "exact")), args.output)
         if args.output:
@@ -72,14 +73,14 @@ def run_walkthrough(args) -> int:
         return 0
     w = walkthrough.build(example, args.mode)
     if args.format == "text" and args.output is None:
-        print_rich(render.renderables(w))
+        print_rich(as_text.renderables(w))
         return 0
-    emit(render.FORMATS[args.format](w), args.output)
+    emit(as_text.FORMATS[args.format](w), args.output)
     return 0
 
 
 def run_gradients(args) -> int:
-    from lstmkit.explain import gradients, gradients_render
+    from lstmkit.explain import gradients, gradients_table
 
     if args.format == "png" and args.output is None:
         raise ValueError("--format png writes a picture: name the file with -o FILE.png")
@@ -87,13 +88,13 @@ def run_gradients(args) -> int:
         check_output_file(args.output)
     curves = gradients.gradient_by_lag(args.length, args.hidden_size, args.input_size, args.forget_bias, args.seed)
     if args.format == "png":
-        from lstmkit.explain.pictures import gradient_plot
+        from lstmkit.explain.trained.pictures import gradient_plot
 
         write_output(args.output, gradient_plot(curves))
         announce(args.output, f"wrote {args.output}")
         return 0
     if args.format == "text" and args.output is None:
-        print_rich(gradients_render.renderables(curves))
+        print_rich(gradients_table.renderables(curves))
         return 0
-    emit(gradients_render.FORMATS[args.format](curves), args.output)
+    emit(gradients_table.FORMATS[args.format](curves), args.output)
     return 0

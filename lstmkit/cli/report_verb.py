@@ -1,4 +1,4 @@
-"""`lstmkit report`: one self-contained HTML page for a training run (see lstmkit/explain/report.py)."""
+"""`lstmkit report`: one self-contained HTML page for a training run (see lstmkit/explain/trained/report.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def add_verbs(verbs) -> None:
 
 def run_report(args) -> int:
     from lstmkit.cli.output import announce, default_output, emit
-    from lstmkit.explain.report import report_html
+    from lstmkit.explain.trained.report import report_html
     from lstmkit.files import check_output_file
 
     out = args.output if args.output is not None else str(default_output(args.run_dir, "report", ".html"))

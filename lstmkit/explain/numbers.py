@@ -1,9 +1,14 @@
-"""How numbers are written in walkthroughs: like the seeds in hand mode, six decimals in exact mode."""
+"""How numbers are written: like the seeds in hand mode, six decimals in exact mode; JSON that people can read
+(indented objects, but each list of numbers on one line)."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 
+_NUMBER_LIST = re.compile(r"\[\s*(-?[0-9][-0-9.eE+]*(?:,\s*-?[0-9][-0-9.eE+]*)*)\s*\]")
 DECIMALS = {"hand": 1, "exact": 6}
 
 
@@ -23,3 +28,9 @@ def matrix_rows(a: np.ndarray, mode: str) -> list[str]:
     cells = [[number(x, mode) for x in row] for row in np.atleast_2d(a)]
     width = max(len(c) for row in cells for c in row)
     return ["[" + "  ".join(c.rjust(width) for c in row) + "]" for row in cells]
+
+
+def dumps(data) -> str:
+    """json.dumps(indent=1) with innermost number lists collapsed: "h": [0.7, 0.0]."""
+    text = json.dumps(data, indent=1, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)

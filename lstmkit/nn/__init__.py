@@ -10,19 +10,19 @@ xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks f
 "msm") and `xLSTMLarge` (the 7B model's layout), both streaming: forward(tokens, state) -> (logits, state).
 """
 
-from lstmkit.nn.blocks import FeedForward, mLSTMBlock, sLSTMBlock
-from lstmkit.nn.dropin import quantize_dynamic
 from lstmkit.nn.generate import generate, stream_tokens
-from lstmkit.nn.gru import GRU, GRUCell
 from lstmkit.nn.lm_inputs import LMState
-from lstmkit.nn.lstm import LSTM, LSTMCell
-from lstmkit.nn.mlstm_layer import mLSTMLayer, mLSTMLayerState
-from lstmkit.nn.rnn import RNN, RNNCell
-from lstmkit.nn.slstm_layer import sLSTMLayer, sLSTMLayerState
-from lstmkit.nn.steps import GRUTrace, LSTMTrace, RNNTrace
-from lstmkit.nn.xlstm_config import xLSTMConfig
-from lstmkit.nn.xlstm_large import xLSTMLarge, xLSTMLargeConfig
-from lstmkit.nn.xlstm_lm import xLSTMLM, xLSTMStack
+from lstmkit.nn.rnn.cells import GRUTrace, LSTMTrace, RNNTrace
+from lstmkit.nn.rnn.dropin import quantize_dynamic
+from lstmkit.nn.rnn.gru import GRU, GRUCell
+from lstmkit.nn.rnn.lstm import LSTM, LSTMCell
+from lstmkit.nn.rnn.rnn import RNN, RNNCell
+from lstmkit.nn.xlstm.blocks import FeedForward, mLSTMBlock, sLSTMBlock
+from lstmkit.nn.xlstm.config import xLSTMConfig
+from lstmkit.nn.xlstm.large import xLSTMLarge, xLSTMLargeConfig
+from lstmkit.nn.xlstm.lm import xLSTMLM, xLSTMStack
+from lstmkit.nn.xlstm.mlstm_layer import mLSTMLayer, mLSTMLayerState
+from lstmkit.nn.xlstm.slstm_layer import sLSTMLayer, sLSTMLayerState
 
 __all__ = [
     "GRU",

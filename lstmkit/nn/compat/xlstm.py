@@ -40,11 +40,11 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.nn.mlstm.state import mLSTMState
-from lstmkit.nn.mlstm_layer import mLSTMLayer
-from lstmkit.nn.slstm_layer import sLSTMLayer
-from lstmkit.nn.xlstm_config import xLSTMConfig
-from lstmkit.nn.xlstm_large import xLSTMLarge, xLSTMLargeConfig
-from lstmkit.nn.xlstm_lm import xLSTMLM, xLSTMStack
+from lstmkit.nn.xlstm.config import xLSTMConfig
+from lstmkit.nn.xlstm.large import xLSTMLarge, xLSTMLargeConfig
+from lstmkit.nn.xlstm.lm import xLSTMLM, xLSTMStack
+from lstmkit.nn.xlstm.mlstm_layer import mLSTMLayer
+from lstmkit.nn.xlstm.slstm_layer import sLSTMLayer
 
 SUPPORTED = "xlstm's mLSTMLayer, sLSTMLayer, xLSTMBlockStack, xLSTMLMModel or xLSTMLarge"
 

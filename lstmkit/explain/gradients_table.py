@@ -9,8 +9,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lstmkit.explain import jsonfmt
 from lstmkit.explain.gradients import GradientCurve, default_lags
+from lstmkit.explain.numbers import dumps
 
 TITLE = "Gradient reaching earlier inputs: ‖∂L/∂x_(T-lag)‖ / ‖∂L/∂x_T‖"
 
@@ -49,7 +49,7 @@ def to_markdown(curves: list[GradientCurve]) -> str:
 def to_json(curves: list[GradientCurve]) -> str:
     """{"schema": "lstmkit.gradients/1", "curves": [{"name": ..., "ratios": [ratio at lag 0, 1, ...]}]}"""
     data = {"schema": "lstmkit.gradients/1", "curves": [{"name": c.name, "ratios": c.ratios.tolist()} for c in curves]}
-    return jsonfmt.dumps(data)
+    return dumps(data)
 
 
 FORMATS = {"text": to_text, "markdown": to_markdown, "json": to_json}

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lstmkit.nn.blocks import FeedForward
 from lstmkit.nn.generate import generate
 from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks, valid_mask
 from lstmkit.nn.mlstm.state import mLSTMState
-from lstmkit.nn.mlstm_layer import run_mlstm
-from lstmkit.nn.norms import HeadNorm, RMSNorm
-from lstmkit.nn.xlstm_config import round_up
+from lstmkit.nn.parts.norms import HeadNorm, RMSNorm
+from lstmkit.nn.xlstm.blocks import FeedForward
+from lstmkit.nn.xlstm.config import round_up
+from lstmkit.nn.xlstm.mlstm_layer import run_mlstm
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,24 @@ class xLSTMLarge(nn.Module):
         return soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap), state
 
     generate = generate
+
+
+class LargeStack(nn.Module):
+    """xLSTMLarge's blocks and final RMSNorm on vectors, as xLSTMStack:
+    forward(x (B, T, E), state=None, *, lengths=None, reset=None) -> (out (B, T, E), LMState)."""
+
+    def __init__(self, config: xLSTMLargeConfig) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(LargeBlock(config) for _ in range(config.num_blocks))
+        self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
+
+    def forward(
+        self,
+        x: Tensor,
+        state: LMState | None = None,
+        *,
+        lengths: Tensor | None = None,
+        reset: Tensor | None = None,
+    ) -> tuple[Tensor, LMState]:
+        x, state = run_blocks(self.blocks, x, state, lengths, reset)
+        return self.norm(x), state

@@ -7,7 +7,7 @@ layer and direction, each (num_layers·num_directions, T, B, H). `nonlinearity` 
 `trace` runs the module's forward pre-hooks first (weight_norm, spectral_norm), as forward does; empty
 batches give empty fields, T = 0 raises what forward raises. `torch.jit.script`, `torch.fx` and
 `lstmkit.nn.quantize_dynamic` work as for torch.nn.RNN, with the caveat on scripting written in
-`lstmkit.nn.lstm` (the model gets the torch.nn twin). `proj_size=` is refused with torch's ValueError.
+`lstmkit.nn.rnn.lstm` (the model gets the torch.nn twin). `proj_size=` is refused with torch's ValueError.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.dropin import fx_aware, torch_twin
-from lstmkit.nn.layers import forward_pre_hooks, layer_params, trace_hidden_state_layer
-from lstmkit.nn.steps import HiddenState, project_folding_b_hh, rnn_step
+from lstmkit.nn.rnn.cells import HiddenState, project_folding_b_hh, rnn_step
+from lstmkit.nn.rnn.dropin import fx_aware, torch_twin
+from lstmkit.nn.rnn.trace_cell import trace_cell
+from lstmkit.nn.rnn.trace_layers import forward_pre_hooks, layer_params, trace_hidden_state_layer
 
 
 def cell_functions(module, suffix: str):

@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.explain.rows import Row, affine, eq
-from lstmkit.explain.spec import to_dict
-from lstmkit.explain.walkthrough_xlstm import mlstm_stages, slstm_stages
+from lstmkit.explain.walkthrough.example_file import to_dict
+from lstmkit.explain.walkthrough.rows import Row, affine, eq
+from lstmkit.explain.walkthrough.xlstm_stages import mlstm_stages, slstm_stages
 from lstmkit.reference import MODES, gru, lstm, mlstm, rnn, slstm
 from lstmkit.reference.examples import Example
 

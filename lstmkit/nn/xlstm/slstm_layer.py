@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit.nn.conv import CausalConv1d
-from lstmkit.nn.headwise import HeadwiseLinear
 from lstmkit.nn.lm_inputs import valid_mask
-from lstmkit.nn.norms import HeadNorm
+from lstmkit.nn.parts.causal_conv import CausalConv1d
+from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
+from lstmkit.nn.parts.norms import HeadNorm
 from lstmkit.nn.slstm import slstm, slstm_step, sLSTMCell, sLSTMState
 
 

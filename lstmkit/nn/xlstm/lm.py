@@ -16,11 +16,11 @@ import math
 
 from torch import Tensor, nn
 
-from lstmkit.nn.blocks import mLSTMBlock, sLSTMBlock
 from lstmkit.nn.generate import generate
 from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks
-from lstmkit.nn.norms import LayerNorm
-from lstmkit.nn.xlstm_config import xLSTMConfig
+from lstmkit.nn.parts.norms import LayerNorm
+from lstmkit.nn.xlstm.blocks import mLSTMBlock, sLSTMBlock
+from lstmkit.nn.xlstm.config import xLSTMConfig
 
 BLOCK_TYPES = {"m": mLSTMBlock, "s": sLSTMBlock}
 

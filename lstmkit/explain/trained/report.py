@@ -33,9 +33,9 @@ import torch
 from lstmkit import __version__
 from lstmkit.compare import METRIC, curves_png, label_of, read_curves
 from lstmkit.experiment import Run, load_run, task_of
-from lstmkit.explain.activations import BYTE_TASKS, Inputs, encode_text, sample_sequence
-from lstmkit.explain.htmlpage import esc, page, png_img
-from lstmkit.explain.pictures import explain_run
+from lstmkit.explain.html import esc, page, png_img
+from lstmkit.explain.trained.pictures import explain_run
+from lstmkit.explain.trained.recording import BYTE_TASKS, Inputs, encode_text, sample_sequence
 from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
 from lstmkit.tasks.real.shakespeare import CharVocab
 

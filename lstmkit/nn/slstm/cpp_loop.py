@@ -1,13 +1,13 @@
 """The sLSTM layer's time loops in C++: `csrc/slstm.cpp`, compiled on first use, behind an autograd.Function.
 
-The equations are those of `lstmkit.nn.slstm` (xLSTM paper section 2.2):
+The equations are those of `lstmkit.nn.slstm.cell` (xLSTM paper section 2.2):
 
     ĩ, f̃, z̃, õ = x̃_t + R h_{t-1} + b
     m_t = max(log σ(f̃) + m_{t-1}, ĩ)        (m_t = ĩ where n_{t-1} = 0)
     i = exp(ĩ - m_t)   f = exp(log σ(f̃) + m_{t-1} - m_t)   z = tanh(z̃)   o = σ(õ)
     c_t = f c_{t-1} + i z    n_t = f n_{t-1} + i    h_t = o c_t / n_t
 
-and the backward is the same reverse loop as `lstmkit.nn.slstm._sLSTMFunction.backward`.
+and the backward is the same reverse loop as `lstmkit.nn.slstm.python_loop.sLSTMFunction.backward`.
 
 Why C++: at B·H = 512 elements a step is dispatch overhead, not arithmetic. The Python loop issues ~30
 small ATen kernels per step forward and as many backward. A C++ forward step issues one `bmm` (the
@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lstmkit.nn.slstm_layout import flat, heads
+from lstmkit.nn.slstm.layout import flat, heads
 
 SOURCE = Path(__file__).parent / "csrc" / "slstm.cpp"
 NAME = "lstmkit_slstm"
@@ -125,7 +125,7 @@ def _forward(x, R, b, h0, c0, n0, m0, reset: Tensor | None, valid: Tensor | None
 
 def slstm_cpp(x, R, b, h0, c0, n0, m0, reset: Tensor | None = None, valid: Tensor | None = None):
     """The C++ loops with autograd: -> out (B, T, H), final h, c, n, m (B, H). Arguments as
-    `lstmkit.nn.slstm._sLSTMFunction`; the caller checks shapes and `usable`. Without gradients to
+    `lstmkit.nn.slstm.python_loop.sLSTMFunction`; the caller checks shapes and `usable`. Without gradients to
     compute, the forward keeps two steps of state instead of all T for the backward."""
     inputs = (x, R, b, h0, c0, n0, m0)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmkit.nn.loop import run_direction
+from lstmkit.nn.rnn.time_loop import run_direction
 
 
 class Prepared(NamedTuple):

@@ -1,4 +1,4 @@
-// The sLSTM time loops in C++, for lstmkit/nn/slstm_cpp.py (which builds this file on first use and
+// The sLSTM time loops in C++, for lstmkit/nn/slstm/cpp_loop.py (which builds this file on first use and
 // holds the equations in its docstring). A forward step is one ATen bmm for the recurrent product of all
 // heads and gates, three vectorized ATen calls for the exponentials and logarithms of all elements, and
 // plain loops over the elements for the rest; a backward step is one plain loop and one bmm. The Python

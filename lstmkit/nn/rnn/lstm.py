@@ -56,9 +56,11 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from lstmkit.nn.cell_io import trace_cell
-from lstmkit.nn.dropin import fx_aware, torch_twin
-from lstmkit.nn.layers import (
+from lstmkit.nn.rnn.cells import LSTMState, lstm_step, project_folding_b_hh
+from lstmkit.nn.rnn.dropin import fx_aware, torch_twin
+from lstmkit.nn.rnn.lstm_trace_fast import recompute_trace
+from lstmkit.nn.rnn.trace_cell import trace_cell
+from lstmkit.nn.rnn.trace_layers import (
     Prepared,
     caller_layout,
     finish,
@@ -68,8 +70,6 @@ from lstmkit.nn.layers import (
     prepare,
     run_stack,
 )
-from lstmkit.nn.lstm_trace import recompute_trace
-from lstmkit.nn.steps import LSTMState, lstm_step, project_folding_b_hh
 
 
 def _set_forget_bias(module, forget_bias: float, suffixes: list[str]) -> None:

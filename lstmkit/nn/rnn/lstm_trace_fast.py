@@ -51,9 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.cell_scan import cell_scan
-from lstmkit.nn.layers import Prepared, layer_params, param_suffixes
-from lstmkit.nn.steps import LSTMTrace
+from lstmkit.nn.rnn.cell_scan import cell_scan
+from lstmkit.nn.rnn.cells import LSTMTrace
+from lstmkit.nn.rnn.trace_layers import Prepared, layer_params, param_suffixes
 
 
 def recompute_trace(module, prep: Prepared) -> tuple[Tensor, tuple[Tensor, Tensor], LSTMTrace]:

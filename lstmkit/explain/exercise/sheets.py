@@ -25,10 +25,10 @@ from collections.abc import Callable
 import numpy as np
 
 from lstmkit.explain.exercise import Exercise, spec_text
-from lstmkit.explain.htmlpage import cell_style, esc, page
+from lstmkit.explain.html import cell_style, esc, page
 from lstmkit.explain.numbers import matrix_rows, number, vector
-from lstmkit.explain.render import TITLES
 from lstmkit.explain.walkthrough import SEED_TYPO, Row, Stage
+from lstmkit.explain.walkthrough.as_text import TITLES
 
 BOX_MD = "`____`"
 """One empty answer box in the Markdown worksheet."""

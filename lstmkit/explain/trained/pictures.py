@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.explain.activations import (
+from lstmkit.explain.trained.recording import (
     GRUActivations,
     Inputs,
     LSTMActivations,

@@ -6,7 +6,7 @@ The JSON schema (`"schema": "lstmkit.walkthrough/1"`) is stable; fields are only
       "schema": "lstmkit.walkthrough/1",
       "cell": "lstm" | "gru" | "rnn" | "slstm" | "mlstm",
       "mode": "hand" | "exact",
-      "spec": {...},            the example itself; a valid --spec file (see lstmkit.explain.spec)
+      "spec": {...},            the example itself; a valid --spec file (see lstmkit.explain.walkthrough.example_file)
       "steps": [                one object per time step, t = 1..T
         {"t": 1, "<name>": [numbers], ...}
       ]
@@ -34,10 +34,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from lstmkit.explain import jsonfmt
-from lstmkit.explain.numbers import matrix_rows, number, vector
-from lstmkit.explain.spec import to_dict
+from lstmkit.explain.numbers import dumps, matrix_rows, number, vector
 from lstmkit.explain.walkthrough import Row, Stage, Walkthrough
+from lstmkit.explain.walkthrough.example_file import to_dict
 
 SCHEMA = "lstmkit.walkthrough/1"
 TITLES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN (tanh)", "slstm": "sLSTM", "mlstm": "mLSTM (one head)"}
@@ -113,7 +112,7 @@ def to_json_dict(w: Walkthrough) -> dict:
 
 
 def to_json(w: Walkthrough) -> str:
-    return jsonfmt.dumps(to_json_dict(w))
+    return dumps(to_json_dict(w))
 
 
 FORMATS = {"text": to_text, "markdown": to_markdown, "json": to_json}

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit.nn.mlstm_layer import mLSTMLayer, mLSTMLayerState
-from lstmkit.nn.norms import LayerNorm
-from lstmkit.nn.slstm_layer import sLSTMLayer, sLSTMLayerState
-from lstmkit.nn.xlstm_config import xLSTMConfig
+from lstmkit.nn.parts.norms import LayerNorm
+from lstmkit.nn.xlstm.config import xLSTMConfig
+from lstmkit.nn.xlstm.mlstm_layer import mLSTMLayer, mLSTMLayerState
+from lstmkit.nn.xlstm.slstm_layer import sLSTMLayer, sLSTMLayerState
 
 ACTIVATION_FUNCTIONS = {
     "gelu": F.gelu,

@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmkit.nn.conv import CausalConv1d
-from lstmkit.nn.headwise import HeadwiseLinear
 from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_step
 from lstmkit.nn.mlstm.state import mLSTMState
-from lstmkit.nn.norms import HeadNorm
+from lstmkit.nn.parts.causal_conv import CausalConv1d
+from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
+from lstmkit.nn.parts.norms import HeadNorm
 
 
 class mLSTMLayerState(NamedTuple):

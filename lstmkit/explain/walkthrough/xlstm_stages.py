@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmkit.explain.rows import Row, affine, eq
+from lstmkit.explain.walkthrough.rows import Row, affine, eq
 from lstmkit.reference import mlstm, slstm
 
 

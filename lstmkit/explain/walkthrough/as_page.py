@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmkit.explain.htmlpage import cell_style, esc, page
+from lstmkit.explain.html import cell_style, esc, page
 from lstmkit.explain.numbers import number
-from lstmkit.explain.render import TITLES
 from lstmkit.explain.walkthrough import Row, Stage, Walkthrough
+from lstmkit.explain.walkthrough.as_text import TITLES
 
 CSS = """
 nav.steps { position: sticky; top: 0; z-index: 2; background: var(--band); padding: .6rem 0; border-bottom: 1px solid

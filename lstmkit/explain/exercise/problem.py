@@ -30,7 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.explain import jsonfmt, spec, walkthrough
+from lstmkit.explain import walkthrough
+from lstmkit.explain.numbers import dumps
+from lstmkit.explain.walkthrough import example_file
 from lstmkit.reference.examples import Example
 from lstmkit.reference.rounding import hand
 
@@ -86,7 +88,7 @@ def make(cell: str, seed: int, steps: int = 2, input_size: int = 2, hidden_size:
 
 def spec_text(example: Example) -> str:
     """The example as a spec file (`lstmkit walkthrough --spec`), whole numbers written without '.0'."""
-    return jsonfmt.dumps(_whole_as_int(spec.to_dict(example)))
+    return dumps(_whole_as_int(example_file.to_dict(example)))
 
 
 def _whole_as_int(data):
@@ -102,7 +104,7 @@ def random_example(cell: str, seed: int, steps: int = 2, input_size: int = 2, hi
     _check(cell, seed, steps, input_size, hidden_size)
     rng = np.random.default_rng(seed)
     for _ in range(MAX_DRAWS):
-        example = spec.from_dict(_draw(rng, cell, steps, input_size, hidden_size))
+        example = example_file.from_dict(_draw(rng, cell, steps, input_size, hidden_size))
         if not is_dull(example):
             return example
     raise ValueError(f"seed {seed} gave no lively {cell} exercise in {MAX_DRAWS} draws, expected one: try another seed")
@@ -128,8 +130,8 @@ def _integers(rng: np.random.Generator, bounds: tuple[int, int], shape) -> list:
 
 
 def _draw(rng: np.random.Generator, cell: str, T: int, I: int, H: int) -> dict:
-    """One draw, as a spec (`lstmkit.explain.spec`); weights in the order the spec lists them."""
-    table = spec.CELLS[cell]
+    """One draw, as a spec (`lstmkit.explain.walkthrough.example_file`); weights in the order the spec lists them."""
+    table = example_file.CELLS[cell]
     sizes = {"H": H, "I": I, "H+I": H + I}
     weights = {}
     for name, dims in table.weights.items():
@@ -153,7 +155,7 @@ def _draw(rng: np.random.Generator, cell: str, T: int, I: int, H: int) -> dict:
 
 def is_dull(example: Example) -> bool:
     """True when a gate's weight matrix is all zeros or a step has mostly saturated pre-activations."""
-    weights = spec.to_dict(example)["weights"]
+    weights = example_file.to_dict(example)["weights"]
     if any(not np.any(w) for name, w in weights.items() if name.startswith("W")):
         return True
     with np.errstate(all="ignore"):
