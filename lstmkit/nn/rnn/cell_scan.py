@@ -2,7 +2,7 @@
 
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t,   t = 0 .. T-1 (T-1 .. 0 when reverse),  c_{-1} = c0
 
-f, i, g are (T, B, H); c0 is (B, H). Two forms, tested equal to the plain loop (tests/test_lstm_trace_fast.py):
+f, i, g are (T, B, H); c0 is (B, H). Two forms, tested equal to the plain loop (tests/nn/rnn/test_lstm_trace_fast.py):
 
 * `CellScan`: one in-place addcmul per step, backward by hand (`AdjointScan`, a scan the other way, whose
   own backward is `CellScan` again: derivatives of every order). The Python loop costs ~2-3 µs a step,

@@ -11,7 +11,7 @@ Two additions:
   direction, each (num_layers·num_directions, T, B, ·) (no B for unbatched input; positions past a
   packed sequence's end are zero). Its output and states equal `forward`'s (tested in float64).
   With dropout > 0 in training mode its dropout masks are its own, so only eval mode compares equal.
-  Two paths, equal in float64 to 1e-12 in every field and gradient (tests/test_lstm_trace_fast.py):
+  Two paths, equal in float64 to 1e-12 in every field and gradient (tests/nn/rnn/test_lstm_trace_fast.py):
   - `trace_loop`, the readable one: a Python loop over the step equations (`steps.lstm_step`).
     `trace` runs it for PackedSequence input (sequences of different lengths).
   - `trace_recomputed` (`lstm_trace.py`): h of every step from the fused kernel, one layer at a time,
@@ -31,7 +31,7 @@ Two additions:
   so the gate starts at σ(b)); None (the default) keeps PyTorch's init, so drop-in behaviour is
   unchanged. A bias of 1-3 keeps gradients alive over long lags (`lstmkit gradients`).
 
-Torch's tools (tests/test_dropin.py, against torch.nn on the same weights):
+Torch's tools (tests/nn/rnn/test_dropin.py, against torch.nn on the same weights):
 
 * `torch.jit.script(model)` works, but compiles torch.nn.LSTM in this layer's place: TorchScript finds
   torch.nn.LSTM.forward's overloads only for that class (by its name and source lines), so a subclass

@@ -19,7 +19,7 @@ import pytest
 
 from lstmkit.cli import main
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 BIG = str(10**8)
 

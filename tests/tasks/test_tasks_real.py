@@ -19,7 +19,7 @@ from lstmkit.tasks.real.fetch import fetch_package
 from lstmkit.tasks.real.shakespeare import CharVocab
 from lstmkit.tasks.real.vowels import parse_ts
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 
 
 def load(name: str):

@@ -22,7 +22,7 @@ from lstmkit.experiment import load_run
 from lstmkit.tasks.base import Batch, TaskSpec, compute_loss, count_targets
 from lstmkit.tasks.real import fetch
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 
 

@@ -23,7 +23,7 @@ from lstmkit import files
 from lstmkit.cli import main
 from lstmkit.cli.output import default_output
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -509,7 +509,8 @@ def _text(make):
     return lambda: make(__import__("json").dumps(_seeds_spec()))
 
 
-SPEC_REFUSALS = [  # a list for an object, ragged rows and the like were one line already (tests/test_walkthrough.py)
+# a list for an object, ragged rows and the like were one line already (tests/explain/test_walkthrough.py)
+SPEC_REFUSALS = [
     (_edit(lambda d: d.update(inputs=d["inputs"] * 7000)), "field 'inputs' has 21000 time steps, expected at most 100"),
     (_edit(lambda d: d.update(hidden_size=20000)), "field 'hidden_size' is 20000, expected at most 16"),
     (_edit(lambda d: d.update(input_size=17)), "field 'input_size' is 17, expected at most 16"),

@@ -17,19 +17,19 @@ import torch
 from torch import nn
 
 from lstmkit.cli import main
-from lstmkit.models import ModelConfig, build_model
+from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.nn.generate import MAX_NEW_TOKENS, generate, next_token_probabilities, stream_tokens
 from lstmkit.tasks.base import TaskSpec
 
 V = 11
 LM = TaskSpec(name="lm", kind="tag", num_outputs=V, vocab_size=V)
 generate_module = importlib.import_module("lstmkit.nn.generate")  # lstmkit.nn.generate is also the function
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 
 
 def lm(name: str = "lstm"):
     torch.manual_seed(0)
-    return build_model(ModelConfig(name, hidden_size=16, num_layers=1), LM).double().eval()
+    return SequenceModel(ModelConfig(name, hidden_size=16, num_layers=1), LM).double().eval()
 
 
 def prompt(batch: int = 2, steps: int = 4) -> torch.Tensor:

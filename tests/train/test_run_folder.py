@@ -28,7 +28,7 @@ from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.tasks.synthetic import SYNTHETIC
 from lstmkit.train import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--task-arg",
     "length=8",

@@ -6,7 +6,7 @@ folder whose name is HTML, and a GRU on parity. Each gets its page through `lstm
 shows is compared with what the run holds: meta.json (configs, step), metrics.jsonl (the last evaluation),
 `lstmkit eval` (the test metrics), `lstmkit generate` (the samples), `explain_run` (the pictures, byte for
 byte) and the model's own outputs on the test sequences drawn with the same seed. The real datasets come
-from the test cache that tests/test_tasks_real.py fills.
+from the test cache that tests/tasks/test_tasks_real.py fills.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from lstmkit.explain.trained.report import (
 )
 from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 3, "--eval-batches", 1, "--quiet", "--steps", 6]
 BARD = ("--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", CACHE)
 RUNS = {

@@ -1,13 +1,13 @@
 """The walkthrough page in a real browser: press "next" and the arrow keys, read the shown numbers back."""
 
 import numpy as np
-from browser import open_page
 from PIL import Image
 
 from lstmkit.cli import main
 from lstmkit.explain import walkthrough
 from lstmkit.explain.numbers import number
 from lstmkit.reference.examples import B_F, EXAMPLES, W_F
+from tests.browser import open_page
 
 
 def shown(page, label: str, mode: str, role: str = "value") -> list[float]:

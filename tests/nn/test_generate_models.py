@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstmkit.models import MODEL_NAMES, ModelConfig, SequenceModel, build_model
+from lstmkit.models import MODEL_NAMES, ModelConfig, SequenceModel
 from lstmkit.nn import generate
 from lstmkit.tasks.base import TaskSpec
 
@@ -16,7 +16,7 @@ LM = TaskSpec(name="lm", kind="tag", num_outputs=V, vocab_size=V)
 def lm(name: str, spec: TaskSpec = LM) -> SequenceModel:
     torch.manual_seed(0)
     config = ModelConfig(name, hidden_size=16, num_layers=2, num_heads=2)
-    return build_model(config, spec).double().eval()
+    return SequenceModel(config, spec).double().eval()
 
 
 def tokens(batch: int, steps: int, seed: int = 1) -> torch.Tensor:

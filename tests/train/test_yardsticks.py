@@ -24,7 +24,7 @@ from lstmkit.train import TrainConfig, evaluate
 
 pytestmark = pytest.mark.slow
 
-OUT = Path(__file__).resolve().parents[1] / "runs" / "yardsticks"
+OUT = Path(__file__).resolve().parents[2] / "runs" / "yardsticks"
 
 
 def run(name: str, task: str, task_args: dict, models: list[ModelConfig], config: TrainConfig) -> dict[str, dict]:

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from lstmkit.checkpoint import CheckpointError, load_weights, read_checkpoint, read_state
-from lstmkit.models import MODEL_NAMES, ModelConfig, build_model
+from lstmkit.models import MODEL_NAMES, ModelConfig, SequenceModel
 from lstmkit.tasks.base import Batch, TaskSpec
 from lstmkit.train import TrainConfig, TrainingDiverged, learning_rate, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FirstTokenTask:
@@ -46,7 +46,7 @@ FAST = {"steps": 40, "batch_size": 16, "lr": 1e-2, "warmup": 2, "eval_every": 20
 def test_every_model_family_learns(name, tmp_path):
     torch.manual_seed(0)
     task = FirstTokenTask("tag" if name in ("mlstm", "xlstm-large") else "classify")
-    model = build_model(ModelConfig(name, hidden_size=16, num_heads=2), task.spec)
+    model = SequenceModel(ModelConfig(name, hidden_size=16, num_heads=2), task.spec)
     config = TrainConfig(**FAST)
     from lstmkit.train import evaluate
 
@@ -66,9 +66,9 @@ def test_learning_rate_schedule():
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys, torch
-    sys.path.insert(0, {tests!r})
-    from test_train import FirstTokenTask
-    from lstmkit.models import ModelConfig, build_model
+    sys.path.insert(0, {root!r})
+    from tests.train.test_train import FirstTokenTask
+    from lstmkit.models import ModelConfig, SequenceModel
     from lstmkit.train import TrainConfig, train
 
     class Killed(FirstTokenTask):
@@ -88,7 +88,7 @@ SCRIPT = textwrap.dedent("""
         os.replace = replace
     torch.manual_seed(123)
     task = Killed() if sys.argv[2] == "kill" else FirstTokenTask()
-    model = build_model(ModelConfig({name!r}, hidden_size=8, num_heads=2), task.spec)
+    model = SequenceModel(ModelConfig({name!r}, hidden_size=8, num_heads=2), task.spec)
     config = TrainConfig(steps=12, batch_size=4, warmup=2, eval_every=5, eval_batches=1, checkpoint_every=5)
     train(model, task, config, sys.argv[1], resume=sys.argv[2] == "resume", progress=False)
 """)
@@ -99,7 +99,7 @@ def test_resume_after_sigkill_is_exact(name, kill, tmp_path):
     """Killed during step 8 (after the step-5 checkpoint), or inside the writer of the step-10 checkpoint (its
     folder complete, `latest` not yet naming it: the resumed run writes step 10 again, swapping the folders)."""
     script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(tests=str(ROOT / "tests"), kill_at=9, name=name))
+    script.write_text(SCRIPT.format(root=str(ROOT), kill_at=9, name=name))
 
     def run(run_dir: Path, mode: str) -> int:
         return subprocess.run([sys.executable, str(script), str(run_dir), mode], cwd=ROOT, timeout=120).returncode
@@ -127,25 +127,25 @@ def test_resume_after_sigkill_is_exact(name, kill, tmp_path):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     torch.manual_seed(0)
     task = FirstTokenTask("regress", poison_at=8)
-    model = build_model(ModelConfig("gru", hidden_size=8), task.spec)
+    model = SequenceModel(ModelConfig("gru", hidden_size=8), task.spec)
     config = TrainConfig(steps=20, batch_size=4, warmup=1, eval_every=5, eval_batches=1, checkpoint_every=5)
     with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 6"):
         train(model, task, config, tmp_path, progress=False)
     checkpoint = read_checkpoint(tmp_path)
     assert checkpoint.meta["step"] == 5
-    load_weights(checkpoint.path, build_model(ModelConfig("gru", hidden_size=8), task.spec))
+    load_weights(checkpoint.path, SequenceModel(ModelConfig("gru", hidden_size=8), task.spec))
 
 
 def test_checkpoint_errors(tmp_path):
     torch.manual_seed(0)
     task = FirstTokenTask()
-    model = build_model(ModelConfig("lstm", hidden_size=8), task.spec)
+    model = SequenceModel(ModelConfig("lstm", hidden_size=8), task.spec)
     train(model, task, TrainConfig(steps=2, batch_size=2, warmup=1, eval_batches=1), tmp_path, progress=False)
     folder = read_checkpoint(tmp_path).path
     with pytest.raises(CheckpointError, match=r"from a different model: shapes differ for \['body.bias_hh_l0'"):
-        load_weights(folder, build_model(ModelConfig("lstm", hidden_size=9), task.spec))
+        load_weights(folder, SequenceModel(ModelConfig("lstm", hidden_size=9), task.spec))
     with pytest.raises(CheckpointError, match="from a different model"):
-        load_weights(folder, build_model(ModelConfig("gru", hidden_size=8), task.spec))
+        load_weights(folder, SequenceModel(ModelConfig("gru", hidden_size=8), task.spec))
     with pytest.raises(CheckpointError, match="no checkpoint in"):
         read_checkpoint(tmp_path / "nowhere")
     (folder / "meta.json").write_text("{not json")
@@ -183,7 +183,7 @@ def test_every_synthetic_task_trains_with_the_models(name, tmp_path):
     task = SYNTHETIC[name](**SMALL[name])
     for model_name in ("lstm", "xlstm"):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(model_name, hidden_size=16, num_heads=2), task.spec)
+        model = SequenceModel(ModelConfig(model_name, hidden_size=16, num_heads=2), task.spec)
         result = train(
             model,
             task,
@@ -223,7 +223,7 @@ def test_the_largest_seed_works_everywhere():
     task = FirstTokenTask()
     from lstmkit.train import evaluate
 
-    assert evaluate(build_model(ModelConfig("rnn", hidden_size=4), task.spec), task, config)["loss"] > 0
+    assert evaluate(SequenceModel(ModelConfig("rnn", hidden_size=4), task.spec), task, config)["loss"] > 0
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_model_config_names_the_field_at_fault(fields, needle):
 
 def test_nan_before_the_first_checkpoint_does_not_claim_one(tmp_path):
     task = FirstTokenTask("regress", poison_at=3)
-    model = build_model(ModelConfig("gru", hidden_size=8), task.spec)
+    model = SequenceModel(ModelConfig("gru", hidden_size=8), task.spec)
     config = TrainConfig(steps=20, batch_size=4, warmup=1, eval_every=5, eval_batches=1, checkpoint_every=5)
     with pytest.raises(TrainingDiverged) as raised:
         train(model, task, config, tmp_path, progress=False)
@@ -260,7 +260,7 @@ def test_parameter_count_without_allocating_equals_the_model(name):
     spec = TaskSpec("t", "tag", num_outputs=5, vocab_size=7)
     for layers, blocks in ((1, "m"), (3, "sms"), (4, "mmsm")):
         config = ModelConfig(name, hidden_size=8, num_heads=2, num_layers=layers, blocks=blocks)
-        assert parameter_count(config, spec) == sum(p.numel() for p in build_model(config, spec).parameters())
+        assert parameter_count(config, spec) == sum(p.numel() for p in SequenceModel(config, spec).parameters())
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 Five runs are trained once per module through `lstmkit train` (3 steps, 8 units): an LSTM of 2 layers on
 the adding problem (vectors), a GRU on parity (token ids), an LSTM on Shakespeare (characters), an LSTM
 on sentiment (UTF-8 bytes) and an xLSTM "ms" on Shakespeare. The real datasets come from the test cache
-that tests/test_tasks_real.py fills. The activations are checked against independent paths in float64
+that tests/tasks/test_tasks_real.py fills. The activations are checked against independent paths in float64
 (the NumPy reference cells; one whole-sequence forward of the xLSTM body), the pictures by their PNG
 header, pixel size and, for the text picture, the colour behind each character.
 """
@@ -35,7 +35,7 @@ from lstmkit.explain.trained.recording import (
 )
 from lstmkit.reference import gru, lstm
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "lstmkit-test"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 5, "--eval-batches", 1, "--quiet", "--steps", 3]
 BARD = ("--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", CACHE)
 RUNS = {
