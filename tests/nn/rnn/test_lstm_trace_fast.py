@@ -15,14 +15,9 @@ import lstmkit.nn as lnn
 from lstmkit.nn.rnn.cell_scan import CHUNK_BELOW, AdjointScan, CellScan, cell_scan, scan_chunked
 from lstmkit.nn.rnn.lstm import trace_loop, trace_recomputed
 from lstmkit.nn.rnn.lstm_trace_fast import gate
+from tests.helpers import assert_close
 
 F64 = torch.float64
-
-
-def assert_close(a, b, what, tol=1e-12):
-    assert a.shape == b.shape, f"{what}: shape {tuple(a.shape)} != {tuple(b.shape)}"
-    d = float((a - b).detach().abs().max()) if a.numel() else 0.0
-    assert d <= tol, f"{what}: max abs diff {d:.3e} > {tol:.0e}"
 
 
 def flatten(result):
@@ -91,9 +86,9 @@ def test_recomputed_equals_loop_values_and_gradients(config):
         results[name] = named, grads
     (loop, loop_grads), (fast, fast_grads) = results["loop"], results["recomputed"]
     for (what, a), (_, b) in zip(fast, loop, strict=True):
-        assert_close(a, b, what)
+        assert_close(a, b, what, atol=1e-12)
     for what, a, b in zip(names, fast_grads, loop_grads, strict=True):
-        assert_close(a, b, f"d/d{what}")
+        assert_close(a, b, f"d/d{what}", atol=1e-12)
 
 
 @pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[5], CONFIGS[8]], ids=["bi", "proj", "cellscan"])
@@ -103,7 +98,7 @@ def test_recomputed_equals_loop_without_autograd(config):
     with torch.no_grad():
         loop, fast = flatten(trace_loop(layer, x, hx)), flatten(trace_recomputed(layer, x, hx))
     for (what, a), (_, b) in zip(fast, loop, strict=True):
-        assert_close(a, b, what)
+        assert_close(a, b, what, atol=1e-12)
 
 
 def test_gradient_through_one_field_only():
@@ -115,14 +110,14 @@ def test_gradient_through_one_field_only():
             for fn in (trace_loop, trace_recomputed)
         ]
         for what, a, b in zip(["x", "h0", "c0", "weight_hh_l0"], *grads, strict=True):
-            assert_close(a, b, f"d/d{what}")
+            assert_close(a, b, f"d/d{what}", atol=1e-12)
 
 
 def test_h_is_o_tanh_c():
     """The kernel's h agrees with the recomputed gates: h = o ⊙ tanh(c) (no projection)."""
     layer, x, hx = make(CONFIGS[1])
     _, _, trace = trace_recomputed(layer, x, hx)
-    assert_close(trace.h, trace.o * torch.tanh(trace.c), "h - o tanh(c)")
+    assert_close(trace.h, trace.o * torch.tanh(trace.c), "h - o tanh(c)", atol=1e-12)
 
 
 def test_float32_with_onednn_products():
@@ -134,13 +129,13 @@ def test_float32_with_onednn_products():
         with torch.set_grad_enabled(grad):
             loop, fast = flatten(trace_loop(layer, x)), flatten(trace_recomputed(layer, x))
         for (what, a), (_, b) in zip(fast, loop, strict=True):
-            assert_close(a, b, f"{what} (grad {grad})", tol=2e-5)
+            assert_close(a, b, f"{what} (grad {grad})", atol=2e-5)
     leaves = [layer.weight_hh_l1_reverse, layer.bias_ih_l0]
     loop_grads, fast_grads = (
         torch.autograd.grad(weighted_sum(flatten(fn(layer, x)), 1), leaves) for fn in (trace_loop, trace_recomputed)
     )
     for what, a, b in zip(["weight_hh_l1_reverse", "bias_ih_l0"], fast_grads, loop_grads, strict=True):
-        assert_close(a, b, f"d/d{what}", tol=1e-3 * float(b.abs().max()))
+        assert_close(a, b, f"d/d{what}", atol=1e-3 * float(b.abs().max()))
 
 
 def test_onednn_gate_equals_linear_with_gradients():
@@ -148,10 +143,10 @@ def test_onednn_gate_equals_linear_with_gradients():
     xh, W, b = (torch.randn(*shape, generator=g_, requires_grad=True) for shape in [(5, 7, 24), (12, 24), (12,)])
     w = torch.randn(5, 7, 12, generator=g_)
     ours, expected = gate(xh, W, b, torch.sigmoid_), torch.sigmoid(F.linear(xh, W, b))
-    assert_close(ours, expected, "oneDNN gate", tol=1e-6)
+    assert_close(ours, expected, "oneDNN gate", atol=1e-6)
     grads = [torch.autograd.grad((z * w).sum(), [xh, W, b]) for z in (ours, expected)]
     for what, a, e in zip(["xh", "W", "b"], *grads, strict=True):
-        assert_close(a, e, f"d/d{what}", tol=1e-5)
+        assert_close(a, e, f"d/d{what}", atol=1e-5)
 
 
 def test_dropout_between_layers_uses_the_same_masks():
@@ -163,7 +158,7 @@ def test_dropout_between_layers_uses_the_same_masks():
     torch.manual_seed(7)
     fast = flatten(trace_recomputed(layer, x))
     for (what, a), (_, b) in zip(fast, loop, strict=True):
-        assert_close(a, b, what)
+        assert_close(a, b, what, atol=1e-12)
 
 
 def test_trace_picks_the_path():
@@ -205,9 +200,9 @@ def test_scan_forms_equal_the_plain_loop(T, reverse):
         forms["scan_chunked"] = lambda: scan_chunked(f, i, g, c0)
     for name, form in forms.items():
         c = form()
-        assert_close(c, expected, f"{name} c")
+        assert_close(c, expected, f"{name} c", atol=1e-12)
         for what, a, b in zip("figc", torch.autograd.grad((c * w).sum(), [f, i, g, c0]), expected_grads, strict=True):
-            assert_close(a, b, f"{name} d/d{what}")
+            assert_close(a, b, f"{name} d/d{what}", atol=1e-12)
 
 
 def test_cell_scan_picks_by_size():
@@ -240,7 +235,7 @@ def test_cell_scan_second_derivatives(reverse):
         if form is scan:
             ours = second
     for what, a, b in zip("figc", ours, second, strict=True):
-        assert_close(a, b, f"second derivative d/d{what}")
+        assert_close(a, b, f"second derivative d/d{what}", atol=1e-12)
 
 
 def second_derivatives(fn, layer, x, hx):
@@ -256,7 +251,7 @@ def test_trace_second_derivatives_equal_the_loop_and_finite_differences(config):
     layer, x, hx = make(config)
     fast, loop = (second_derivatives(fn, layer, x, hx) for fn in (trace_recomputed, trace_loop))
     for what, a, b in zip(["x", "h0", "c0", "weight_hh_l0"], fast, loop, strict=True):
-        assert_close(a, b, f"second derivative d/d{what}", tol=1e-9 * max(1.0, float(b.abs().max())))
+        assert_close(a, b, f"second derivative d/d{what}", atol=1e-9 * max(1.0, float(b.abs().max())))
     W = layer.weight_hh_l0
     v = torch.randn(W.shape, generator=torch.Generator().manual_seed(5), dtype=F64)
     eps, sides = 1e-5, []
@@ -317,10 +312,10 @@ def test_cell_scans_under_torch_func_transforms(reverse):
 
         what = f"{Scan.__name__} input {k}"
         expected_jacobian = torch.autograd.functional.jacobian(fn, args[k])
-        assert_close(torch.func.jacrev(fn)(args[k]), expected_jacobian, f"jacrev, {what}", tol=1e-14)
-        assert_close(torch.func.jacfwd(fn)(args[k]), expected_jacobian, f"jacfwd, {what}", tol=1e-14)
+        assert_close(torch.func.jacrev(fn)(args[k]), expected_jacobian, f"jacrev, {what}", atol=1e-14)
+        assert_close(torch.func.jacfwd(fn)(args[k]), expected_jacobian, f"jacfwd, {what}", atol=1e-14)
         expected_hessian = torch.autograd.functional.hessian(loss, args[k])
-        assert_close(torch.func.hessian(loss)(args[k]), expected_hessian, f"hessian, {what}", tol=1e-13)
+        assert_close(torch.func.hessian(loss)(args[k]), expected_hessian, f"hessian, {what}", atol=1e-13)
 
 
 def test_trace_hessian_by_torch_func_through_cellscan(monkeypatch):
@@ -336,4 +331,4 @@ def test_trace_hessian_by_torch_func_through_cellscan(monkeypatch):
         return output.square().sum() + (fields.c * fields.f).sum() + c_n.sum()
 
     expected = torch.autograd.functional.hessian(lambda c0: loss(c0, trace_loop), c0.detach())
-    assert_close(torch.func.hessian(loss)(c0.detach()), expected, "hessian by c0", tol=1e-12)
+    assert_close(torch.func.hessian(loss)(c0.detach()), expected, "hessian by c0", atol=1e-12)

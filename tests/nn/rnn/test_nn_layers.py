@@ -7,20 +7,11 @@ from hypothesis import strategies as st
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import lstmkit.nn as lnn
+from tests.helpers import assert_close
 
 OURS = {"lstm": lnn.LSTM, "gru": lnn.GRU, "rnn": lnn.RNN}
 PEERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
 F64 = torch.float64
-
-
-def max_diff(a, b) -> float:
-    return float((a - b).detach().abs().max()) if a.numel() else 0.0
-
-
-def assert_close(a, b, what, tol=1e-10):
-    assert a.shape == b.shape, f"{what}: shape {tuple(a.shape)} != {tuple(b.shape)}"
-    d = max_diff(a, b)
-    assert d <= tol, f"{what}: max abs diff {d:.3e} > {tol:.0e}"
 
 
 def flat_states(state):
@@ -83,11 +74,11 @@ def check_config(kind, *, layers, bidirectional, batch_first, proj, packed, unba
     ref_out, ref_states, ref_grads = results["torch.nn"]
     for name in ("forward", "trace"):
         out, states, grads = results[name]
-        assert_close(out, ref_out, f"{name} output")
+        assert_close(out, ref_out, f"{name} output", atol=1e-10)
         for k, (s, r) in enumerate(zip(states, ref_states, strict=True)):
-            assert_close(s, r, f"{name} state[{k}]")
+            assert_close(s, r, f"{name} state[{k}]", atol=1e-10)
         for k, (g, r) in enumerate(zip(grads, ref_grads, strict=True)):
-            assert_close(g, r, f"{name} gradient[{k}]")
+            assert_close(g, r, f"{name} gradient[{k}]", atol=1e-10)
 
 
 CONFIGS = [
@@ -147,10 +138,10 @@ def test_relu_rnn():
     x = torch.randn(5, 2, 3, dtype=F64)
     out, h, trace = ours.trace(x)
     ref_out, ref_h = peer(x)
-    assert_close(out, ref_out, "output")
-    assert_close(h, ref_h, "h_n")
-    assert_close(trace.h[1], ref_out, "top layer's trace.h")
-    assert_close(trace.h, torch.relu(trace.pre), "h = relu(pre)")
+    assert_close(out, ref_out, "output", atol=1e-10)
+    assert_close(h, ref_h, "h_n", atol=1e-10)
+    assert_close(trace.h[1], ref_out, "top layer's trace.h", atol=1e-10)
+    assert_close(trace.h, torch.relu(trace.pre), "h = relu(pre)", atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", sorted(OURS))
