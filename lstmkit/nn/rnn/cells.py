@@ -1,4 +1,4 @@
-"""One time step of each recurrent cell, in PyTorch, batched: the readable path's arithmetic.
+"""One time step of each recurrent cell, in PyTorch, batched: the readable path's arithmetic, and `Cell`.
 
 The input projection `xp = project(x)` is computed for all time steps at once before the loop (one
 big matrix product); each step adds the recurrent part and applies the gates. Equations (PyTorch's):
@@ -15,15 +15,36 @@ Two economies keep the Python loop's per-step overhead low (each PyTorch call co
 the LSTM and RNN fold b_hh into xp before the loop, so the recurrent product is one `addmm`; the
 LSTM applies σ to all four gate blocks in one call and uses tanh's result for g only (the σ of the g
 block is computed and dropped).
+
+`Cell(project, step, State)` is what the readable path runs for one layer and direction; each layer
+builds its own from its parameters (`lstm.lstm_cell`, `gru.gru_cell`, `rnn.rnn_cell`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+class Cell(NamedTuple):
+    """One layer and direction of a recurrent layer (or a single-step cell), as the readable path runs it:
+
+        xp = project(x)                      every step's input part at once: (T, B, G), or (B, G) for a cell
+        state, record = step(xp_t, state)    one step: the new State and what it computed (LSTMTrace, ...)
+
+    `trace_layers.run_stack` runs one per layer and direction through `time_loop.run_direction`;
+    `trace_cell.trace_cell` runs one step of it."""
+
+    project: Callable[[Tensor], Tensor]
+    """x -> xp, the input projection with its biases (`project_folding_b_hh` or `project`)."""
+    step: Callable[[Tensor, NamedTuple], tuple[NamedTuple, NamedTuple]]
+    """(xp_t, state) -> (state, record): `lstm_step`, `gru_step` or `rnn_step` with the recurrent weights bound."""
+    State: type
+    """The state's NamedTuple: `LSTMState` (h, c) or `HiddenState` (h)."""
 
 
 def project_folding_b_hh(x: Tensor, W_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:

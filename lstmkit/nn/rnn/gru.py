@@ -18,16 +18,18 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from lstmkit.nn.rnn.cells import HiddenState, gru_step, project
+from lstmkit.nn.rnn.cells import Cell, HiddenState, gru_step, project
 from lstmkit.nn.rnn.dropin import fx_aware, torch_twin
 from lstmkit.nn.rnn.trace_cell import trace_cell
 from lstmkit.nn.rnn.trace_layers import forward_pre_hooks, layer_params, trace_hidden_state_layer
 
 
-def cell_functions(module, suffix: str):
-    """(project, step) of the GRU layer `suffix` (or a cell, suffix "") of `module`."""
+def gru_cell(module, suffix: str = "") -> Cell:
+    """The readable path's Cell of the GRU layer and direction `suffix` ("_l0", ...; "" for a GRUCell), reading
+    `module`'s parameters: `cells.project` and `cells.gru_step` (b_hh stays inside the reset gate's product)."""
     W_ih, W_hh, b_ih, b_hh = layer_params(module, suffix)
-    return partial(project, W_ih=W_ih, b_ih=b_ih), partial(gru_step, W_hh=W_hh, b_hh=b_hh)
+    step = partial(gru_step, W_hh=W_hh, b_hh=b_hh)
+    return Cell(project=partial(project, W_ih=W_ih, b_ih=b_ih), step=step, State=HiddenState)
 
 
 class GRU(torch.nn.GRU):
@@ -69,15 +71,11 @@ class GRU(torch.nn.GRU):
         """Run the readable path: (output, h_n, GRUTrace of every step, layer and direction), after the
         forward pre-hooks, as for forward."""
         input, hx = forward_pre_hooks(self, input, hx)
-        return trace_hidden_state_layer(self, input, hx, HiddenState)
+        return trace_hidden_state_layer(self, input, hx, gru_cell)
 
     def __prepare_scriptable__(self):
         """What torch.jit.script compiles in this layer's place: torch.nn.GRU with these parameters."""
         return torch_twin(self)
-
-    def _cell(self, suffix: str):
-        """(project, step) for one layer and direction, reading this module's parameters."""
-        return cell_functions(self, suffix)
 
 
 class GRUCell(torch.nn.GRUCell):
@@ -94,5 +92,5 @@ class GRUCell(torch.nn.GRUCell):
     def trace(self, input: Tensor, hx: Tensor | None = None):
         input, hx = forward_pre_hooks(self, input, hx)
         hx = None if hx is None else (hx,)
-        state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), HiddenState)
+        state, trace = trace_cell(self, input, hx, gru_cell(self))
         return state.h, trace

@@ -56,7 +56,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from lstmkit.nn.rnn.cells import LSTMState, lstm_step, project_folding_b_hh
+from lstmkit.nn.rnn.cells import Cell, LSTMState, lstm_step, project_folding_b_hh
 from lstmkit.nn.rnn.dropin import fx_aware, torch_twin
 from lstmkit.nn.rnn.lstm_trace_fast import recompute_trace
 from lstmkit.nn.rnn.trace_cell import trace_cell
@@ -83,11 +83,13 @@ def _set_forget_bias(module, forget_bias: float, suffixes: list[str]) -> None:
             getattr(module, f"bias_hh{suffix}")[H : 2 * H] = 0.0
 
 
-def cell_functions(module, suffix: str):
-    """(project, step) of the LSTM layer `suffix` (or a cell, suffix "") of `module`."""
+def lstm_cell(module, suffix: str = "") -> Cell:
+    """The readable path's Cell of the LSTM layer and direction `suffix` ("_l0", "_l1_reverse", ...; "" for an
+    LSTMCell), reading `module`'s parameters: `cells.project_folding_b_hh` and `cells.lstm_step`."""
     W_ih, W_hh, b_ih, b_hh = layer_params(module, suffix)
     W_hr = getattr(module, f"weight_hr{suffix}") if getattr(module, "proj_size", 0) else None
-    return partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh), partial(lstm_step, W_hh=W_hh, W_hr=W_hr)
+    project = partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh)
+    return Cell(project=project, step=partial(lstm_step, W_hh=W_hh, W_hr=W_hr), State=LSTMState)
 
 
 class LSTM(torch.nn.LSTM):
@@ -144,10 +146,6 @@ class LSTM(torch.nn.LSTM):
         """What torch.jit.script compiles in this layer's place: torch.nn.LSTM with these parameters."""
         return torch_twin(self)
 
-    def _cell(self, suffix: str):
-        """(project, step) for one layer and direction, reading this module's parameters."""
-        return cell_functions(self, suffix)
-
 
 def _prepare(module: LSTM, input, hx: tuple[Tensor, Tensor] | None) -> Prepared:
     module._update_flat_weights()
@@ -156,9 +154,11 @@ def _prepare(module: LSTM, input, hx: tuple[Tensor, Tensor] | None) -> Prepared:
 
 
 def trace_loop(module: LSTM, input, hx: tuple[Tensor, Tensor] | None = None):
-    """`LSTM.trace` by the readable path: the Python loop over `steps.lstm_step`, any input."""
+    """`LSTM.trace` by the readable path: the Python loop over `cells.lstm_step`, any input. One `lstm_cell` per
+    layer and direction, run by `trace_layers.run_stack` through `time_loop.run_direction`."""
     prep = _prepare(module, input, hx)
-    output, finals, traces = run_stack(module, prep, module._cell, LSTMState)
+    cells = [lstm_cell(module, suffix) for suffix in param_suffixes(module)]
+    output, finals, traces = run_stack(module, prep, cells)
     return finish(module, prep, output, finals, traces)
 
 
@@ -191,7 +191,7 @@ class LSTMCell(torch.nn.LSTMCell):
 
     def trace(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
         input, hx = forward_pre_hooks(self, input, hx)
-        state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), LSTMState)
+        state, trace = trace_cell(self, input, hx, lstm_cell(self))
         return (state.h, state.c), trace
 
     def __prepare_scriptable__(self):

@@ -17,17 +17,19 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from lstmkit.nn.rnn.cells import HiddenState, project_folding_b_hh, rnn_step
+from lstmkit.nn.rnn.cells import Cell, HiddenState, project_folding_b_hh, rnn_step
 from lstmkit.nn.rnn.dropin import fx_aware, torch_twin
 from lstmkit.nn.rnn.trace_cell import trace_cell
 from lstmkit.nn.rnn.trace_layers import forward_pre_hooks, layer_params, trace_hidden_state_layer
 
 
-def cell_functions(module, suffix: str):
-    """(project, step) of the RNN layer `suffix` (or a cell, suffix "") of `module`."""
+def rnn_cell(module, suffix: str = "") -> Cell:
+    """The readable path's Cell of the RNN layer and direction `suffix` ("_l0", ...; "" for an RNNCell), reading
+    `module`'s parameters: `cells.project_folding_b_hh` and `cells.rnn_step` with its nonlinearity."""
     W_ih, W_hh, b_ih, b_hh = layer_params(module, suffix)
     project = partial(project_folding_b_hh, W_ih=W_ih, b_ih=b_ih, b_hh=b_hh)
-    return project, partial(rnn_step, W_hh=W_hh, nonlinearity=module.nonlinearity)
+    step = partial(rnn_step, W_hh=W_hh, nonlinearity=module.nonlinearity)
+    return Cell(project=project, step=step, State=HiddenState)
 
 
 class RNN(torch.nn.RNN):
@@ -71,15 +73,11 @@ class RNN(torch.nn.RNN):
         """Run the readable path: (output, h_n, RNNTrace of every step, layer and direction), after the
         forward pre-hooks, as for forward."""
         input, hx = forward_pre_hooks(self, input, hx)
-        return trace_hidden_state_layer(self, input, hx, HiddenState)
+        return trace_hidden_state_layer(self, input, hx, rnn_cell)
 
     def __prepare_scriptable__(self):
         """What torch.jit.script compiles in this layer's place: torch.nn.RNN with these parameters."""
         return torch_twin(self)
-
-    def _cell(self, suffix: str):
-        """(project, step) for one layer and direction, reading this module's parameters."""
-        return cell_functions(self, suffix)
 
 
 class RNNCell(torch.nn.RNNCell):
@@ -96,5 +94,5 @@ class RNNCell(torch.nn.RNNCell):
     def trace(self, input: Tensor, hx: Tensor | None = None):
         input, hx = forward_pre_hooks(self, input, hx)
         hx = None if hx is None else (hx,)
-        state, trace = trace_cell(self, input, hx, *cell_functions(self, ""), HiddenState)
+        state, trace = trace_cell(self, input, hx, rnn_cell(self))
         return state.h, trace

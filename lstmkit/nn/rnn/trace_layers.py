@@ -1,11 +1,12 @@
-"""The readable path of a multi-layer, maybe bidirectional recurrent layer, around `loop.run_direction`.
+"""The readable path of a multi-layer, maybe bidirectional recurrent layer, around `time_loop.run_direction`.
 
 `prepare` turns any input torch accepts (batched or not, batch_first or not, PackedSequence) into one
 layout, time-major (T, B, I) in the caller's batch order, with a (T, B) mask for mixed lengths; it
-checks the input with the same messages as `torch.nn`. `run_stack` runs the layers and directions;
-`finish` stacks the states and traces and, with `caller_layout`, puts everything back in the caller's
-layout. `forward_pre_hooks` runs what `module(...)` runs before forward, so that `trace()` sees the
-weights forward sees (weight_norm and spectral_norm recompute them in a pre-hook).
+checks the input with the same messages as `torch.nn`. `run_stack` runs one `cells.Cell` per layer and
+direction (the layer builds them: `lstm.lstm_cell`, ...); `finish` stacks the states and traces and, with
+`caller_layout`, puts everything back in the caller's layout. `forward_pre_hooks` runs what `module(...)`
+runs before forward, so that `trace()` sees the weights forward sees (weight_norm and spectral_norm
+recompute them in a pre-hook).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from lstmkit.nn.rnn.cells import Cell
 from lstmkit.nn.rnn.time_loop import run_direction
 
 
@@ -112,34 +114,34 @@ def layer_params(module, suffix: str) -> tuple[Tensor, Tensor, Tensor | None, Te
     return W_ih, W_hh, getattr(module, f"bias_ih{suffix}", None), getattr(module, f"bias_hh{suffix}", None)
 
 
-def trace_hidden_state_layer(module, input, hx: Tensor | None, State: type):
-    """`trace()` of a layer whose whole state is h (GRU, RNN): (output, h_n, trace)."""
+def trace_hidden_state_layer(module, input, hx: Tensor | None, make_cell: Callable[..., Cell]):
+    """`trace()` of a layer whose whole state is h (GRU, RNN): (output, h_n, trace).
+    `make_cell(module, suffix)` builds one layer and direction's Cell (`gru.gru_cell`, `rnn.rnn_cell`)."""
     module._update_flat_weights()
 
     def check(x, hx_tuple, batch_sizes):
         module.check_forward_args(x, hx_tuple[0], batch_sizes)
 
     prep = prepare(module, input, None if hx is None else (hx,), (module.hidden_size,), check)
-    output, finals, traces = run_stack(module, prep, module._cell, State)
+    cells = [make_cell(module, suffix) for suffix in param_suffixes(module)]
+    output, finals, traces = run_stack(module, prep, cells)
     output, (h_n,), trace = finish(module, prep, output, finals, traces)
     return output, h_n, trace
 
 
-def run_stack(module, prep: Prepared, make_cell: Callable, State: type) -> tuple[Tensor, list, list]:
-    """All layers and directions; returns (top output (T, B, D··), final states, traces), both lists
-    indexed layer·D + direction. `make_cell(suffix)` gives that layer's (project, step) functions."""
+def run_stack(module, prep: Prepared, cells: list[Cell]) -> tuple[Tensor, list, list]:
+    """All layers and directions, `cells[layer·D + direction]` each; returns (top output (T, B, D··),
+    final states, traces), both lists indexed layer·D + direction as in h_n."""
     D = 2 if module.bidirectional else 1
     layer_input, finals, traces = prep.x, [], []
-    suffixes = param_suffixes(module)
     for layer in range(module.num_layers):
         outputs = []
         for direction in range(D):
             k = layer * D + direction
-            suffix = suffixes[k]
-            project, step = make_cell(suffix)
-            xp = project(layer_input)  # (T, B, G), all steps at once
-            state0 = State(*(h[k] for h in prep.hx))
-            final, trace = run_direction(step, xp, state0, prep.mask, reverse=direction == 1)
+            cell = cells[k]
+            xp = cell.project(layer_input)  # (T, B, G), all steps at once
+            state0 = cell.State(*(h[k] for h in prep.hx))
+            final, trace = run_direction(cell.step, xp, state0, prep.mask, reverse=direction == 1)
             outputs.append(trace.h)
             finals.append(final)
             traces.append(trace)
