@@ -1,4 +1,4 @@
-"""Pictures of what a trained model does with one input: PNG bytes, drawn from a Recording (activations.py).
+"""Pictures of what a trained model does with one input: PNG bytes, drawn from a Recording (recording.py).
 
     run = load_run("runs/bard")
     pictures = explain_run(run, inputs_for(run, text="ROMEO: What say you?"))   # {file name: PNG bytes}
@@ -16,17 +16,14 @@ One set of pictures per layer (rnn, gru, lstm: "layerL") or block (xLSTM family:
 
 `gradient_plot(curves)` draws `lstmkit gradients`' curves. Every figure has a fixed size in pixels
 (SIZES, keyed by the name after PREFIX-); steps are counted from 1 (step t: after reading t tokens).
-Figures are `matplotlib.figure.Figure`s drawn by Agg, never pyplot: no global state, nothing to close.
+figures.py holds what every picture shares (size, PNG, time axis, heatmaps), text_pictures.py the cell and words.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from typing import NamedTuple
-
 import numpy as np
 
+from lstmkit.explain.trained.figures import SIZES, figure, gate, heatmaps, png, signed, spread, time_axis, visible
 from lstmkit.explain.trained.recording import (
     GRUActivations,
     Inputs,
@@ -37,106 +34,24 @@ from lstmkit.explain.trained.recording import (
     record,
     sLSTMActivations,
 )
+from lstmkit.explain.trained.text_pictures import COLUMNS, ROWS, TEXT_AXES, cell_picture, words_picture
 
-DPI = 100
-SIZES = {
-    "gates": (1200, 900),
-    "cell": (1200, 700),
-    "words": (1200, 900),
-    "slstm": (1200, 900),
-    "mlstm": (1200, 700),
-    "memory": (1200, 450),
-    "gradients": (900, 500),
-}
-"""Width and height in pixels of each kind of picture."""
-MAX_TICK_LABELS = 64
-"""Time axes show each step's token up to this many steps, plain step numbers beyond."""
-COLUMNS, ROWS = 64, 24
-"""The text pictures' grid of characters; a longer text shows its first COLUMNS · ROWS characters."""
-TEXT_AXES = (0.01, 0.12, 0.98, 0.8)
-"""Where the cell picture's grid of characters lies: left, bottom, width, height, as fractions of the figure."""
-TOP_WORDS = 12
+__all__ = [
+    "COLUMNS",
+    "ROWS",
+    "SIZES",
+    "TEXT_AXES",
+    "cell_picture",
+    "explain_run",
+    "gate_pictures",
+    "gradient_plot",
+    "memory_picture",
+    "mlstm_picture",
+    "slstm_picture",
+    "words_picture",
+]
+
 MAX_MEMORY_STEPS = 8
-VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
-
-
-class Panel(NamedTuple):
-    title: str
-    values: np.ndarray
-    """(T, U): one row per step, one column per unit."""
-    cmap: str
-    vmin: float
-    vmax: float
-
-
-def gate(title: str, values: np.ndarray) -> Panel:
-    """A σ gate, coloured over its whole range [0, 1]."""
-    return Panel(title, values, "viridis", 0.0, 1.0)
-
-
-def signed(title: str, values: np.ndarray) -> Panel:
-    """A signed quantity, white at 0, symmetric limits."""
-    bound = max(float(np.nanmax(np.abs(values))), 1e-12)
-    return Panel(title, values, "RdBu_r", -bound, bound)
-
-
-def spread(title: str, values: np.ndarray) -> Panel:
-    """Any quantity, coloured from its smallest to its largest finite value."""
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    return Panel(title, values, "magma", low, max(high, low + 1e-12))
-
-
-def figure(kind: str, layout: str | None = "constrained"):
-    """A figure of SIZES[kind] pixels; layout None when the caller places its axes itself."""
-    from matplotlib.figure import Figure
-
-    width, height = SIZES[kind]
-    return Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout=layout)
-
-
-def png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
-
-
-def visible(label: str) -> str:
-    return "".join(VISIBLE.get(ch, "·" if not ch.isprintable() else ch) for ch in label)
-
-
-def time_axis(ax, labels: tuple[str, ...]) -> None:
-    """Steps 1..T on the x axis; each step's token under it when there are few enough."""
-    T = len(labels)
-    if T <= MAX_TICK_LABELS and any(labels):
-        ax.set_xticks(range(1, T + 1), labels=[visible(s) for s in labels], fontsize=8 if T <= 32 else 6)
-        for tick in ax.get_xticklabels():
-            tick.set_parse_math(False)
-    ax.set_xlabel("step")
-
-
-def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...]) -> bytes:
-    """One units × time heatmap per panel, stacked, each with its colour bar."""
-    fig = figure(kind)
-    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    T = len(labels)
-    for ax, panel in zip(axes, panels, strict=True):
-        U = panel.values.shape[1]
-        image = ax.imshow(
-            panel.values.T,
-            aspect="auto",
-            interpolation="nearest",
-            cmap=panel.cmap,
-            vmin=panel.vmin,
-            vmax=panel.vmax,
-            extent=(0.5, T + 0.5, U - 0.5, -0.5),
-        )
-        ax.set_title(panel.title, fontsize=10, loc="left")
-        ax.set_ylabel("unit")
-        fig.colorbar(image, ax=ax, pad=0.01)
-    time_axis(axes[-1], labels)
-    fig.suptitle(title)
-    return png(fig)
 
 
 def gate_pictures(name: str, layer, labels: tuple[str, ...]) -> bytes:
@@ -205,99 +120,6 @@ def memory_picture(
     axes[0].set_xlabel("value dimension")
     fig.colorbar(image, ax=list(axes), shrink=0.8)
     fig.suptitle(f"{name} (mLSTM): memory C of head {head}")
-    return png(fig)
-
-
-def text_grid(ax, chars: list[str], values: np.ndarray, cmap: str, vmin: float, vmax: float) -> int:
-    """Characters COLUMNS to a line (a newline ends one), each on its value's colour (NaN: none).
-    Returns how many characters fit in ROWS lines."""
-    places, row, column = [], 0, 0
-    for k, ch in enumerate(chars):
-        if column == COLUMNS:
-            row, column = row + 1, 0
-        if row == ROWS:
-            break
-        places.append((row, column, "" if ch == " " else visible(ch), values[k]))
-        column += 1
-        if ch == "\n":
-            row, column = row + 1, 0
-    grid = np.full((ROWS, COLUMNS), np.nan)
-    for row, column, _, value in places:
-        grid[row, column] = value
-    ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
-    height_px = ax.get_position().height * ax.figure.get_figheight() * DPI / ROWS
-    middle, half = (vmax + vmin) / 2, (vmax - vmin) / 2
-    for row, column, glyph, value in places:
-        dark = np.isfinite(value) and abs(value - middle) > 0.6 * half  # white ink on the darkest colours
-        ax.text(
-            column,
-            row,
-            glyph,
-            ha="center",
-            va="center",
-            family="monospace",
-            fontsize=0.45 * height_px,
-            color="white" if dark else "black",
-            parse_math=False,
-        )
-    ax.set_axis_off()
-    return len(places)
-
-
-def cell_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
-    """The text, each character on the colour of `unit`'s value once the character is read."""
-    if isinstance(layer, LSTMActivations):
-        values, what = np.tanh(layer.c[:, unit]), f"tanh(c) of unit {unit}"
-    else:
-        values, what = layer.h[:, unit], f"h of unit {unit}"
-    per_char = values[list(inputs.char_ends)]
-    fig = figure("cell", layout=None)
-    ax = fig.add_axes(TEXT_AXES)
-    shown = text_grid(ax, list(inputs.text), per_char, "RdBu_r", -1.0, 1.0)
-    bar = fig.add_axes((0.3, 0.05, 0.4, 0.025))
-    fig.colorbar(ax.images[0], cax=bar, orientation="horizontal")
-    cut = "" if shown == len(inputs.text) else f", first {shown} of {len(inputs.text)} characters"
-    fig.suptitle(f"{name}: {what} after each character (blue -1, red +1){cut}")
-    return png(fig)
-
-
-def words_of(inputs: Inputs, per_step: np.ndarray) -> list[tuple[str, int, int, float]]:
-    """Each word (a run of non-space characters) as (word, start, end, mean of per_step over its steps)."""
-    words = []
-    for match in re.finditer(r"\S+", inputs.text):
-        a, b = match.span()
-        first = inputs.char_ends[a - 1] + 1 if a > 0 else 0
-        last = inputs.char_ends[b - 1]
-        words.append((match.group(), a, b, float(per_step[first : last + 1].mean())))
-    return words
-
-
-def words_picture(name: str, layer: LSTMActivations, inputs: Inputs, output: np.ndarray) -> bytes:
-    """Words on the colour of their mean input gate; a bar chart of the words that open it most."""
-    words = words_of(inputs, layer.i.mean(axis=1))
-    per_char = np.full(len(inputs.text), np.nan)
-    for _, a, b, value in words:
-        per_char[a:b] = value
-    fig = figure("words", layout=None)
-    text_ax = fig.add_axes((0.01, 0.45, 0.98, 0.47))
-    shown = text_grid(text_ax, list(inputs.text), per_char, "viridis", 0.0, 1.0)
-    fig.colorbar(text_ax.images[0], cax=fig.add_axes((0.3, 0.41, 0.4, 0.02)), orientation="horizontal")
-    best: dict[str, float] = {}
-    for word, _, _, value in words:
-        best[word] = max(value, best.get(word, 0.0))
-    top = sorted(best.items(), key=lambda item: -item[1])[:TOP_WORDS]
-    bars = fig.add_axes((0.2, 0.05, 0.75, 0.3))
-    bars.barh(range(len(top)), [value for _, value in top], color="tab:green")
-    bars.set_yticks(range(len(top)), labels=[word for word, _ in top], fontsize=8)
-    for tick in bars.get_yticklabels():
-        tick.set_parse_math(False)
-    bars.invert_yaxis()
-    bars.set_xlim(0, 1)
-    bars.set_xlabel("mean input gate i over the word's bytes and the units")
-    probability = np.exp(output - output.max())
-    positive = float(probability[1] / probability.sum())
-    cut = "" if shown == len(inputs.text) else f"; first {shown} of {len(inputs.text)} characters shown"
-    fig.suptitle(f"{name}: which words open the input gate (model: P(positive) = {positive:.2f}){cut}")
     return png(fig)
 
 
