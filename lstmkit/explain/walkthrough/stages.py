@@ -7,7 +7,7 @@ For the LSTM, each time step t has the seeds' six stages (`shared/seeds/000_*.tx
 preceded once by [1] Given (sizes, weights, inputs). The RNN and GRU walkthroughs use the same frame
 with their own stages. The sLSTM adds the stabilized exponential gates and the normalizer; the mLSTM
 shows the projections, the outer product k vᵀ written into the matrix memory C, and the retrieval q̂ᵀC.
-The xLSTM cells' stages are in walkthrough_xlstm.py, the Row they are made of in rows.py.
+The xLSTM cells' stages are in xlstm_stages.py, the Row they are made of in rows.py.
 Renderers (text, markdown, json, html) only read a `Walkthrough`; nothing here
 computes anything that the reference trace does not already hold, except the labels.
 """

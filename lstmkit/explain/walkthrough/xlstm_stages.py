@@ -1,7 +1,9 @@
-"""The sLSTM's and the mLSTM's stages of a walkthrough (see walkthrough.py), built from reference traces.
+"""The sLSTM's and the mLSTM's stages of a walkthrough (see stages.py), built from reference traces.
 
 sLSTM: Initialize · Linear transform · Exponential gates, stabilized · Update memory · Update hidden state
 mLSTM: Initialize · Query, key, value and gates · Exponential gates, stabilized · Update memory · Retrieve
+
+One function per stage, each returning (title, rows, note); slstm_stages and mlstm_stages yield them in order.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ from lstmkit.reference import mlstm, slstm
 
 
 def slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndarray]):
+    """The sLSTM's five stages of step t."""
+    yield _slstm_initialize(s, t, x)
+    yield _slstm_linear(s, t, x, w)
+    yield _slstm_gates(s, t)
+    yield _slstm_memory(s, t)
+    yield _slstm_hidden(s, t)
+
+
+def _slstm_initialize(s: slstm.sLSTMStep, t: int, x: np.ndarray):
+    """The previous h, c, n, m and the input."""
     p = t - 1
-    hx, hx_value = f"[h{p}, X{t}]", np.concatenate([s.h_prev, x])
     first = "given" if t == 1 else f"copied from step {p}"
-    yield (
+    return (
         "Initialize",
         [
             Row(f"h{p}", f"previous hidden state ({first})", s.h_prev),
@@ -27,7 +38,13 @@ def slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "",
     )
-    yield (
+
+
+def _slstm_linear(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndarray]):
+    """ĩ, f̃, z̃, õ: W [h_{t-1}, x_t] + b, one product per gate."""
+    p = t - 1
+    hx, hx_value = f"[h{p}, X{t}]", np.concatenate([s.h_prev, x])
+    return (
         "Linear transform",
         [
             Row(hx, "concatenation", hx_value),
@@ -38,7 +55,12 @@ def slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "The LSTM's four products. The h columns are the memory mixing R (block-diagonal: one block per head).",
     )
-    yield (
+
+
+def _slstm_gates(s: slstm.sLSTMStep, t: int):
+    """m = max(log σ(f̃) + m_{t-1}, ĩ);  i = exp(ĩ - m);  f = exp(log σ(f̃) + m_{t-1} - m);  z, o."""
+    p = t - 1
+    return (
         "Exponential gates, stabilized",
         [
             Row(f"log f̃{t}", f"log σ(f̃{t})", s.log_f, s.pre_f),
@@ -52,7 +74,12 @@ def slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         "largest of the two. Both gates are then at most 1 and c, n are scaled alike, which h never sees."
         + (" Where n = 0 the memory is empty and m restarts at ĩ." if s.restart.any() else ""),
     )
-    yield (
+
+
+def _slstm_memory(s: slstm.sLSTMStep, t: int):
+    """c = f ⊙ c_{t-1} + i ⊙ z;  n = f ⊙ n_{t-1} + i."""
+    p = t - 1
+    return (
         "Update memory",
         [
             Row(
@@ -70,7 +97,11 @@ def slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "n adds up the gate weights that c used, so c / n is a weighted average of the inputs z.",
     )
-    yield (
+
+
+def _slstm_hidden(s: slstm.sLSTMStep, t: int):
+    """h = o ⊙ c / n."""
+    return (
         "Update hidden state",
         [
             Row(f"c{t} / n{t}", "normalized cell", s.c_over_n, terms=eq(("", f"c{t}", s.c), ("/", f"n{t}", s.n))),
@@ -81,9 +112,19 @@ def slstm_stages(s: slstm.sLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
 
 
 def mlstm_stages(s: mlstm.mLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndarray]):
+    """The mLSTM's five stages of step t."""
+    yield _mlstm_initialize(s, t, x)
+    yield _mlstm_projections(s, t, x, w)
+    yield _mlstm_gates(s, t)
+    yield _mlstm_memory(s, t)
+    yield _mlstm_retrieve(s, t)
+
+
+def _mlstm_initialize(s: mlstm.mLSTMStep, t: int, x: np.ndarray):
+    """The previous C, n, m and the input."""
     p = t - 1
     first = "given" if t == 1 else f"copied from step {p}"
-    yield (
+    return (
         "Initialize",
         [
             Row(f"C{p}", f"previous matrix memory ({first})", s.C_prev),
@@ -93,7 +134,11 @@ def mlstm_stages(s: mlstm.mLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "",
     )
-    yield (
+
+
+def _mlstm_projections(s: mlstm.mLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndarray]):
+    """q, k, v = W_q x, W_k x, W_v x;  ĩ, f̃ = w · x + b."""
+    return (
         "Query, key, value and gates",
         [
             Row(f"q{t}", f"W_q X{t}", s.q, terms=eq(("", "W_q", w["W_q"]), ("·", f"X{t}", x))),
@@ -114,7 +159,12 @@ def mlstm_stages(s: mlstm.mLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "No h_{t-1} on the right: the gates and projections see only the input, so all steps can run in parallel.",
     )
-    yield (
+
+
+def _mlstm_gates(s: mlstm.mLSTMStep, t: int):
+    """m = max(log σ(f̃) + m_{t-1}, ĩ);  i = exp(ĩ - m);  f = exp(log σ(f̃) + m_{t-1} - m)."""
+    p = t - 1
+    return (
         "Exponential gates, stabilized",
         [
             Row(f"log f̃{t}", f"log σ(f̃{t})", np.array(s.log_f), np.array(s.pre_f)),
@@ -124,7 +174,12 @@ def mlstm_stages(s: mlstm.mLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "One scalar gate per head, stabilized like the sLSTM's.",
     )
-    yield (
+
+
+def _mlstm_memory(s: mlstm.mLSTMStep, t: int):
+    """C = f C_{t-1} + i k vᵀ;  n = f n_{t-1} + i k."""
+    p = t - 1
+    return (
         "Update memory",
         [
             Row(f"k{t} v{t}ᵀ", "outer product", s.kv, terms=eq(("", f"k{t}", s.k), ("·", f"v{t}ᵀ", s.v[None]))),
@@ -143,7 +198,11 @@ def mlstm_stages(s: mlstm.mLSTMStep, t: int, x: np.ndarray, w: dict[str, np.ndar
         ],
         "The memory stores the value v under the key k (a rank-one update), the way a key-value table does.",
     )
-    yield (
+
+
+def _mlstm_retrieve(s: mlstm.mLSTMStep, t: int):
+    """h = q̂ᵀ C / (max(|q̂ᵀ n|, exp(-m)) + 1e-6), q̂ = q / √DK."""
+    return (
         "Retrieve",
         [
             Row(f"q̂{t}", f"q{t} / √{len(s.q)}", s.q_scaled),
