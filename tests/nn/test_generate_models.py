@@ -8,6 +8,7 @@ import torch
 from lstmkit.models import MODEL_NAMES, ModelConfig, SequenceModel
 from lstmkit.nn import generate
 from lstmkit.tasks.base import TaskSpec
+from tests.helpers import assert_close
 
 V = 11
 LM = TaskSpec(name="lm", kind="tag", num_outputs=V, vocab_size=V)
@@ -23,12 +24,6 @@ def tokens(batch: int, steps: int, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, V, (batch, steps), generator=torch.Generator().manual_seed(seed))
 
 
-def assert_close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
-    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-    diff = (got - want).abs().max().item()
-    assert diff < 1e-10, f"{what}: largest difference {diff:.3g}"
-
-
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_stream_equals_forward_whole_and_in_pieces(name):
     model = lm(name)
@@ -36,13 +31,13 @@ def test_stream_equals_forward_whole_and_in_pieces(name):
     with torch.no_grad():
         whole = model(x)
         streamed, _ = model.stream(x)
-        assert_close(streamed, whole, f"{name}: stream of the whole sequence")
+        assert_close(streamed, whole, f"{name}: stream of the whole sequence", atol=1e-10)
         for cuts in ([5, 1, 7], [1] * 13):
             state, pieces = None, []
             for piece in x.split(cuts, dim=1):
                 out, state = model.stream(piece, state)
                 pieces.append(out)
-            assert_close(torch.cat(pieces, dim=1), whole, f"{name}: stream in pieces {cuts}")
+            assert_close(torch.cat(pieces, dim=1), whole, f"{name}: stream in pieces {cuts}", atol=1e-10)
 
 
 @pytest.mark.parametrize("name", ["lstm", "xlstm", "xlstm-large"])

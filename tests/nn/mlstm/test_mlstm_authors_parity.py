@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mLSTMState
+from tests.helpers import assert_close
 
 kernels = pytest.importorskip("mlstm_kernels.torch")
 F64 = torch.float64
@@ -26,11 +27,6 @@ def grads(h, leaves, seed=1):
     return torch.autograd.grad((h * w).sum(), leaves)
 
 
-def assert_close(a, b, what, tol=1e-10):
-    d = float((a - b).detach().abs().max())
-    assert d <= tol, f"{what}: max abs diff {d:.2e}"
-
-
 @pytest.mark.parametrize("with_state", [False, True])
 def test_chunkwise_native_autograd(with_state):
     q, k, v, i, f = inputs()
@@ -46,12 +42,12 @@ def test_chunkwise_native_autograd(with_state):
     extra = {} if state is None else {"c_initial": state.C, "n_initial": state.n, "m_initial": state.m[..., None]}
     h_theirs, (C, n, m) = theirs_fn(q, k, v, i, f, return_last_states=True, chunk_size=16, **extra)
     h_ours, ours = mlstm_chunkwise(q, k, v, i, f, state, chunk_size=16)
-    assert_close(h_ours, h_theirs, "h")
-    assert_close(ours.C, C, "C")
-    assert_close(ours.n, n, "n")
-    assert_close(ours.m, m.squeeze(-1), "m")
+    assert_close(h_ours, h_theirs, "h", atol=1e-10)
+    assert_close(ours.C, C, "C", atol=1e-10)
+    assert_close(ours.n, n, "n", atol=1e-10)
+    assert_close(ours.m, m.squeeze(-1), "m", atol=1e-10)
     for j, (a, b) in enumerate(zip(grads(h_ours, [q, k, v, i, f]), grads(h_theirs, [q, k, v, i, f]), strict=True)):
-        assert_close(a, b, f"gradient {'qkvif'[j]}", tol=1e-9)
+        assert_close(a, b, f"gradient {'qkvif'[j]}", atol=1e-9)
 
 
 def test_parallel_native_autograd_is_our_m0_minus_inf():
@@ -66,9 +62,9 @@ def test_parallel_native_autograd_is_our_m0_minus_inf():
     g_theirs = grads(h_theirs, [q, k, v, i, f])
     for form in (mlstm_parallel, mlstm_recurrent, mlstm_chunkwise):
         h_ours, _ = form(q, k, v, i, f, empty)
-        assert_close(h_ours, h_theirs, f"{form.__name__} h")
+        assert_close(h_ours, h_theirs, f"{form.__name__} h", atol=1e-10)
         for j, (a, b) in enumerate(zip(grads(h_ours, [q, k, v, i, f]), g_theirs, strict=True)):
-            assert_close(a, b, f"{form.__name__} gradient {'qkvif'[j]}", tol=1e-9)
+            assert_close(a, b, f"{form.__name__} gradient {'qkvif'[j]}", atol=1e-9)
 
 
 def test_native_step():
@@ -82,6 +78,6 @@ def test_native_step():
             q[:, :, t], k[:, :, t], v[:, :, t], i[:, :, t, None], f[:, :, t, None], *theirs, dtype_state=F64
         )
         h_o, ours = mlstm_step(q[:, :, t], k[:, :, t], v[:, :, t], i[:, :, t], f[:, :, t], ours)
-        assert_close(h_o, h_t, f"h at t={t}")
-        assert_close(ours.C, theirs[0], f"C at t={t}")
-        assert_close(ours.m, theirs[2].squeeze(-1), f"m at t={t}")
+        assert_close(h_o, h_t, f"h at t={t}", atol=1e-10)
+        assert_close(ours.C, theirs[0], f"C at t={t}", atol=1e-10)
+        assert_close(ours.m, theirs[2].squeeze(-1), f"m at t={t}", atol=1e-10)

@@ -9,6 +9,7 @@ import torch
 from lstmkit.nn.mlstm import auto_chunk_size, chunkwise_flops, mlstm_chunkwise, mlstm_recurrent, mLSTMState
 from lstmkit.nn.mlstm.chunkwise_fast import chunkwise_unmasked, max_plus_scan
 from lstmkit.nn.mlstm.state import zero_state
+from tests.helpers import assert_close
 
 F64 = torch.float64
 
@@ -55,14 +56,6 @@ def run(form, q, k, v, i, f, state, **kw):
     }
 
 
-def assert_same(ours, ref, what, tol=1e-10):
-    for name, a in ours.items():
-        b = ref[name]
-        assert a.shape == b.shape, f"{what} {name}: shape {tuple(a.shape)} vs {tuple(b.shape)}"
-        d = float((a - b).detach().abs().max()) if a.numel() else 0.0
-        assert d <= tol, f"{what} {name}: largest difference {d:.2e} (tolerance {tol:.0e})"
-
-
 @pytest.mark.parametrize("T", [1, 5, 8, 16, 29, 40])
 @pytest.mark.parametrize("state_kind", ["none", "random", "empty"])
 @pytest.mark.parametrize("detach_normalizer", [False, True])
@@ -73,7 +66,7 @@ def test_fast_path_equals_recurrent(T, state_kind, detach_normalizer):
     state = make_state(state_kind, B, NH, DK, DV, seed=T)
     ref = run(mlstm_recurrent, *args, state, detach_normalizer=detach_normalizer)
     ours = run(mlstm_chunkwise, *args, state, detach_normalizer=detach_normalizer, chunk_size=8)
-    assert_same(ours, ref, f"T={T} state={state_kind} detach={detach_normalizer}")
+    assert_close(ours, ref, f"T={T} state={state_kind} detach={detach_normalizer}", atol=1e-10)
 
 
 @pytest.mark.parametrize("T", [70, 200])
@@ -82,7 +75,9 @@ def test_automatic_chunk_size_equals_recurrent(T):
     args = inputs(B, NH, T, DK, DV, seed=3)
     state = make_state("random", B, NH, DK, DV, seed=3)
     L = auto_chunk_size(T, DK, DV)
-    assert_same(run(mlstm_chunkwise, *args, state), run(mlstm_recurrent, *args, state), f"T={T} auto L={L}")
+    assert_close(
+        run(mlstm_chunkwise, *args, state), run(mlstm_recurrent, *args, state), f"T={T} auto L={L}", atol=1e-10
+    )
 
 
 def test_explicit_chunk_size_is_honoured():
@@ -90,7 +85,7 @@ def test_explicit_chunk_size_is_honoured():
     args = inputs(1, 1, 28, 3, 3, seed=4)
     h4, _ = mlstm_chunkwise(*args, chunk_size=4)
     h7, _ = mlstm_chunkwise(*args, chunk_size=7)
-    assert_same({"h": h4}, {"h": h7}, "chunk 4 vs 7")
+    assert_close({"h": h4}, {"h": h7}, "chunk 4 vs 7", atol=1e-10)
     assert not torch.equal(h4, h7)
 
 
@@ -101,7 +96,7 @@ def test_kernel_alone_equals_recurrent_on_whole_chunks():
     state = make_state("random", B, NH, DK, DV, seed=5)
     ref = run(mlstm_recurrent, q, k, v, i, f, state)
     ours = run(lambda *a: chunkwise_unmasked(*a, eps=1e-6, detach_normalizer=False, L=6), q, k, v, i, f, state)
-    assert_same(ours, ref, "chunkwise_unmasked L=6")
+    assert_close(ours, ref, "chunkwise_unmasked L=6", atol=1e-10)
 
 
 def test_max_plus_scan_equals_the_loop():

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mLSTMState
+from tests.helpers import assert_close
 
 B, NH, D = 2, 2, 4
 TOL = {torch.float64: 1e-5, torch.float32: 2e-2, torch.float16: 1e-2, torch.bfloat16: 4e-2}
@@ -103,11 +104,11 @@ def reference(inputs: list[torch.Tensor], dtype: torch.dtype, masks: dict) -> tu
     return result, frame
 
 
-def assert_close(got: list[torch.Tensor], ref: list[torch.Tensor], tol: float, what: str) -> None:
+def assert_results_close(got: list[torch.Tensor], ref: list[torch.Tensor], tol: float, what: str) -> None:
+    """Each result finite and within tol · max(1, largest |reference|)."""
     for name, a, b in zip(NAMES, got, ref, strict=True):
         assert torch.isfinite(a).all(), f"{what}: {name} is not finite"
-        error = float((a - b).abs().max() / max(1.0, float(b.abs().max())))
-        assert error <= tol, f"{what}: {name} differs by {error:.2e} (relative to max(1, |reference|)), tol {tol}"
+        assert_close(a, b, f"{what}: {name}", atol=tol * max(1.0, float(b.abs().max())))
 
 
 @pytest.mark.parametrize("masks", ["none", "reset and padding"])
@@ -121,8 +122,8 @@ def test_forms_finite_and_equal_at_the_extremes(case, m0, masks):
         same_dtype = run(mlstm_recurrent, inputs, dtype, mask, frame)
         for name, form in FORMS.items():
             got = run(form, inputs, dtype, mask, frame)
-            assert_close(got, ref, tol, f"{name} {dtype} against float64")
-            assert_close(got, same_dtype, tol, f"{name} {dtype} against the recurrent form in {dtype}")
+            assert_results_close(got, ref, tol, f"{name} {dtype} against float64")
+            assert_results_close(got, same_dtype, tol, f"{name} {dtype} against the recurrent form in {dtype}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -133,7 +134,9 @@ def test_one_step_at_a_time_is_finite(case, dtype):
     _, frame = reference(inputs, dtype, {})
     got = run(steps, inputs, dtype, {}, frame)
     if dtype == torch.float32:
-        assert_close(got, run(mlstm_recurrent, inputs, dtype, {}, frame), 1e-5, "steps against the recurrent form")
+        assert_results_close(
+            got, run(mlstm_recurrent, inputs, dtype, {}, frame), 1e-5, "steps against the recurrent form"
+        )
     assert all(torch.isfinite(t).all() for t in got)
 
 
@@ -145,8 +148,10 @@ def test_long_run_of_very_negative_input_gates(m0):
     inputs = [t.half().double() for t in inputs]  # float16 values: one float64 reference for every dtype
     ref, frame = reference(inputs, torch.float64, {})
     for name, form in FORMS.items():
-        assert_close(run(form, inputs, torch.float32, {}, frame), ref, TOL[torch.float32], f"{name} float32, T = 2048")
-    assert_close(run(chunkwise, inputs, torch.float16, {}, frame), ref, TOL[torch.float16], "chunkwise float16")
+        assert_results_close(
+            run(form, inputs, torch.float32, {}, frame), ref, TOL[torch.float32], f"{name} float32, T = 2048"
+        )
+    assert_results_close(run(chunkwise, inputs, torch.float16, {}, frame), ref, TOL[torch.float16], "chunkwise float16")
 
 
 def test_ordinary_inputs_unchanged_in_float64():
@@ -155,7 +160,7 @@ def test_ordinary_inputs_unchanged_in_float64():
     inputs[4] = torch.randn(B, NH, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     ref, frame = reference(inputs, torch.float64, {})
     for name, form in FORMS.items():
-        assert_close(run(form, inputs, torch.float64, {}, frame), ref, 1e-10, name)
+        assert_results_close(run(form, inputs, torch.float64, {}, frame), ref, 1e-10, name)
 
 
 @pytest.mark.parametrize("m0", [float("-inf"), 0.0])
@@ -171,4 +176,4 @@ def test_detached_normalizer_finite_and_equal(case, m0):
     ref, frame = reference(inputs, torch.float64, {})
     ref = run(detached["recurrent"], inputs, torch.float64, {}, frame)
     for name, form in detached.items():
-        assert_close(run(form, inputs, torch.float32, {}, frame), ref, TOL[torch.float32], f"{name}, detached")
+        assert_results_close(run(form, inputs, torch.float32, {}, frame), ref, TOL[torch.float32], f"{name}, detached")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mLSTMState
 from lstmkit.reference import mlstm as ref
+from tests.helpers import assert_close
 
 F64 = torch.float64
 
@@ -46,12 +47,6 @@ FORMS = {
 }
 
 
-def assert_close(a, b, what, tol=1e-10):
-    assert a.shape == b.shape, f"{what}: shape {tuple(a.shape)} vs {tuple(b.shape)}"
-    d = float((a - b).detach().abs().max()) if a.numel() else 0.0
-    assert d <= tol, f"{what}: max abs diff {d:.2e}"
-
-
 @pytest.mark.parametrize("T", [1, 7, 16, 37])
 @pytest.mark.parametrize("state_kind", ["none", "random", "empty"])
 def test_forms_agree_outputs_states_and_gradients(T, state_kind):
@@ -71,11 +66,11 @@ def test_forms_agree_outputs_states_and_gradients(T, state_kind):
     h0, s0, g0 = results["recurrent"]
     for name in FORMS:
         h, s, g = results[name]
-        assert_close(h, h0, f"{name} h")
+        assert_close(h, h0, f"{name} h", atol=1e-10)
         for field in ("C", "n", "m"):
-            assert_close(getattr(s, field), getattr(s0, field), f"{name} final {field}")
+            assert_close(getattr(s, field), getattr(s0, field), f"{name} final {field}", atol=1e-10)
         for j, (a, b) in enumerate(zip(g, g0, strict=True)):
-            assert_close(a, b, f"{name} gradient {j}", tol=1e-9)
+            assert_close(a, b, f"{name} gradient {j}", atol=1e-9)
 
 
 @settings(max_examples=15, deadline=None)
@@ -85,9 +80,9 @@ def test_chunkwise_any_length_and_chunk_size(T, L, B, seed):
     state = make_state("random", B, 2, 3, 2, seed)
     h0, s0 = mlstm_recurrent(q, k, v, i, f, state)
     h1, s1 = mlstm_chunkwise(q, k, v, i, f, state, chunk_size=L)
-    assert_close(h1, h0, "h")
+    assert_close(h1, h0, "h", atol=1e-10)
     for a, b, name in zip(s1, s0, "Cnm", strict=True):
-        assert_close(a, b, name)
+        assert_close(a, b, name, atol=1e-10)
 
 
 def test_recurrent_equals_the_reference_every_step():
@@ -109,16 +104,16 @@ def test_pieces_with_state_carried_equal_the_whole():
     h, final = mlstm_chunkwise(q, k, v, i, f, chunk_size=8)
     h_a, s = mlstm_chunkwise(q[:, :, :13], k[:, :, :13], v[:, :, :13], i[:, :, :13], f[:, :, :13], chunk_size=8)
     h_b, s = mlstm_parallel(q[:, :, 13:], k[:, :, 13:], v[:, :, 13:], i[:, :, 13:], f[:, :, 13:], s)
-    assert_close(torch.cat([h_a, h_b], dim=2), h, "h")
+    assert_close(torch.cat([h_a, h_b], dim=2), h, "h", atol=1e-10)
     for a, b, name in zip(s, final, "Cnm", strict=True):
-        assert_close(a, b, name)
+        assert_close(a, b, name, atol=1e-10)
 
 
 def test_detach_normalizer_keeps_values_changes_gradients():
     q, k, v, i, f = inputs(1, 1, 12, 4, 4, seed=3, requires_grad=True)
     h_exact, _ = mlstm_chunkwise(q, k, v, i, f, chunk_size=4)
     h_stop, _ = mlstm_chunkwise(q, k, v, i, f, chunk_size=4, detach_normalizer=True)
-    assert_close(h_stop, h_exact, "values")
+    assert_close(h_stop, h_exact, "values", atol=1e-10)
     g_exact = torch.autograd.grad(h_exact.sum(), q)[0]
     g_stop = torch.autograd.grad(h_stop.sum(), q)[0]
     assert float((g_exact - g_stop).abs().max()) > 1e-3
@@ -138,7 +133,7 @@ def test_edge_cases_zeros_batch_of_one_t_one():
     one = inputs(1, 1, 1, 3, 2, seed=0)
     outs = [form(*one)[0] for form in FORMS.values()]
     for h in outs[1:]:
-        assert_close(h, outs[0], "T = 1")
+        assert_close(h, outs[0], "T = 1", atol=1e-10)
 
 
 def test_float32_100k_steps_large_gates_is_finite_and_close_to_float64():

@@ -8,6 +8,7 @@ import torch
 
 from lstmkit.nn.mlstm import empty_state, mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mLSTMState
 from lstmkit.nn.mlstm.state import zero_state
+from tests.helpers import assert_close
 
 F64 = torch.float64
 INF = torch.inf
@@ -48,20 +49,6 @@ def make_state(kind, B, NH, DK, DV, seed, requires_grad=False):
 def random_masks(B, T, seed, p_reset=0.25, p_pad=0.3):
     g = torch.Generator().manual_seed(seed + 200)
     return torch.rand(B, T, generator=g) < p_reset, torch.rand(B, T, generator=g) >= p_pad
-
-
-def assert_close(a, b, what, tol=1e-10):
-    """Equal within tol; infinities must match exactly; a NaN always fails."""
-    assert a.shape == b.shape, f"{what}: shape {tuple(a.shape)} vs {tuple(b.shape)}"
-    a, b = a.detach(), b.detach()
-    d = torch.where(a == b, 0.0, (a - b).abs())
-    worst = float(d.max()) if d.numel() else 0.0
-    assert worst <= tol, f"{what}: max abs diff {worst:.2e}"
-
-
-def assert_states_close(s, s0, what, tol=1e-10):
-    for field, a, b in zip("Cnm", s, s0, strict=True):
-        assert_close(a, b, f"{what} final {field}", tol)
 
 
 def sub(x, b, span):
@@ -106,10 +93,10 @@ def test_forms_agree_with_random_masks(T, state_kind, seed):
     keep = valid[:, None, :, None].expand_as(h0)
     for name in FORMS:
         h, s, grads = results[name]
-        assert_close(h[keep], h0[keep], f"{name} h at valid positions")
-        assert_states_close(s, s0, name)
+        assert_close(h[keep], h0[keep], f"{name} h at valid positions", atol=1e-10)
+        assert_close(s, s0, name, atol=1e-10)
         for leaf, a, b in zip(["q", "k", "v", "i", "f", "C0", "n0", "m0"], grads, g0, strict=False):
-            assert_close(a, b, f"{name} gradient of {leaf}")
+            assert_close(a, b, f"{name} gradient of {leaf}", atol=1e-10)
 
 
 @pytest.mark.parametrize("name", FORMS)
@@ -126,16 +113,16 @@ def test_reset_starts_over_from_the_empty_state(name, state_kind):
     h_plain, final_plain = form(q, k, v, i, f, state)
     for b, bounds in [(0, [3, 8, T]), (1, [5, T])]:
         first = slice(0, bounds[0])
-        assert_close(h[b, :, first], h_plain[b, :, first], f"row {b} before its first reset")
+        assert_close(h[b, :, first], h_plain[b, :, first], f"row {b} before its first reset", atol=1e-10)
         for start, stop in pairwise(bounds):
             span = slice(start, stop)
             alone = [sub(x, b, span) for x in (q, k, v, i, f)]
             h_alone, s_alone = form(*alone, empty_state(alone[0], alone[2]))
-            assert_close(h[b : b + 1, :, span], h_alone, f"row {b} steps {start}..{stop - 1}")
-        assert_states_close(row_state(final, b), s_alone, f"row {b}")
+            assert_close(h[b : b + 1, :, span], h_alone, f"row {b} steps {start}..{stop - 1}", atol=1e-10)
+        assert_close(row_state(final, b), s_alone, f"row {b}", atol=1e-10)
         assert float((h[b, :, bounds[0]] - h_plain[b, :, bounds[0]]).abs().max()) > 1e-3, "the reset changed nothing"
-    assert_close(h[2], h_plain[2], "row 2 (no reset)")
-    assert_states_close(row_state(final, 2), row_state(final_plain, 2), "row 2 (no reset)")
+    assert_close(h[2], h_plain[2], "row 2 (no reset)", atol=1e-10)
+    assert_close(row_state(final, 2), row_state(final_plain, 2), "row 2 (no reset)", atol=1e-10)
 
 
 @pytest.mark.parametrize("name", FORMS)
@@ -152,12 +139,12 @@ def test_right_padding_equals_running_the_valid_prefix(name, state_kind):
     initial = zero_state(q, v) if state is None else state
     for b, length in enumerate(lengths.tolist()):
         if length == 0:
-            assert_states_close(row_state(final, b), row_state(initial, b), f"length-0 row {b}", tol=0.0)
+            assert_close(row_state(final, b), row_state(initial, b), f"length-0 row {b}", atol=0.0)
             continue
         prefix = [sub(x, b, slice(0, length)) for x in (q, k, v, i, f)]
         h_alone, s_alone = form(*prefix, None if state is None else row_state(state, b))
-        assert_close(h[b : b + 1, :, :length], h_alone, f"row {b} (length {length}) outputs")
-        assert_states_close(row_state(final, b), s_alone, f"row {b} (length {length})")
+        assert_close(h[b : b + 1, :, :length], h_alone, f"row {b} (length {length}) outputs", atol=1e-10)
+        assert_close(row_state(final, b), s_alone, f"row {b} (length {length})", atol=1e-10)
     leaves = [q, k, v, i, f] + (list(state) if state_kind == "random" else [])
     grads = torch.autograd.grad(loss_on_valid(h, final, valid), leaves, retain_graph=True)
     assert all(torch.isfinite(g).all() for g in grads), "non-finite gradient"
@@ -180,12 +167,12 @@ def test_padding_anywhere_equals_deleting_the_padded_tokens_and_their_resets(nam
     for b in range(B):
         kept = valid[b].nonzero().flatten()
         if len(kept) == 0:
-            assert_states_close(row_state(final, b), row_state(state, b), f"all-padding row {b}", tol=0.0)
+            assert_close(row_state(final, b), row_state(state, b), f"all-padding row {b}", atol=0.0)
             continue
         packed = [sub(x, b, kept) for x in (q, k, v, i, f)]
         h_alone, s_alone = form(*packed, row_state(state, b), reset=reset[b : b + 1, kept])
-        assert_close(h[b : b + 1, :, kept], h_alone, f"row {b} outputs")
-        assert_states_close(row_state(final, b), s_alone, f"row {b}")
+        assert_close(h[b : b + 1, :, kept], h_alone, f"row {b} outputs", atol=1e-10)
+        assert_close(row_state(final, b), s_alone, f"row {b}", atol=1e-10)
     h_dropped, _ = form(q, k, v, i, f, state, reset=reset & valid, valid=valid)
     assert torch.equal(h_dropped[valid[:, None].expand(B, NH, T)], h[valid[:, None].expand(B, NH, T)])
 
@@ -204,7 +191,7 @@ def test_reset_at_zero_from_the_empty_state_is_no_reset_but_not_from_the_zero_st
     assert all(torch.equal(a, b) for a, b in zip(s, s0, strict=True))
     h_zero, _ = form(q, k, v, i, f, reset=reset)
     h_zero_plain, _ = form(q, k, v, i, f)
-    assert_close(h_zero, h, "reset from the zero state == the empty state")
+    assert_close(h_zero, h, "reset from the zero state == the empty state", atol=1e-10)
     assert float((h_zero - h_zero_plain).abs().max()) > 1e-10, "a reset must replace m = 0 by m = -inf"
 
 
@@ -233,8 +220,8 @@ def test_step_masks_reset_and_keep_the_state():
         assert torch.equal(a[1], new[1]), f"valid row: {field} differs from the plain step"
     h_reset, s_reset = mlstm_step(q, k, v, i, f, state, reset=torch.tensor([True, False, False]))
     h_empty, s_empty = mlstm_step(q[:1], k[:1], v[:1], i[:1], f[:1], empty_state(q[:1, :, None], v[:1, :, None]))
-    assert_close(h_reset[:1], h_empty, "step after a reset")
-    assert_states_close(row_state(s_reset, 0), s_empty, "step after a reset")
+    assert_close(h_reset[:1], h_empty, "step after a reset", atol=1e-10)
+    assert_close(row_state(s_reset, 0), s_empty, "step after a reset", atol=1e-10)
 
 
 @pytest.mark.parametrize("arg", ["reset", "valid"])

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from lstmkit.nn.slstm import slstm, slstm_loop, sLSTMCell, sLSTMState
 from lstmkit.reference import slstm as ref
+from tests.helpers import assert_close
 
 F64 = torch.float64
 
@@ -35,11 +36,6 @@ def run_with_grads(fn, x, R, b, state):
     return out, final, torch.autograd.grad(loss, [x, R, b, *state])
 
 
-def assert_close(a, b, what, tol=1e-10):
-    d = float((a - b).detach().abs().max())
-    assert d <= tol, f"{what}: max abs diff {d:.2e}"
-
-
 @settings(max_examples=20, deadline=None)
 @given(
     B=st.integers(1, 3),
@@ -53,11 +49,11 @@ def test_fast_layer_equals_the_autograd_loop(B, T, NH, DH, state_kind, seed):
     args = make(B, T, NH, DH, seed, state_kind, scale=3.0)
     o1, f1, g1 = run_with_grads(slstm_loop, *args)
     o2, f2, g2 = run_with_grads(slstm, *args)
-    assert_close(o2, o1, "h")
+    assert_close(o2, o1, "h", atol=1e-10)
     for name, a, b in zip("hcnm", f2, f1, strict=True):
-        assert_close(a, b, f"final {name}")
+        assert_close(a, b, f"final {name}", atol=1e-10)
     for name, a, b in zip(["x", "R", "b", "h0", "c0", "n0", "m0"], g2, g1, strict=True):
-        assert_close(a, b, f"gradient {name}", tol=1e-9)
+        assert_close(a, b, f"gradient {name}", atol=1e-9)
 
 
 def test_equals_the_reference_every_step():
@@ -80,9 +76,9 @@ def test_layer_streams_in_pieces():
     whole, final = layer(x)
     first, s = layer(x[:, :7])
     second, s = layer(x[:, 7:], s)
-    assert_close(torch.cat([first, second], 1), whole, "h")
+    assert_close(torch.cat([first, second], 1), whole, "h", atol=1e-10)
     for name, a, b in zip("hcnm", s, final, strict=True):
-        assert_close(a, b, name)
+        assert_close(a, b, name, atol=1e-10)
 
 
 def test_float32_100k_steps_large_gates():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lstmkit.nn.slstm import slstm, slstm_loop, slstm_step, sLSTMCell, sLSTMState
+from tests.helpers import assert_close
 
 F64 = torch.float64
 
@@ -40,11 +41,6 @@ def loss_of(out, final, seed=1):
     return loss
 
 
-def assert_close(a, b, what, tol=1e-10):
-    d = float((a - b).detach().abs().max()) if a.numel() else 0.0
-    assert d <= tol, f"{what}: max abs diff {d:.2e}"
-
-
 @pytest.mark.parametrize("kind", ["both", "reset", "valid"])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("seed", range(6))
@@ -59,11 +55,11 @@ def test_fast_layer_equals_the_autograd_loop_with_masks(seed, with_state, kind):
         out, final = fn(x, R, b, state, reset=reset, valid=valid)
         results.append((out, final, torch.autograd.grad(loss_of(out, final), inputs)))
     (o1, f1, g1), (o2, f2, g2) = results
-    assert_close(o2, o1, "h")
+    assert_close(o2, o1, "h", atol=1e-10)
     for name, a, b_ in zip("hcnm", f2, f1, strict=True):
-        assert_close(a, b_, f"final {name}")
+        assert_close(a, b_, f"final {name}", atol=1e-10)
     for name, a, b_ in zip(["x", "R", "b", "h0", "c0", "n0", "m0"], g2, g1, strict=True):
-        assert_close(a, b_, f"gradient {name}")
+        assert_close(a, b_, f"gradient {name}", atol=1e-10)
 
 
 @pytest.mark.parametrize("t0", [0, 1, 4, 7])
@@ -74,11 +70,11 @@ def test_reset_equals_running_the_document_alone(t0):
     reset[:, t0] = True
     out, final = slstm(x, R, b, state, reset=reset)
     alone, alone_final = slstm(x[:, t0:], R, b)
-    assert_close(out[:, t0:], alone, "h from the reset on")
+    assert_close(out[:, t0:], alone, "h from the reset on", atol=1e-10)
     for name, a, b_ in zip("hcnm", final, alone_final, strict=True):
-        assert_close(a, b_, f"final {name}")
+        assert_close(a, b_, f"final {name}", atol=1e-10)
     before, _ = slstm(x[:, :t0], R, b, state) if t0 else (out[:, :0], None)
-    assert_close(out[:, :t0], before, "h before the reset")
+    assert_close(out[:, :t0], before, "h before the reset", atol=1e-10)
 
     # No gradient crosses a reset: exactly zero, not merely small (f = 0, m_t = ĩ, and R h_{t-1} saw zeros).
     loss = loss_of(out[:, t0:], final)
@@ -87,7 +83,7 @@ def test_reset_equals_running_the_document_alone(t0):
     for name, d in zip("hcnm", d_state, strict=True):
         assert torch.equal(d, torch.zeros_like(d)), f"gradient leaked into the initial state {name}"
     dx_alone = torch.autograd.grad(loss_of(alone, alone_final), x)[0]
-    assert_close(dx[:, t0:], dx_alone[:, t0:], "dx after the reset")
+    assert_close(dx[:, t0:], dx_alone[:, t0:], "dx after the reset", atol=1e-10)
 
 
 def test_reset_at_a_different_step_per_row_through_the_cell():
@@ -103,9 +99,9 @@ def test_reset_at_a_different_step_per_row_through_the_cell():
     out, final = cell(x, state, reset=reset)
     for row, t0 in enumerate(starts):
         alone, alone_final = cell(x[row : row + 1, t0:])
-        assert_close(out[row, t0:], alone[0], f"row {row}: h from its reset at {t0}")
+        assert_close(out[row, t0:], alone[0], f"row {row}: h from its reset at {t0}", atol=1e-10)
         for name, a, b_ in zip("hcnm", final, alone_final, strict=True):
-            assert_close(a[row], b_[0], f"row {row}: final {name}")
+            assert_close(a[row], b_[0], f"row {row}: final {name}", atol=1e-10)
 
 
 @pytest.mark.parametrize("with_state", [False, True])
@@ -128,21 +124,21 @@ def test_right_padding_equals_each_row_alone(with_state):
             alone, alone_final = slstm(x[row : row + 1, :L], R, b, row_state if with_state else None)
         else:
             alone, alone_final = out[row : row + 1, :0], row_state
-        assert_close(out[row, :L], alone[0], f"row {row} (length {L}): h")
+        assert_close(out[row, :L], alone[0], f"row {row} (length {L}): h", atol=1e-10)
         carried = alone_final.h[0].expand(T - L, -1)
         assert torch.equal(out[row, L:], carried), f"row {row} (length {L}): padded outputs are not the carried h"
         for name, a, b_ in zip("hcnm", final, alone_final, strict=True):
-            assert_close(a[row], b_[0], f"row {row} (length {L}): final {name}")
+            assert_close(a[row], b_[0], f"row {row} (length {L}): final {name}", atol=1e-10)
         # The same loss restricted to this row, computed on the prefix alone: the padded outputs are the
         # final h repeated, so their weights land on the final h.
         if L:
             row_loss = (alone[0] * w_out[row, :L]).sum() + (alone_final.h[0] * w_out[row, L:].sum(0)).sum()
             row_loss = row_loss + sum((s[0] * w[row]).sum() for s, w in zip(alone_final, w_state, strict=True))
             dx_row, dR_row, db_row = torch.autograd.grad(row_loss, [x, R, b])
-            assert_close(dx[row, :L], dx_row[row, :L], f"row {row} (length {L}): dx")
+            assert_close(dx[row, :L], dx_row[row, :L], f"row {row} (length {L}): dx", atol=1e-10)
             dR_rows, db_rows = dR_rows + dR_row, db_rows + db_row
-    assert_close(dR, dR_rows, "dR = the sum over rows run alone")
-    assert_close(db, db_rows, "db = the sum over rows run alone")
+    assert_close(dR, dR_rows, "dR = the sum over rows run alone", atol=1e-10)
+    assert_close(db, db_rows, "db = the sum over rows run alone", atol=1e-10)
 
 
 def test_left_padding_restarts_on_the_first_real_token():
@@ -157,9 +153,9 @@ def test_left_padding_restarts_on_the_first_real_token():
         assert torch.equal(out[row, : T - L], torch.zeros(T - L, NH * DH, dtype=F64)), f"row {row}: padding h"
         if L:
             alone, alone_final = slstm(x[row : row + 1, T - L :], R, b)
-            assert_close(out[row, T - L :], alone[0], f"row {row} (length {L}): h")
+            assert_close(out[row, T - L :], alone[0], f"row {row} (length {L}): h", atol=1e-10)
             for name, a, b_ in zip("hcnm", final, alone_final, strict=True):
-                assert_close(a[row], b_[0], f"row {row} (length {L}): final {name}")
+                assert_close(a[row], b_[0], f"row {row} (length {L}): final {name}", atol=1e-10)
 
 
 @pytest.mark.parametrize("fn", [slstm, slstm_loop])
@@ -218,9 +214,9 @@ def test_step_masks_mirror_the_sequence_masks():
         s = state
         for t in range(T):
             h, s = slstm_step(x[:, t], R, b, s, reset=reset[:, t], valid=valid[:, t])
-            assert_close(h, out[:, t], f"step {t}: h")
+            assert_close(h, out[:, t], f"step {t}: h", atol=1e-10)
     for name, a, b_ in zip("hcnm", s, final, strict=True):
-        assert_close(a, b_, f"final {name}")
+        assert_close(a, b_, f"final {name}", atol=1e-10)
 
 
 def test_bad_masks():

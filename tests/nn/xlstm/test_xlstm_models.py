@@ -10,6 +10,7 @@ import torch
 from lstmkit.nn import LMState, xLSTMConfig, xLSTMLarge, xLSTMLargeConfig, xLSTMLM
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.xlstm.slstm_layer import forget_bias_schedule
+from tests.helpers import assert_close, peak
 
 F64 = torch.float64
 V = 37
@@ -46,18 +47,10 @@ def tokens(B: int, T: int, seed: int = 2) -> torch.Tensor:
     return torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
-def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-10) -> None:
-    diff = (a - b).abs().max().item()
-    assert diff <= tol * max(1.0, b.abs().max().item()), f"largest difference {diff:.3e}"
-
-
-def states_close(a, b, tol: float = 1e-10) -> None:
-    flat_a = [t for t in _leaves(a)]
-    flat_b = [t for t in _leaves(b)]
-    assert len(flat_a) == len(flat_b)
-    for x, y in zip(flat_a, flat_b, strict=True):
-        assert torch.equal(x.isinf(), y.isinf())
-        close(torch.nan_to_num(x, neginf=0.0), torch.nan_to_num(y, neginf=0.0), tol)
+def states_close(a, b) -> None:
+    """Leaf by leaf within 1e-10 · max(1, largest finite |leaf|); infinities equal."""
+    for j, (x, y) in enumerate(zip(_leaves(a), _leaves(b), strict=True)):
+        assert_close(x, y, f"state leaf {j}", atol=1e-10 * peak(y))
 
 
 def _leaves(state):
@@ -78,7 +71,7 @@ def test_whole_equals_pieces(name, cuts):
     for start, stop in zip((0, *cuts), (*cuts, 23), strict=True):
         logits, state = model(x[:, start:stop], state)
         pieces.append(logits)
-    close(torch.cat(pieces, dim=1), whole)
+    assert_close(torch.cat(pieces, dim=1), whole, atol=1e-10 * peak(whole))
     states_close(state, final)
 
 
@@ -94,9 +87,9 @@ def test_right_padding_leaves_the_state_untouched(name):
         prefix_state = None
         if length:
             alone, prefix_state = model(x[row : row + 1, :length])
-            close(logits[row, :length], alone[0])
+            assert_close(logits[row, :length], alone[0], atol=1e-10 * peak(alone[0]))
         continued, _ = model(more[row : row + 1], prefix_state)
-        close(after[row], continued[0])
+        assert_close(after[row], continued[0], atol=1e-10 * peak(continued[0]))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -108,18 +101,22 @@ def test_reset_starts_a_fresh_document(name):
     reset[1, 0] = True  # a reset at the start changes nothing
     logits, state = model(x, reset=reset)
     plain, plain_state = model(x)
-    close(logits[1], plain[1])
+    assert_close(logits[1], plain[1], atol=1e-10 * peak(plain[1]))
     first, _ = model(x[:1, :7])
-    close(logits[0, :7], first[0])
+    assert_close(logits[0, :7], first[0], atol=1e-10 * peak(first[0]))
     second, _ = model(x[:1, 7:15])
-    close(logits[0, 7:15], second[0])
+    assert_close(logits[0, 7:15], second[0], atol=1e-10 * peak(second[0]))
     third, third_state = model(x[:1, 15:])
-    close(logits[0, 15:], third[0])
+    assert_close(logits[0, 15:], third[0], atol=1e-10 * peak(third[0]))
     # the carried state of row 0 is that of the last document alone
     more = tokens(2, 4, seed=5)
     after, _ = model(more, state)
-    close(after[0], model(more[:1], third_state)[0][0])
-    close(after[1], model(more[1:], LMState(tuple(_row(s, 1) for s in plain_state.blocks)))[0][0])
+    expected = (
+        model(more[:1], third_state)[0][0],
+        model(more[1:], LMState(tuple(_row(s, 1) for s in plain_state.blocks)))[0][0],
+    )
+    for row in (0, 1):
+        assert_close(after[row], expected[row], f"row {row} continued", atol=1e-10 * peak(expected[row]))
     assert (logits[0, 7:] - plain[0, 7:]).abs().max() > 1e-6  # the reset did something
 
 

@@ -10,14 +10,9 @@ from lstmkit.nn import mLSTMLayer, sLSTMLayer
 from lstmkit.nn.parts.causal_conv import CausalConv1d
 from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
 from lstmkit.nn.parts.norms import HeadNorm, LayerNorm, RMSNorm
+from tests.helpers import assert_close
 
 F64 = torch.float64
-
-
-def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-12) -> None:
-    assert a.shape == b.shape, f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
-    diff = (a - b).abs().max().item() if a.numel() else 0.0
-    assert diff <= tol, f"largest difference {diff:.3e}"
 
 
 @pytest.mark.parametrize("K", [1, 2, 4])
@@ -35,9 +30,9 @@ def test_causal_conv_paths_agree_with_the_definition(K):
         y, s3 = conv(x[:, t : t + 1], s3)
         steps.append(y)
     for y in (y_conv1d, y_taps, torch.cat(steps, 1)):
-        close(y, expected)
+        assert_close(y, expected, atol=1e-12)
     for s in (s1, s2, s3):
-        close(s, xp[:, 11:])
+        assert_close(s, xp[:, 11:], atol=1e-12)
 
 
 def test_causal_conv_reset_hides_the_previous_document():
@@ -48,12 +43,12 @@ def test_causal_conv_reset_hides_the_previous_document():
     reset[0, 5] = True
     y, state = conv(x, torch.randn(1, 2, 4, dtype=F64), reset=reset)
     alone, alone_state = conv(x[:, 5:])
-    close(y[:, 5:], alone)
-    close(state, alone_state)
+    assert_close(y[:, 5:], alone, atol=1e-12)
+    assert_close(state, alone_state, atol=1e-12)
     at_last = torch.zeros(1, 8, dtype=torch.bool)
     at_last[0, 7] = True  # the last token starts a document: the carried window holds only it
     y_last, state_last = conv(x, reset=at_last)
-    close(state_last, torch.cat([torch.zeros(1, 1, 4, dtype=F64), x[:, 7:]], 1))
+    assert_close(state_last, torch.cat([torch.zeros(1, 1, 4, dtype=F64), x[:, 7:]], 1), atol=1e-12)
     assert y_last.shape == (1, 8, 4)
 
 
@@ -67,9 +62,9 @@ def test_norms_match_their_definitions():
     with torch.no_grad():
         head.weight.copy_(weight), head.bias.copy_(bias), layer.weight.copy_(weight), rms.weight.copy_(weight)
     per_head = torch.cat([F.layer_norm(part, (4,), eps=1e-5) for part in x.split(4, -1)], -1) * weight + bias
-    close(head(x), per_head)
-    close(layer(x), F.layer_norm(x, (12,), weight, None, 1e-5))
-    close(rms(x), x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * weight)
+    assert_close(head(x), per_head, atol=1e-12)
+    assert_close(layer(x), F.layer_norm(x, (12,), weight, None, 1e-5), atol=1e-12)
+    assert_close(rms(x), x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * weight, atol=1e-12)
 
 
 def test_headwise_linear_is_a_block_diagonal_matrix():
@@ -77,7 +72,7 @@ def test_headwise_linear_is_a_block_diagonal_matrix():
     linear = HeadwiseLinear(12, 6, 3, bias=True, dtype=F64)
     dense = torch.block_diag(*linear.weight)  # (6, 12)
     x = torch.randn(4, 2, 12, dtype=F64)
-    close(linear(x), x @ dense.T + linear.bias)
+    assert_close(linear(x), x @ dense.T + linear.bias, atol=1e-12)
     with pytest.raises(ValueError, match="not both divisible by num_heads 5"):
         HeadwiseLinear(12, 6, 5)
 
@@ -97,10 +92,10 @@ def test_layers_stream(make):
     a, state = layer(x[:, :6])
     b, state = layer(x[:, 6:7], state)
     c, state = layer(x[:, 7:], state)
-    close(torch.cat([a, b, c], 1), whole, 1e-10)
+    assert_close(torch.cat([a, b, c], 1), whole, atol=1e-10)
     for s, f in zip(state, final, strict=True):
         for u, v in zip(s if isinstance(s, tuple) else (s,), f if isinstance(f, tuple) else (f,), strict=True):
-            close(u.nan_to_num(neginf=0.0), v.nan_to_num(neginf=0.0), 1e-10)
+            assert_close(u.nan_to_num(neginf=0.0), v.nan_to_num(neginf=0.0), atol=1e-10)
     with pytest.raises(ValueError, match="state is a tuple"):
         layer(x, tuple(final))
 
