@@ -34,15 +34,74 @@ def as_gate(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def as_state(name: str, cls, state, shapes: dict[str, tuple[int, ...]], suffix: str = ""):
+def is_state(state, cls) -> bool:
+    """Whether `state` has every field of `cls` (a NamedTuple), by name."""
+    return all(hasattr(state, field) for field in cls._fields)
+
+
+def as_state(
+    name: str,
+    cls,
+    state,
+    shapes: dict[str, tuple[int, ...]],
+    suffix: str = "",
+    *,
+    meanings: dict[str, str] | None = None,
+    gates: tuple[str, ...] = (),
+):
     """`state` as a `cls` (a NamedTuple) of finite float64 arrays of the given shapes, or ValueError.
 
     The messages name the state (`name`) when it is not a `cls` at all, else the field, followed by `suffix`
-    (run's initial state names its fields h0, c0, ...)."""
-    fields = cls._fields
-    if not all(hasattr(state, field) for field in fields):
-        raise ValueError(f"{name} is {_describe(state)}, expected a {cls.__name__}({', '.join(fields)})")
-    return cls(*(as_array(f"{field}{suffix}", getattr(state, field), shapes[field]) for field in fields))
+    (run's initial state names its fields h0, c0, ...) and its meaning, if any. Fields in `gates` may be −∞
+    (`as_gate`: the mLSTM's empty stabilizer); a field of shape () comes back a float."""
+    if not is_state(state, cls):
+        raise ValueError(f"{name} is {_describe(state)}, expected a {cls.__name__}({', '.join(cls._fields)})")
+    meanings = meanings or {}
+    values = []
+    for field in cls._fields:
+        label, value, shape = f"{field}{suffix}", getattr(state, field), shapes[field]
+        array = (
+            as_gate(label, value, shape) if field in gates else as_array(label, value, shape, meanings.get(field, ""))
+        )
+        values.append(array if shape else float(array))
+    return cls(*values)
+
+
+def step_inputs(x, state, rounding, cls, *, width: int, hidden_size: int, meaning: str = "input_size"):
+    """What `step` checks in every cell whose state is vectors: the rounding, x (width,) and `state` a `cls`
+    whose fields are each (hidden_size,), all finite. Returns (x, state) as float64."""
+    check_rounding(rounding)
+    x = as_array("x", x, (width,), meaning)
+    return x, as_state("state", cls, state, dict.fromkeys(cls._fields, (hidden_size,)))
+
+
+def run_inputs(
+    xs,
+    state0,
+    rounding,
+    cls,
+    *,
+    width: int,
+    hidden_size: int,
+    meaning: str = "time steps, input_size",
+    suffix: str = "0",
+):
+    """What `run` checks in every cell whose state is vectors: the rounding, xs (T, width) with T >= 1, and
+    `state0` a `cls` of (hidden_size,) fields (their names followed by `suffix`), or None for zeros (zero_state).
+    Returns (xs, state) as float64."""
+    check_rounding(rounding)
+    xs = as_sequence("inputs", xs, width, meaning)
+    if state0 is None:
+        return xs, cls(*(np.zeros(hidden_size) for _ in cls._fields))
+    return xs, as_state("state0", cls, state0, dict.fromkeys(cls._fields, (hidden_size,)), suffix)
+
+
+def as_nonnegative(name: str, value) -> float:
+    """`value` as a float >= 0 (finite), or ValueError."""
+    number = float(as_array(name, value, ()))
+    if number < 0:
+        raise ValueError(f"{name} is {number}, expected a number >= 0")
+    return number
 
 
 def check_rounding(rounding) -> None:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import dsigmoid_from_output, dtanh_from_output, sigmoid, tanh
-from lstmkit.reference.checks import as_array, as_sequence, as_state, check_rounding
+from lstmkit.reference.checks import as_array, run_inputs, step_inputs
 from lstmkit.reference.layout import checked_stacked, random_stacked
 from lstmkit.reference.layout import from_torch as from_torch_layout
 from lstmkit.reference.layout import to_torch as to_torch
@@ -155,10 +155,8 @@ def step(p: LSTMParams, x: np.ndarray, state: LSTMState, rounding: Rounding = ex
 
     The parameters, x (I,) and state.h, state.c (H,) are checked as `run` checks them (shapes, finite numbers)."""
     p = p.checked()
-    check_rounding(rounding)
-    x = as_array("x", x, (p.input_size,), "input_size")
-    H = p.hidden_size
-    return _step(p, x, as_state("state", LSTMState, state, {"h": (H,), "c": (H,)}), rounding)
+    x, state = step_inputs(x, state, rounding, LSTMState, width=p.input_size, hidden_size=p.hidden_size)
+    return _step(p, x, state, rounding)
 
 
 def _step(p: LSTMParams, x: np.ndarray, state: LSTMState, rounding: Rounding) -> LSTMStep:
@@ -199,10 +197,7 @@ def zero_state(hidden_size: int) -> LSTMState:
 def run(p: LSTMParams, xs, state0: LSTMState | None = None, rounding: Rounding = exact) -> list[LSTMStep]:
     """Run the cell over xs (T, I) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
-    check_rounding(rounding)
-    H, I = p.hidden_size, p.input_size
-    xs = as_sequence("inputs", xs, I)
-    state = zero_state(H) if state0 is None else as_state("state0", LSTMState, state0, {"h": (H,), "c": (H,)}, "0")
+    xs, state = run_inputs(xs, state0, rounding, LSTMState, width=p.input_size, hidden_size=p.hidden_size)
     steps = []
     for x in xs:
         s = _step(p, x, state, rounding)

@@ -26,7 +26,16 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import sigmoid
-from lstmkit.reference.checks import as_array, as_gate, as_sequence, check_rounding, shape_text
+from lstmkit.reference.checks import (
+    as_array,
+    as_gate,
+    as_nonnegative,
+    as_sequence,
+    as_state,
+    check_rounding,
+    is_state,
+    shape_text,
+)
 from lstmkit.reference.rounding import Rounding, exact
 from lstmkit.reference.slstm import log_sigmoid
 
@@ -86,23 +95,21 @@ def step(
     DK, DV = np.shape(q)[0], np.shape(v)[0]
     q, k, v = as_array("q", q, (DK,)), as_array("k", k, (DK,), "DK, as q"), as_array("v", v, (DV,))
     pre_i, pre_f = float(as_gate("pre_i", pre_i, ())), float(as_gate("pre_f", pre_f, ()))
-    return _step(q, k, v, pre_i, pre_f, _checked_state("state", state, DK, DV, ""), _checked_eps(eps), rounding)
+    state = _as_state("state", state, DK, DV, "")
+    return _step(q, k, v, pre_i, pre_f, state, as_nonnegative("eps", eps), rounding)
 
 
-def _checked_state(name: str, state, DK: int, DV: int, suffix: str) -> mLSTMState:
-    """`state` with C (DK, DV) and n (DK,) finite float64 and m a float (−∞ allowed); fields named with `suffix`."""
-    if not all(hasattr(state, field) for field in mLSTMState._fields):
+MEANINGS = {"C": "DK, DV", "n": "DK"}
+"""What the state's shapes are, for the messages."""
+
+
+def _as_state(name: str, state, DK: int, DV: int, suffix: str) -> mLSTMState:
+    """`state` with C (DK, DV) and n (DK,) finite float64 and m a float (−∞ allowed); fields named with `suffix`.
+    Not an mLSTMState: the message names its type, not its value (a matrix memory's repr spans lines)."""
+    if not is_state(state, mLSTMState):
         raise ValueError(f"{name} is a {type(state).__name__}, expected an mLSTMState(C, n, m)")
-    C = as_array(f"C{suffix}", state.C, (DK, DV), "DK, DV")
-    n = as_array(f"n{suffix}", state.n, (DK,), "DK")
-    return mLSTMState(C, n, float(as_gate(f"m{suffix}", state.m, ())))
-
-
-def _checked_eps(eps) -> float:
-    value = float(as_array("eps", eps, ()))
-    if value < 0:
-        raise ValueError(f"eps is {value}, expected a number >= 0")
-    return value
+    shapes = {"C": (DK, DV), "n": (DK,), "m": ()}
+    return as_state(name, mLSTMState, state, shapes, suffix, meanings=MEANINGS, gates=("m",))
 
 
 def _step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float, rounding: Rounding) -> mLSTMStep:
@@ -163,8 +170,8 @@ def run(
     ks = as_array("ks", ks, (T, DK), "time steps, DK as qs")
     vs = as_array("vs", vs, (T, DV), "time steps as qs, DV")
     pre_is, pre_fs = as_gate("pre_is", pre_is, (T,)), as_gate("pre_fs", pre_fs, (T,))
-    state = zero_state(DK, DV) if state0 is None else _checked_state("state0", state0, DK, DV, "0")
-    eps = _checked_eps(eps)
+    state = zero_state(DK, DV) if state0 is None else _as_state("state0", state0, DK, DV, "0")
+    eps = as_nonnegative("eps", eps)
     steps = []
     for t in range(T):
         s = _step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps, rounding)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import dtanh_from_output, tanh
-from lstmkit.reference.checks import as_array, as_sequence, as_state, check_rounding
+from lstmkit.reference.checks import as_array, run_inputs, step_inputs
 from lstmkit.reference.layout import checked_stacked, random_stacked
 from lstmkit.reference.layout import from_torch as from_torch_layout
 from lstmkit.reference.layout import to_torch as to_torch
@@ -106,9 +106,8 @@ def step(p: RNNParams, x: np.ndarray, state: RNNState, rounding: Rounding = exac
 
     The parameters, x (I,) and state.h (H,) are checked as `run` checks them (shapes, finite numbers)."""
     p = p.checked()
-    check_rounding(rounding)
-    x = as_array("x", x, (p.input_size,), "input_size")
-    return _step(p, x, as_state("state", RNNState, state, {"h": (p.hidden_size,)}), rounding)
+    x, state = step_inputs(x, state, rounding, RNNState, width=p.input_size, hidden_size=p.hidden_size)
+    return _step(p, x, state, rounding)
 
 
 def _step(p: RNNParams, x: np.ndarray, state: RNNState, rounding: Rounding) -> RNNStep:
@@ -125,10 +124,7 @@ def zero_state(hidden_size: int) -> RNNState:
 def run(p: RNNParams, xs, state0: RNNState | None = None, rounding: Rounding = exact) -> list[RNNStep]:
     """Run the cell over xs (T, I) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
-    check_rounding(rounding)
-    xs = as_sequence("inputs", xs, p.input_size)
-    H = p.hidden_size
-    state = zero_state(H) if state0 is None else as_state("state0", RNNState, state0, {"h": (H,)}, "0")
+    xs, state = run_inputs(xs, state0, rounding, RNNState, width=p.input_size, hidden_size=p.hidden_size)
     steps = []
     for x in xs:
         s = _step(p, x, state, rounding)

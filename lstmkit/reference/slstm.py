@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lstmkit.reference.activations import dsigmoid_from_output, dtanh_from_output, sigmoid, tanh
-from lstmkit.reference.checks import as_array, as_sequence, as_state, check_rounding
+from lstmkit.reference.checks import as_array, as_sequence, run_inputs, step_inputs
 from lstmkit.reference.rounding import Rounding, exact
 
 
@@ -123,10 +123,9 @@ def step(p: sLSTMParams, x: np.ndarray, state: sLSTMState, rounding: Rounding = 
 
     The parameters, x̃ (4H,) and the state's h, c, n, m (H,) are checked as `run` checks them (shapes, finite)."""
     p = p.checked()
-    check_rounding(rounding)
     H = p.hidden_size
-    x = as_array("x", x, (4 * H,), "4·hidden_size")
-    return _step(p, x, as_state("state", sLSTMState, state, dict.fromkeys(sLSTMState._fields, (H,))), rounding)
+    x, state = step_inputs(x, state, rounding, sLSTMState, width=4 * H, hidden_size=H, meaning="4·hidden_size")
+    return _step(p, x, state, rounding)
 
 
 def _step(p: sLSTMParams, x: np.ndarray, state: sLSTMState, rounding: Rounding) -> sLSTMStep:
@@ -176,11 +175,9 @@ def zero_state(hidden_size: int) -> sLSTMState:
 def run(p: sLSTMParams, xs, state0: sLSTMState | None = None, rounding: Rounding = exact) -> list[sLSTMStep]:
     """Run over xs (T, 4H) from state0 (zeros by default); returns the T step traces."""
     p = p.checked()
-    check_rounding(rounding)
     H = p.hidden_size
-    xs = as_sequence("inputs", xs, 4 * H, "time steps, 4·hidden_size")
-    shapes = dict.fromkeys(sLSTMState._fields, (H,))
-    state = zero_state(H) if state0 is None else as_state("state0", sLSTMState, state0, shapes)
+    meaning = "time steps, 4·hidden_size"
+    xs, state = run_inputs(xs, state0, rounding, sLSTMState, width=4 * H, hidden_size=H, meaning=meaning, suffix="")
     steps = []
     for x in xs:
         s = _step(p, x, state, rounding)
