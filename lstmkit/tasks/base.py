@@ -3,7 +3,7 @@
 Every task, synthetic or real, has the same interface, so one training loop and one set of models
 serve all of them:
 
-    task = TASKS["adding"](length=100)            # a registry in lstmkit/tasks/__init__.py
+    task = TASKS["adding"](length=100)            # TASKS: the registry, in lstmkit/tasks/__init__.py
     batch = task.batch(32, generator, split="train")
     output = model(batch.x, batch.lengths)        # the shape `task.spec.kind` asks for
     loss = compute_loss(task.spec, output, batch)
@@ -84,8 +84,8 @@ class Batch(NamedTuple):
     """tag only: (B, T) bool, the positions whose targets count; None = all valid positions."""
 
 
-def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    """A task argument that must be an integer (not a bool) in [minimum, maximum]; returns it as an int.
+def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    """Raise unless a task argument is an integer (not a bool) in [minimum, maximum]; the task keeps it as given.
 
     The one-line error names the argument, the value found and what was expected.
     """
@@ -93,11 +93,11 @@ def check_int(name: str, value: object, minimum: int, maximum: int | None = None
         raise ValueError(f"{name} is {shown(value)}, expected an integer >= {minimum}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} is {value}, expected at most {maximum:,}")
-    return int(value)
 
 
-def check_batch_size(batch_size: object, steps: int) -> int:
-    """An integer >= 1 whose batch of `steps` time steps holds at most MAX_BATCH_STEPS positions."""
+def check_batch_size(batch_size: object, steps: int) -> None:
+    """Raise unless batch_size is an integer >= 1 whose batch of `steps` time steps holds at most MAX_BATCH_STEPS
+    positions."""
     check_int("batch_size", batch_size, 1)
     if batch_size * steps > MAX_BATCH_STEPS:
         raise ValueError(
@@ -105,7 +105,6 @@ def check_batch_size(batch_size: object, steps: int) -> int:
             f"{batch_size * steps:,}, expected at most {MAX_BATCH_STEPS:,} "
             "(use a smaller batch_size or shorter sequences)"
         )
-    return int(batch_size)
 
 
 def shown(value: object) -> str:
