@@ -78,7 +78,8 @@ def run_blocks(blocks, x: Tensor, state: LMState | None, lengths: Tensor | None,
 
 
 def check_state(state: object, blocks, batch: int, like: Tensor) -> None:
-    """Each block checks its own part; the message names the block."""
+    """Each block's layer checks its own part (`check_state` of sLSTMLayer, mLSTMLayer, LargeMLSTMLayer); the
+    message names the block."""
     if not isinstance(state, LMState):
         raise ValueError(f"state is a {type(state).__name__}, expected the LMState a previous call returned")
     if len(state.blocks) != len(blocks):
@@ -87,4 +88,4 @@ def check_state(state: object, blocks, batch: int, like: Tensor) -> None:
             "model with a different configuration"
         )
     for index, (block, block_state) in enumerate(zip(blocks, state.blocks, strict=True)):
-        block.check_state(block_state, batch, like, f"block {index} ({type(block).__name__})")
+        block.layer.check_state(block_state, batch, like, f"block {index} ({type(block).__name__})")

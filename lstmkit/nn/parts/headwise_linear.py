@@ -8,10 +8,10 @@ projections (one block per head): far fewer parameters than a dense map, and no 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
+
+from lstmkit.nn.parts.init import small_init_std
 
 
 class HeadwiseLinear(nn.Module):
@@ -33,7 +33,7 @@ class HeadwiseLinear(nn.Module):
 
     def reset_parameters(self, std: float | None = None) -> None:
         """weight ~ N(0, std²), std = √(2 / (5 · in per head)) unless given ("small init"); bias = 0."""
-        std = math.sqrt(2 / (5 * self.weight.shape[-1])) if std is None else std
+        std = small_init_std(self.weight.shape[-1]) if std is None else std
         nn.init.normal_(self.weight, 0.0, std)
         if self.bias is not None:
             nn.init.zeros_(self.bias)

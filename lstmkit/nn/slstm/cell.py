@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.finite import check_finite
+from lstmkit.nn.masks import check_mask
 
 
 class sLSTMState(NamedTuple):
@@ -40,10 +41,16 @@ class sLSTMState(NamedTuple):
     m: Tensor
     """Each (B, H)."""
 
+    @classmethod
+    def zeros(cls, batch: int, hidden_size: int, like: Tensor) -> sLSTMState:
+        """The fresh state, h = c = n = m = 0, each (batch, hidden_size) in like's dtype and on its device."""
+        zeros = like.new_zeros(batch, hidden_size)
+        return cls(zeros, zeros, zeros, zeros)
+
 
 def zero_state(batch: int, hidden_size: int, like: Tensor) -> sLSTMState:
-    zeros = like.new_zeros(batch, hidden_size)
-    return sLSTMState(zeros, zeros, zeros, zeros)
+    """`sLSTMState.zeros`, under the name earlier code calls."""
+    return sLSTMState.zeros(batch, hidden_size, like)
 
 
 def slstm_step(
@@ -52,10 +59,8 @@ def slstm_step(
     """One step, the equations as written (autograd records it): x̃_t (B, 4H) -> h_t (B, H), new state.
     For generation one token at a time, and the body of the slow loop the fast layer is tested against.
     reset, valid: bool (B,), this step's column of the masks (module docstring). Values: `check_values`."""
-    B = x_t.shape[0]
     check_values(x_t, state)
-    reset = check_mask("reset", reset, (B,), "(B,)", x_t.device)
-    valid = check_mask("valid", valid, (B,), "(B,)", x_t.device)
+    reset, valid = checked_masks(reset, valid, (x_t.shape[0],), "(B,)", x_t.device)
     return _step(x_t, R, b, state, reset, valid)
 
 
@@ -89,8 +94,7 @@ def slstm_loop(
     reset, valid: bool (B, T) masks (module docstring)."""
     B, T = x.shape[:2]
     check_values(x, state)
-    reset = check_mask("reset", reset, (B, T), "(B, T)", x.device)
-    valid = check_mask("valid", valid, (B, T), "(B, T)", x.device)
+    reset, valid = checked_masks(reset, valid, (B, T), "(B, T)", x.device)
     hs = []
     for t, x_t in enumerate(x.unbind(1)):
         reset_t = None if reset is None else reset[:, t]
@@ -108,12 +112,10 @@ def check_values(x: Tensor, state: sLSTMState) -> None:
         check_finite(f"state.{name}", tensor)
 
 
-def check_mask(name: str, mask: Tensor | None, shape: tuple, dims: str, device: torch.device) -> Tensor | None:
-    """A mask is None or a bool tensor of the given shape; returns it on the input's device."""
-    if mask is None:
-        return None
-    if not isinstance(mask, Tensor):
-        raise ValueError(f"{name} is a {type(mask).__name__}, expected a torch.bool tensor of shape {dims} = {shape}")
-    if mask.dtype != torch.bool or tuple(mask.shape) != shape:
-        raise ValueError(f"{name} is {tuple(mask.shape)} {mask.dtype}, expected torch.bool of shape {dims} = {shape}")
-    return mask.to(device)
+def checked_masks(
+    reset: object, valid: object, shape: tuple[int, ...], dims: str, device: torch.device
+) -> tuple[Tensor | None, Tensor | None]:
+    """(reset, valid), each None or a bool tensor of `shape` (`lstmkit.nn.masks.check_mask`), moved to the input's
+    device."""
+    masks = (check_mask("reset", reset, shape, dims), check_mask("valid", valid, shape, dims))
+    return tuple(None if mask is None else mask.to(device) for mask in masks)

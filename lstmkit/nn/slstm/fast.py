@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.nn.slstm import cpp_loop
-from lstmkit.nn.slstm.cell import check_mask, check_values, sLSTMState, zero_state
+from lstmkit.nn.slstm.cell import check_values, checked_masks, sLSTMState
 from lstmkit.nn.slstm.python_loop import sLSTMFunction
+from lstmkit.nn.state_check import check_state_tensors
 
 
 def slstm(
@@ -42,13 +43,10 @@ def slstm(
     if tuple(b.shape) != (4 * H,):
         raise ValueError(f"b has shape {tuple(b.shape)}, expected ({4 * H},)")
     if state is None:
-        state = zero_state(x.shape[0], H, x)
-    for name, s in zip("hcnm", state, strict=True):
-        if tuple(s.shape) != (x.shape[0], H) or s.dtype != x.dtype:
-            raise ValueError(f"state.{name} is {tuple(s.shape)} {s.dtype}, expected ({x.shape[0]}, {H}) {x.dtype}")
+        state = sLSTMState.zeros(x.shape[0], H, x)
+    check_state_tensors("state.", state, dict.fromkeys("hcnm", (x.shape[0], H)), like=x)
     check_values(x, state)
-    reset = check_mask("reset", reset, tuple(x.shape[:2]), "(B, T)", x.device)
-    valid = check_mask("valid", valid, tuple(x.shape[:2]), "(B, T)", x.device)
+    reset, valid = checked_masks(reset, valid, tuple(x.shape[:2]), "(B, T)", x.device)
     if x.shape[0] == 0 or x.shape[1] == 0:  # no rows or no steps: an empty output, the state unchanged
         return x.new_zeros(x.shape[0], x.shape[1], H), sLSTMState(*state)
     if cpp_loop.usable(x, R, b, *state):

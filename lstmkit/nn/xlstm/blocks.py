@@ -9,12 +9,11 @@ Each block streams: forward(x, state=None, *, reset=None, lengths=None) -> (x, s
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit.nn.parts.init import small_init_std, wang_init_std
 from lstmkit.nn.parts.norms import LayerNorm
 from lstmkit.nn.xlstm.config import xLSTMConfig
 from lstmkit.nn.xlstm.mlstm_layer import mLSTMLayer, mLSTMLayerState
@@ -53,8 +52,8 @@ class FeedForward(nn.Module):
 
     def reset_parameters(self, num_blocks: int = 1) -> None:
         """proj_up: N(0, 2/(5E)); proj_down: N(0, (2 / num_blocks / √E)²); biases 0."""
-        nn.init.normal_(self.proj_up.weight, 0.0, math.sqrt(2 / (5 * self.embedding_dim)))
-        nn.init.normal_(self.proj_down.weight, 0.0, 2 / num_blocks / math.sqrt(self.embedding_dim))
+        nn.init.normal_(self.proj_up.weight, 0.0, small_init_std(self.embedding_dim))
+        nn.init.normal_(self.proj_down.weight, 0.0, wang_init_std(self.embedding_dim, num_blocks))
         for linear in (self.proj_up, self.proj_down):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
@@ -73,22 +72,19 @@ class mLSTMBlock(nn.Module):
         self.layer = mLSTMLayer(
             E,
             config.mlstm_inner_size,
-            config.mlstm_heads,
-            config.mlstm_conv_kernel,
-            config.qkv_blocksize,
-            config.bias,
-            config.dropout,
-            config.chunk_size,
-            device,
-            dtype,
+            num_heads=config.mlstm_heads,
+            conv_kernel=config.mlstm_conv_kernel,
+            qkv_blocksize=config.qkv_blocksize,
+            bias=config.bias,
+            dropout=config.dropout,
+            chunk_size=config.chunk_size,
+            device=device,
+            dtype=dtype,
         )
 
     def reset_parameters(self) -> None:
         self.norm.reset_parameters()
         self.layer.reset_parameters(self.num_blocks)
-
-    def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
-        self.layer.check_state(state, batch, like, where)
 
     def forward(
         self,
@@ -108,10 +104,23 @@ class sLSTMBlock(nn.Module):
         self.num_blocks, self.index = config.num_blocks, index
         E = config.embedding_dim
         self.norm = LayerNorm(E, device=device, dtype=dtype)
-        self.layer = sLSTMLayer(E, config.slstm_heads, config.slstm_conv_kernel, config.dropout, device, dtype)
+        self.layer = sLSTMLayer(
+            E,
+            num_heads=config.slstm_heads,
+            conv_kernel=config.slstm_conv_kernel,
+            dropout=config.dropout,
+            device=device,
+            dtype=dtype,
+        )
         self.ffn_norm = LayerNorm(E, device=device, dtype=dtype)
         self.ffn = FeedForward(
-            E, config.ffn_inner_size, config.ffn_activation, config.bias, config.dropout, device, dtype
+            E,
+            config.ffn_inner_size,
+            activation=config.ffn_activation,
+            bias=config.bias,
+            dropout=config.dropout,
+            device=device,
+            dtype=dtype,
         )
 
     def reset_parameters(self) -> None:
@@ -119,9 +128,6 @@ class sLSTMBlock(nn.Module):
         self.layer.reset_parameters(self.num_blocks, self.index)
         self.ffn_norm.reset_parameters()
         self.ffn.reset_parameters(self.num_blocks)
-
-    def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
-        self.layer.check_state(state, batch, like, where)
 
     def forward(
         self,

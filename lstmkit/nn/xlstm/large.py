@@ -22,7 +22,9 @@ from torch import Tensor, nn
 from lstmkit.nn.generate import generate
 from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks, valid_mask
 from lstmkit.nn.mlstm.state import mLSTMState
+from lstmkit.nn.parts.init import small_init_std, wang_init_std
 from lstmkit.nn.parts.norms import HeadNorm, RMSNorm
+from lstmkit.nn.state_check import check_state_tensors
 from lstmkit.nn.xlstm.blocks import FeedForward
 from lstmkit.nn.xlstm.config import round_up
 from lstmkit.nn.xlstm.mlstm_layer import run_mlstm
@@ -104,25 +106,24 @@ class LargeMLSTMLayer(nn.Module):
         self.ogate = nn.Linear(E, config.v_dim, bias=bias, **kw)
         self.igate = nn.Linear(E, config.num_heads, **kw)
         self.fgate = nn.Linear(E, config.num_heads, **kw)
-        self.outnorm = HeadNorm(config.v_dim, config.num_heads, config.norm_eps, bias, **kw)
+        self.outnorm = HeadNorm(config.v_dim, config.num_heads, eps=config.norm_eps, bias=bias, **kw)
         self.out_proj = nn.Linear(config.v_dim, E, bias=bias, **kw)
 
-    def empty_state(self, batch: int, like: Tensor) -> mLSTMState:
+    def state_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        """C (B, NH, DK, DV), n (B, NH, DK), m (B, NH)."""
         NH = self.config.num_heads
         DK, DV = self.config.qk_dim // NH, self.config.v_dim // NH
-        return mLSTMState(
-            like.new_zeros(batch, NH, DK, DV), like.new_zeros(batch, NH, DK), like.new_full((batch, NH), -math.inf)
-        )
+        return {"C": (batch, NH, DK, DV), "n": (batch, NH, DK), "m": (batch, NH)}
+
+    def empty_state(self, batch: int, like: Tensor) -> mLSTMState:
+        """The empty memory: C = 0, n = 0, m = -inf."""
+        C, n, m = self.state_shapes(batch).values()
+        return mLSTMState(like.new_zeros(C), like.new_zeros(n), like.new_full(m, -math.inf))
 
     def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
         if not isinstance(state, mLSTMState):
             raise ValueError(f"{where} state is a {type(state).__name__}, expected an mLSTMState(C, n, m)")
-        for name, empty, tensor in zip(("C", "n", "m"), self.empty_state(batch, like), state, strict=True):
-            if tensor.shape != empty.shape or tensor.dtype != like.dtype:
-                raise ValueError(
-                    f"{where} state.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                    f"expected {tuple(empty.shape)} {like.dtype}"
-                )
+        check_state_tensors(f"{where} state.", state, self.state_shapes(batch), like)
 
     def forward(
         self, x: Tensor, state: mLSTMState | None, reset: Tensor | None, lengths: Tensor | None
@@ -133,7 +134,9 @@ class LargeMLSTMLayer(nn.Module):
         q, k, v = self.q(x), self.k(x), self.v(x)
         i, f = soft_cap(self.igate(x), c.gate_soft_cap), soft_cap(self.fgate(x), c.gate_soft_cap)  # (B, T, NH)
         valid = valid_mask(lengths, T, x.device)
-        h, state = run_mlstm(q, k, v, i, f, state, c.num_heads, c.eps, c.chunk_size, reset, valid)  # (B, T, v_dim)
+        h, state = run_mlstm(
+            q, k, v, i, f, state, num_heads=c.num_heads, eps=c.eps, chunk_size=c.chunk_size, reset=reset, valid=valid
+        )  # (B, T, v_dim)
         return self.out_proj(torch.sigmoid(self.ogate(x)) * self.outnorm(h)), state
 
 
@@ -144,10 +147,7 @@ class LargeBlock(nn.Module):
         self.norm = RMSNorm(E, config.norm_eps, config.use_bias, **kw)
         self.layer = LargeMLSTMLayer(config, **kw)
         self.ffn_norm = RMSNorm(E, config.norm_eps, config.use_bias, **kw)
-        self.ffn = FeedForward(E, config.ffn_inner_size, "swish", config.use_bias, **kw)
-
-    def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
-        self.layer.check_state(state, batch, like, where)
+        self.ffn = FeedForward(E, config.ffn_inner_size, activation="swish", bias=config.use_bias, **kw)
 
     def forward(
         self,
@@ -186,7 +186,7 @@ class xLSTMLarge(nn.Module):
         fgate: weight 0, bias linspace(3, 6) over heads              norms: 1; biases: 0.
         """
         E, L = self.config.embedding_dim, self.config.num_blocks
-        small, wang = math.sqrt(2 / (5 * E)), 2 / L / math.sqrt(E)
+        small, wang = small_init_std(E), wang_init_std(E, L)
         nn.init.normal_(self.embedding.weight, 0.0, small)
         nn.init.normal_(self.head.weight, 0.0, small)
         for block in self.blocks:

@@ -12,12 +12,11 @@ No context length: any T, any number of calls (B = 0 or T = 0: empty logits, the
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
 
 from lstmkit.nn.generate import generate
 from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks
+from lstmkit.nn.parts.init import small_init_std
 from lstmkit.nn.parts.norms import LayerNorm
 from lstmkit.nn.xlstm.blocks import mLSTMBlock, sLSTMBlock
 from lstmkit.nn.xlstm.config import xLSTMConfig
@@ -85,7 +84,7 @@ class xLSTMLM(nn.Module):
         maps out of it with L blocks, mLSTM forget bias linspace(3, 6), sLSTM forget bias power law per block)
         norms: weight 1.
         """
-        small = math.sqrt(2 / (5 * self.config.embedding_dim))
+        small = small_init_std(self.config.embedding_dim)
         nn.init.normal_(self.embedding.weight, 0.0, small)
         if not self.config.tie_weights:
             nn.init.normal_(self.head.weight, 0.0, small)

@@ -12,7 +12,6 @@ The state is (convolution state or None, sLSTMState(h, c, n, m)); a fresh one is
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -22,8 +21,10 @@ from torch import Tensor, nn
 from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.parts.causal_conv import CausalConv1d
 from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
+from lstmkit.nn.parts.init import small_init_std
 from lstmkit.nn.parts.norms import HeadNorm
 from lstmkit.nn.slstm import slstm, slstm_step, sLSTMCell, sLSTMState
+from lstmkit.nn.state_check import check_state_tensors
 
 
 class sLSTMLayerState(NamedTuple):
@@ -72,7 +73,7 @@ class sLSTMLayer(nn.Module):
         igate, fgate, zgate, ogate: N(0, 2/(5E))   R: 0   b: 0 except the forget gate, per head
         `forget_bias_schedule(DH, block_index, num_blocks)`   outnorm: 1   conv: U(±1/√K).
         """
-        small = math.sqrt(2 / (5 * self.embedding_dim))
+        small = small_init_std(self.embedding_dim)
         for gate in (self.igate, self.fgate, self.zgate, self.ogate):
             gate.reset_parameters(std=small)
         E, DH = self.embedding_dim, self.embedding_dim // self.num_heads
@@ -85,9 +86,8 @@ class sLSTMLayer(nn.Module):
             self.conv.reset_parameters()
 
     def empty_state(self, batch: int, like: Tensor) -> sLSTMLayerState:
-        zeros = like.new_zeros(batch, self.embedding_dim)
         conv = None if self.conv is None else self.conv.empty_state(batch, like)
-        return sLSTMLayerState(conv, sLSTMState(zeros, zeros, zeros, zeros))
+        return sLSTMLayerState(conv, sLSTMState.zeros(batch, self.embedding_dim, like))
 
     def check_state(self, state: object, batch: int, like: Tensor, where: str = "sLSTM layer") -> None:
         if not isinstance(state, sLSTMLayerState) or not isinstance(state.cell, sLSTMState):
@@ -96,12 +96,8 @@ class sLSTMLayer(nn.Module):
             raise ValueError(f"{where} has no convolution, but the state carries a convolution state")
         if self.conv is not None:
             self.conv.check_state(state.conv, batch, like, where)
-        for name, tensor in zip("hcnm", state.cell, strict=True):
-            if tuple(tensor.shape) != (batch, self.embedding_dim) or tensor.dtype != like.dtype:
-                raise ValueError(
-                    f"{where} state.cell.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                    f"expected {(batch, self.embedding_dim)} {like.dtype}"
-                )
+        shapes = dict.fromkeys("hcnm", (batch, self.embedding_dim))
+        check_state_tensors(f"{where} state.cell.", state.cell, shapes, like)
 
     def forward(
         self,
