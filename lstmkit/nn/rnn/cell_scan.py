@@ -5,13 +5,13 @@
 f, i, g are (T, B, H); c0 is (B, H). Two forms, tested equal to the plain loop (tests/nn/rnn/test_lstm_trace_fast.py):
 
 * `CellScan`: one in-place addcmul per step, backward by hand (`AdjointScan`, a scan the other way, whose
-  own backward is `CellScan` again: derivatives of every order). The Python loop costs ~2-3 µs a step,
-  which is what it costs when B·H is small.
+  own backward is `CellScan` again: derivatives of every order). T Python steps: their overhead is the
+  whole cost when B·H is small.
 * `scan_chunked`: chunks of K = ⌈√T⌉ steps. K steps advance every chunk at once from zero, then ⌈T/K⌉
   steps carry the state from chunk to chunk: about 2√T Python steps, but ~4 more passes over memory.
 
-`cell_scan` picks: chunks when B·H < 2048 (measured, one thread: T = 1000, B·H = 128: 0.46 ms chunked,
-2.0 ms per step; T = 256, B·H = 8192: 12.7 ms chunked, 1.6 ms per step).
+`cell_scan` picks chunks when B·H < CHUNK_BELOW = 2048 (where the measured costs cross; measured speeds:
+docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -12,14 +12,13 @@ Two additions:
   packed sequence's end are zero). Its output and states equal `forward`'s (tested in float64).
   With dropout > 0 in training mode its dropout masks are its own, so only eval mode compares equal.
   Two paths, equal in float64 to 1e-12 in every field and gradient (tests/nn/rnn/test_lstm_trace_fast.py):
-  - `trace_loop`, the readable one: a Python loop over the step equations (`steps.lstm_step`).
+  - `trace_loop`, the readable one: a Python loop over the step equations (`cells.lstm_step`), one
+    `lstm_cell` per layer and direction, run by `trace_layers.run_stack` and `time_loop.run_direction`.
     `trace` runs it for PackedSequence input (sequences of different lengths).
-  - `trace_recomputed` (`lstm_trace.py`): h of every step from the fused kernel, one layer at a time,
+  - `trace_recomputed` (`lstm_trace_fast.py`): h of every step from the fused kernel, one layer at a time,
     then all gates at once from x_t and h_{t-1}, and c by a scan. `trace` runs it for everything else:
     any layers, bidirectional, proj_size, batch_first, unbatched, hx or not, dropout, bias or not.
-    Against `torch.nn.LSTM` (float32 CPU, 2 shared cores, (T, B, I, H) = (256, 32, 128, 256),
-    (1000, 1, 64, 128), (64, 64, 64, 128)) it took 2.05, 1.30, 1.97× the forward and 1.53, 1.14,
-    1.32× forward + backward; the loop 4.8, 5.6, 4.1× and 3.6, 9.8, 3.4× (table in `lstm_trace.py`).
+    Measured speeds against `torch.nn.LSTM`: docs/benchmarks.md.
   For one layer and direction, `trace.h` shares memory with the output (both are the kernel's h).
   `trace` runs the module's forward pre-hooks first, as a call of the module does, so it reads the weights
   forward reads (`torch.nn.utils.weight_norm`/`spectral_norm` recompute them there; parametrizations are

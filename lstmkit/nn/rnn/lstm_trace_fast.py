@@ -4,45 +4,21 @@ For each layer, both directions in one call, then for each direction with all st
 
     h_0 .. h_{T-1} = fused LSTM kernel (torch._VF.lstm, the call torch.nn.LSTM makes, for this layer only)
     z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh      one matrix product per gate over all T·B rows
-    i, f, o = σ(z_i), σ(z_f), σ(z_o);  g = tanh(z_g)
+    i, f, o = σ(z_i), σ(z_f), σ(z_o);  g = tanh(z_g) = 2σ(2 z_g) − 1
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t                  `cell_scan.cell_scan`
     h_t: the kernel's (o_t ⊙ tanh(c_t), then W_hr h_t with a projection), not recomputed
 
 h_{t-1} is the previous step's output (h0 at the first step; for the reverse direction, "previous" is
-t+1). The gates are the same functions of x, h_{t-1} and the weights as in the loop (`steps.lstm_step`),
+t+1). The gates are the same functions of x, h_{t-1} and the weights as in the loop (`cells.lstm_step`),
 so autograd through every field is exact: gradients reach the weights both directly and through the
 kernel's backward. The output and the final states (h_n, c_n) are the kernel's own.
 
 Shapes: T time, B batch, I input, H hidden, P = proj_size or H, D directions, L layers.
 
-Cost: the kernel, plus the same matrix products again (T·B·4H·(I + P) multiply-adds), plus a few passes
-over memory. Measured economies (float32, CPU, one thread, (T, B, I, H) = (256, 32, 128, 256)):
-* The products go to oneDNN (the library inside torch.nn.LSTM), as a 1×1 convolution over T·B pixels
-  (`gate`): MKL's sgemm, which F.linear uses, ran at 83 GFLOP/s here, oneDNN at 151.
-  Under torch.compile the products are F.linear (oneDNN's convolution has no fake-tensor form), and so
-  without rows to multiply (an empty batch).
-* One product per gate, each activated in place: the fields come out contiguous and no buffer reaches
-  32 MB (glibc maps those fresh on every call, and every fresh page faults: 15 ms to fill an empty
-  32 MB tensor, 1 ms for 31 MB). Without autograd, buffers are dropped early (`del`) so the next ones
-  reuse them. The fresh pages of the fields themselves remain the largest cost after the products.
-* g = 2σ(2 z_g) − 1 instead of tanh(z_g): torch's CPU tanh took 5.7 ms per 2M floats, its sigmoid 1.0.
-  The identity is exact; rounding differs from tanh's by at most 3e-16 (float64), 2e-7 (float32).
-
-Measured (one layer, float32, 2 shared cores; `LSTM.trace` against `torch.nn.LSTM` on the same input,
-interleaved, median of the per-round ratios of 11; the loss of fwd+bwd is output.sum(), as in the
-benchmark, and "all fields" adds every trace field to it):
-
-    (T, B, I, H)          threads  fwd    fwd+bwd  fwd+bwd, all fields  (the loop: fwd, fwd+bwd)
-    (256, 32, 128, 256)   2        2.05   1.53     1.84                 (4.83, 3.56)
-                          1        2.17   1.28     2.22                 (4.25, 2.31)
-    (1000, 1, 64, 128)    2        1.30   1.14     1.98                 (5.64, 9.78)
-                          1        1.64   1.29     2.21                 (7.54, 12.08)
-    (64, 64, 64, 128)     2        1.97   1.32     2.34                 (4.11, 3.44)
-                          1        2.16   1.38     2.20                 (3.49, 2.78)
-
-torch.nn.LSTM forward took 22.5, 5.4, 3.4 ms (2 threads) and 36.6, 3.3, 4.7 ms (1 thread). The
-machine was shared: under heavier load the first shape's forward ratio rose to 2.3-2.6, mostly from the
-page faults above (with MALLOC_TRIM_THRESHOLD_ raised so that glibc keeps freed memory: 2.12, 1 thread).
+Why it is built so: on CPU the products run in oneDNN as a 1×1 convolution (`gate`), faster than F.linear's
+sgemm; one product per gate keeps each buffer under 32 MB, which glibc would map afresh (and page-fault) on
+every call; g uses σ, faster than torch's CPU tanh, by an exact identity (rounding within 3e-16 in float64).
+Measured speeds: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -72,7 +48,8 @@ def recompute_trace(module, prep: Prepared) -> tuple[Tensor, tuple[Tensor, Tenso
         for direction in range(D):
             k = layer * D + direction
             h = output[..., direction * P : (direction + 1) * P]  # (T, B, P), this direction's h_t
-            traces.append(recompute_gates(module, suffixes[k], layer_input, h, h0[k], c0[k], reverse=direction == 1))
+            gates = recompute_gates(module, suffixes[k], x=layer_input, h=h, h0=h0[k], c0=c0[k], reverse=direction == 1)
+            traces.append(gates)
         h_n.append(h_last)
         c_n.append(c_last)
         layer_input = output
@@ -95,7 +72,17 @@ def fused_layer(module, layer: int, x: Tensor, h0: Tensor, c0: Tensor) -> tuple[
         weights += [W_ih, W_hh] + ([b_ih, b_hh] if module.bias else [])
         weights += [getattr(module, f"weight_hr{suffix}")] if module.proj_size else []
     train = torch.is_grad_enabled()
-    return torch._VF.lstm(x, (h0, c0), weights, module.bias, 1, 0.0, train, module.bidirectional, False)
+    return torch._VF.lstm(
+        x,
+        (h0, c0),
+        weights,
+        has_biases=module.bias,
+        num_layers=1,
+        dropout=0.0,
+        train=train,
+        bidirectional=module.bidirectional,
+        batch_first=False,
+    )
 
 
 def recompute_gates(module, suffix: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor, reverse: bool) -> LSTMTrace:
@@ -146,8 +133,9 @@ def gate(xh: Tensor, W: Tensor, b: Tensor | None, activation_) -> Tensor:
     # sends undilated 1×1 convolutions of fewer than 16 images on one thread to THNN's im2col path
     # (forward + backward 57 ms instead of 27 at 8192×384 -> 256, measured).
     pixels = xh.reshape(1, 1, T * B, K).permute(0, 3, 1, 2)  # (1, K, 1, T·B), channels_last
-    z = torch.mkldnn_convolution(pixels, W[:, :, None, None], b, [0, 0], [1, 1], [2, 2], 1)  # (1, N, 1, T·B)
-    return activation_(z).permute(0, 2, 3, 1).reshape(T, B, -1)
+    kernel = W[:, :, None, None]  # (N, K, 1, 1)
+    z = torch.mkldnn_convolution(pixels, kernel, b, padding=[0, 0], stride=[1, 1], dilation=[2, 2], groups=1)
+    return activation_(z).permute(0, 2, 3, 1).reshape(T, B, -1)  # z (1, N, 1, T·B) -> (T, B, N)
 
 
 def _onednn_takes(x: Tensor) -> bool:

@@ -1,15 +1,15 @@
 """The readable path: a Python loop over time for one layer and one direction, any cell.
 
-    xp = W_ih x + b_ih                       all steps at once, (T, B, G)
+    xp = cell.project(x)                     W_ih x + b_ih, all steps at once, (T, B, G)
     for t in 0..T-1 (or T-1..0 for the reverse direction):
-        state, record = step(xp[t], state)   one cell step (see steps.py)
+        state, record = cell.step(xp[t], state)   one step of a `cells.Cell` (`cells.lstm_step`, ...)
 
 Sequences of different lengths (packed input) carry a mask (T, B): where a sequence has ended (or, in
 the reverse direction, not yet begun) the state passes through unchanged and the output and the
 record are zero, exactly as PyTorch's packed kernels behave.
 
 Iterating `xp.unbind(0)` rather than indexing `xp[t]` keeps the backward pass O(T): each index would
-add a full-size gradient buffer per step (measured 7.2 s instead of 0.25 s at T = 512).
+add a full-size (T, B, G) gradient buffer per step, O(T²) in all. Measured speeds: docs/benchmarks.md.
 """
 
 from __future__ import annotations

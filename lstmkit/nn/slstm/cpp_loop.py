@@ -9,25 +9,16 @@ The equations are those of `lstmkit.nn.slstm.cell` (xLSTM paper section 2.2):
 
 and the backward is the same reverse loop as `lstmkit.nn.slstm.python_loop.sLSTMFunction.backward`.
 
-Why C++: at B·H = 512 elements a step is dispatch overhead, not arithmetic. The Python loop issues ~30
-small ATen kernels per step forward and as many backward. A C++ forward step issues one `bmm` (the
-recurrent product of all heads and gates) and three vectorized element-wise ATen calls (exp, log1p,
-exp; calling libm once per element instead made the forward 1.9× slower at this size and 1.6× slower
-at B=8, H=512), and does the rest in plain loops over the elements, saving i, f, z, o, σ(-f̃) and the
-max's branch for the backward; a backward step is one plain loop and one `bmm`. The loops keep MKL and
-ATen on the calling thread (an OpenMP region per tiny gemm costs microseconds on a quiet machine and
-milliseconds on a busy one); the one large product at the end, dR, may use every thread. Measured
-speeds: the docstring of `lstmkit.nn.slstm`.
+Why C++: at the sizes sLSTMs run at (B·H ≈ 512) a step is dispatch overhead, not arithmetic. A C++ forward
+step is one `bmm` (every head and gate), three vectorized element-wise ATen calls and plain loops; a backward
+step one plain loop and one `bmm`; MKL and ATen stay on the calling thread. Measured speeds: docs/benchmarks.md.
 
 Build: `torch.utils.cpp_extension.load` compiles the source once into torch's extension cache
-(`$TORCH_EXTENSIONS_DIR` or ~/.cache/torch_extensions/<python>_<device>/lstmkit_slstm); later processes
-only run a no-op ninja check (ninja rebuilds when the source or flags change). The source includes only
-<ATen/core/Tensor.h>, a few per-operator headers and <torch/library.h> (about 7 s to build;
-<torch/extension.h> alone takes about 20 s to compile), and registers
-`torch.ops.lstmkit_slstm.{forward,backward}` without pybind11. Concurrent first uses are serialized
-by torch's lock file in the build directory; we hold an flock around it as well, so that a lock file
-left behind by a process killed mid-build (which torch would wait on forever) is recognised as stale
-and removed.
+(`$TORCH_EXTENSIONS_DIR` or ~/.cache/torch_extensions/<python>_<device>/lstmkit_slstm); later processes only
+run ninja's no-op check. The source includes only <ATen/core/Tensor.h>, a few per-operator headers and
+<torch/library.h>, and registers `torch.ops.lstmkit_slstm.{forward,backward}` without pybind11. An flock
+around the build serializes first uses and lets a lock file left by a process killed mid-build (which torch
+would wait on forever) be removed as stale.
 
 Fallback: when the build fails (no compiler, no ninja, ...) `extension()` warns once, naming why, and
 returns None, and `lstmkit.nn.slstm.slstm` keeps using the Python loop, as it does for tensors that are

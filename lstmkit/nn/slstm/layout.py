@@ -1,4 +1,4 @@
-"""The sLSTM's internal layouts, shared by its Python loop (`slstm.py`) and its C++ loop (`slstm_cpp.py`).
+"""The sLSTM's internal layouts, shared by its Python loop (`python_loop.py`) and its C++ loop (`cpp_loop.py`).
 
 gate-major  x̃ (B, T, 4H): [i of every head | f | z | o], the layout of the layer's projections
 head-major  (T, NH, B, 4·DH): each head's four gates contiguous, so one batched product per step
