@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -32,11 +33,22 @@ MAX_NEW_TOKENS = 1_000_000
 """The most tokens one call generates: a million characters is a long book; `generate` keeps them all."""
 
 
+class Sampling(NamedTuple):
+    """How each new token is drawn from the next-token logits (`next_token_probabilities`)."""
+
+    temperature: float
+    """0: greedy (argmax); otherwise the logits are divided by it."""
+    top_k: int | None
+    """Keep only the k likeliest tokens; None: all."""
+    top_p: float | None
+    """Keep the smallest set of likeliest tokens whose probabilities sum to ≥ p; None: all."""
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _check(max_new_tokens, temperature, top_k, top_p, eos_token, seed, vocab_size: int) -> None:
+def _check(max_new_tokens, *, temperature, top_k, top_p, eos_token, seed, vocab_size: int) -> None:
     if not _is_int(max_new_tokens) or not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ValueError(f"max_new_tokens is {max_new_tokens!r}, expected an integer from 0 to {MAX_NEW_TOKENS:,}")
     if isinstance(temperature, bool) or not isinstance(temperature, Real) or not 0 <= temperature < math.inf:
@@ -115,11 +127,12 @@ def next_token_probabilities(logits: Tensor, temperature: float, top_k: int | No
     return logits.softmax(-1)
 
 
-def sample(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, generator) -> Tensor:
+def sample(logits: Tensor, sampling: Sampling, generator) -> Tensor:
     """logits (B, V) -> token ids (B,): argmax for temperature 0, else drawn from `next_token_probabilities`."""
-    if temperature == 0:
+    if sampling.temperature == 0:
         return logits.argmax(-1)
-    return torch.multinomial(next_token_probabilities(logits, temperature, top_k, top_p), 1, generator=generator)[:, 0]
+    probabilities = next_token_probabilities(logits, *sampling)
+    return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
 
 
 def stream_tokens(
@@ -141,7 +154,15 @@ def stream_tokens(
     """
     step = _step_function(model)
     vocab_size = vocab_size_of(model)
-    _check(max_new_tokens, temperature, top_k, top_p, eos_token, seed, vocab_size)
+    _check(
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        eos_token=eos_token,
+        seed=seed,
+        vocab_size=vocab_size,
+    )
     if not isinstance(prompt, Tensor):
         raise ValueError(f"prompt is a {type(prompt).__name__}, expected a tensor of token ids, (T,) or (B, T)")
     unbatched = prompt.dim() == 1
@@ -158,13 +179,22 @@ def stream_tokens(
     else:
         generator.manual_seed(seed)
     sampled = _sampled(
-        model, step, tokens.to(device), max_new_tokens, (temperature, top_k, top_p), eos_token, generator, vocab_size
+        model,
+        step,
+        tokens.to(device),
+        max_new_tokens,
+        sampling=Sampling(temperature, top_k, top_p),
+        eos_token=eos_token,
+        generator=generator,
+        vocab_size=vocab_size,
     )
     return (token[0] for token in sampled) if unbatched else sampled
 
 
 @torch.no_grad()
-def _sampled(model, step, tokens, max_new_tokens, sampling, eos_token, generator, vocab_size) -> Iterator[Tensor]:
+def _sampled(
+    model, step, tokens, max_new_tokens, *, sampling: Sampling, eos_token, generator, vocab_size
+) -> Iterator[Tensor]:
     """The loop of `stream_tokens`: prompt once, then sample, yield, feed the token back with the state."""
     B = tokens.shape[0]
     was_training = model.training
@@ -178,7 +208,7 @@ def _sampled(model, step, tokens, max_new_tokens, sampling, eos_token, generator
         state = out[1]
         finished = torch.zeros(B, dtype=torch.bool, device=tokens.device)
         for n in range(max_new_tokens):
-            token = sample(logits, *sampling, generator)
+            token = sample(logits, sampling, generator)
             if eos_token is not None:
                 token = token.masked_fill(finished, eos_token)
                 finished |= token == eos_token
@@ -206,7 +236,10 @@ def generate(
     The tokens of `stream_tokens`, collected: stops early once every row has produced `eos_token`; rows that
     stopped earlier are filled with it. The same seed gives the same tokens.
     """
-    new = list(stream_tokens(model, prompt, max_new_tokens, temperature, top_k, top_p, eos_token, seed))
+    tokens = stream_tokens(
+        model, prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, eos_token=eos_token, seed=seed
+    )
+    new = list(tokens)
     if not new:
         return prompt.long()
     axis = prompt.dim() - 1

@@ -5,7 +5,7 @@
     ours = from_xlstm(their_state_dict, their_config)  # xLSTMLMModel or xLSTMLarge of `xlstm`
     theirs = to_xlstm(ours)                            # back into the authors' package
 
-See `lstmkit.nn.compat.xlstm` for the weight mapping and the quirks it handles.
+See `lstmkit.nn.compat.xlstm` for the quirks it handles (configurations: `xlstm_configs`, weights: `xlstm_weights`).
 """
 
 from lstmkit.nn.compat.xlstm import from_xlstm, mlstm_state_from_xlstm, to_xlstm
