@@ -1,12 +1,19 @@
 """mLSTM in three forms with one signature and one result (see each module's docstring):
 
-h, state = mlstm_recurrent(q, k, v, i, f, state=None, eps=1e-6, *, reset=None, valid=None)   the definition, O(T)
-h, state = mlstm_parallel(q, k, v, i, f, state=None, eps=1e-6, *, reset=None, valid=None)    O(T²), all steps at once
-h, state = mlstm_chunkwise(q, k, v, i, f, state=None, eps=1e-6, chunk_size=None, *, reset=None, valid=None)   O(T·L)
+h, state = mlstm_recurrent(q, k, v, i, f, state=None, eps=1e-6, *, detach_normalizer=False, reset=None, valid=None)
+h, state = mlstm_parallel(q, k, v, i, f, state=None, eps=1e-6, *, detach_normalizer=False, reset=None, valid=None)
+h, state = mlstm_chunkwise(
+    q, k, v, i, f, state=None, eps=1e-6, *, detach_normalizer=False, chunk_size=None, reset=None, valid=None
+)
+h, state = mlstm_step(q, k, v, i, f, state, eps=1e-6, *, detach_normalizer=False, reset=None, valid=None)
+
+recurrent: the definition, O(T); parallel: all steps at once, O(T²); chunkwise: O(T·L); step: one step of the
+recurrent form (q, k (B, NH, DK), v (B, NH, DV), i, f (B, NH), masks (B,)), for generation.
 
 chunk_size=None picks `auto_chunk_size(T, DK, DV)`; `chunkwise_flops` counts the chunkwise form's matrix products.
-reset, valid: optional bool (B, T) masks for packed documents and padding (see `state`); `empty_state`
-is the state a reset starts from (m = -inf), `zero_state` the default (m = 0).
+reset, valid: optional bool (B, T) masks for packed documents and padding (see `state`); `empty_state(q, v)`
+(`mLSTMState.empty(B, NH, DK, DV, like=q)`) is the state a reset starts from (m = -inf), `zero_state(q, v)`
+(`mLSTMState.zeros`) the default (m = 0).
 
 At the edges (`state`): every input must be finite, except f̃ = -inf ("forget everything", the same step as a
 reset) and a state's m = -inf (the empty state); anything else non-finite is one ValueError naming the tensor and

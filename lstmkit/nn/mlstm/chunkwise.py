@@ -1,45 +1,41 @@
 """mLSTM, chunkwise form: parallel inside chunks of L steps, recurrent across them.
 
-Cost O(T·L) time and O(T·L + T/L · DK·DV) memory: linear in T, with the parallel form's large
-matrix products. Any T works (whole chunks, then a shorter last chunk through the parallel form); the
-result equals the recurrent and parallel forms (float64: 1e-10). Two paths:
+Chunk c holds steps 1..L (a shorter last chunk is the same with fewer) and starts from the carried state
+(C_c, n_c, m_c); (C_0, n_0, m_0) is the initial state. For steps s ≤ t of chunk c:
 
-* no masks (also all-valid / no-reset masks, and a reset only at t = 0, which is the empty state going
-  in): `chunkwise_fast`. The stabilizers from one cumsum, one cummax and a log-depth max-plus scan; the products in
-  `ChunkwiseKernel`, a hand-written backward with fixed stabilizers (the eps term's stabilizer gradient is
-  put back by autograd on O(T) tensors). Per chunk: one L×L exponential, P = (q̂Kᵀ) ⊙ W in place, the
-  normalizer as an extra column of V and C, the chunk-to-chunk scan as one addcmul per chunk.
-* masks (also f̃ = -inf, a reset of that head there: `forget_all_as_reset`): the chunks' states
-  by the parallel form's final-state formula, then the general parallel form
-  (initial-state term, segment ids, padding guards) for all chunks at once, with autograd. Padding is
-  folded into the gates once (`mask_gates`); reset segment ids are counted within each chunk, which
-  starts from its own carried state.
+    b_t  = Σ_{r ≤ t, r in chunk c} log σ(f̃_r)       the cumulative log forget gates, restarted in each chunk
+    b_L                                              the chunk's whole log forget
 
-Speed (the unmasked path, B=4, NH=4, DK=DV=64, float32, on a 2-core AMD CPU shared with other busy
-processes, against `mlstm_kernels` chunkwise--native_autograd with L=64, interleaved in one process,
-medians of 7-9, ranges over repeated runs; ratio = theirs / ours; before this path: fwd 0.91-1.18,
-fwd+bwd 1.06-1.12):
+Inter-chunk recurrence: the state at the chunk's end, which the next chunk starts from,
 
-    T      threads   fwd (L=64)   fwd+bwd (L=64)   fwd+bwd (L=32)
-    1024   1         1.2-2.3      1.44-1.73        1.35-1.79
-    4096   1         1.3-1.44     2.2-2.8          2.2-2.9
-    1024   2         2.1          1.73             1.90        (2 threads: one run each, very noisy)
-    4096   2         1.2-1.6      3.5-5.0          3.1-4.2
+    a_s     = b_L - b_s + ĩ_s                        log weight of k_s v_sᵀ at the chunk's end
+    g       = b_L + m_c                              log weight of the carried state there
+    m_{c+1} = max(g, max_s a_s)                      the stabilizer
+    C_{c+1} = e^{g - m_{c+1}} C_c + Σ_s e^{a_s - m_{c+1}} k_s v_sᵀ
+    n_{c+1} = e^{g - m_{c+1}} n_c + Σ_s e^{a_s - m_{c+1}} k_s
 
-Most of the gain is in backward: autograd through the general form keeps ~25 passes over the L×L
-matrices, the kernel ~8, and no slice/concatenate copies of the T/L states. L=32 and 64 are within noise
-at DK=DV=64; `auto_chunk_size` picks 64 there and 128 for larger heads.
+Inside the chunk: the intra-chunk parallel part plus the carried state's contribution,
 
-FLOPs (`chunkwise_flops`) and the achieved rate, fwd+bwd, 1 thread, against torch.mm 2048³ in the same
-process (65-98 GFLOP/s single-threaded under the machine's load): DK=DV=64, T=4096: 28 % (L=64);
-DK=DV=128, T=4096: 36 % (L=128); DK=DV=256, T=8192, B·NH=8: 43-48 % (L=128, the fastest) and 52 % (L=256,
-counting the masked half of the L×L products). The limit is the batched products themselves: MKL runs
-(128×256)·(256×257)-sized batches at 37-45 GFLOP/s single-threaded, about half its 2048³ rate; then the
-scan (memory bound, one pass over a DK×DV state per chunk) and temporaries above glibc's 32 MB mmap
-threshold, which are page-faulted afresh on every call.
+    D_ts = b_t - b_s + ĩ_s                          log weight of k_s v_sᵀ in C_t
+    g_t  = b_t + m_c                                 log weight of the carried state in C_t
+    m_t  = max(g_t, max_s D_ts)                      the stabilizer: the recurrent form's m_t
+    num_t = Σ_s e^{D_ts - m_t} (q̂_tᵀ k_s) v_s + e^{g_t - m_t} q̂_tᵀ C_c
+    qn_t  = Σ_s e^{D_ts - m_t} (q̂_tᵀ k_s)     + e^{g_t - m_t} q̂_tᵀ n_c
+    h_t   = num_t / (max(|qn_t|, e^{-m_t}) + eps),   q̂ = q / √DK
 
-At the extremes (`state`): e^{-m} is computed with m clamped to m ≥ `m_floor` (`lower_bound`), in both paths;
-float16 and bfloat16 run in float32 (`in_float32`).
+(the inter-chunk step is the last row t = L of the intra-chunk one: a_s = D_Ls, g = g_L). Every exponent is ≤ 0.
+
+Shapes: q, k (B, NH, T, DK), v (B, NH, T, DV), i, f (B, NH, T); state C (B, NH, DK, DV), n (B, NH, DK),
+m (B, NH); NC = T // L whole chunks, (B, NH, NC, L, ·) when split, then a tail of T mod L steps.
+
+Why: linear in T like the recurrent form (O(T·L) time, O(T·L + T/L · DK·DV) memory), with the parallel
+form's large matrix products instead of T small steps. Two paths, both tested equal to the recurrent form:
+`chunkwise_loop` below, the equations as written, with masks; `chunkwise_fast.chunkwise_unmasked` without them.
+
+Masks (`state`): padding goes into the gates (`mask_gates`); resets become segment ids counted within each chunk,
+as in the parallel form; a reset at t = 0 is the empty state going in (`reset_at_start`); f̃ = -inf is a reset
+(`forget_all_as_reset`). e^{-m} is computed with m ≥ `m_floor`; float16 and bfloat16 run in float32.
+Measured speeds: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -51,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.mlstm.chunkwise_fast import chunkwise_unmasked
-from lstmkit.nn.mlstm.parallel import _final_state, mask_gates, parallel_with_state
+from lstmkit.nn.mlstm.parallel import final_state, mask_gates, parallel_with_state
 from lstmkit.nn.mlstm.state import (
     check_inputs,
     check_masks,
@@ -70,9 +66,9 @@ def mlstm_chunkwise(
     f: Tensor,
     state: mLSTMState | None = None,
     eps: float = 1e-6,
+    *,
     detach_normalizer: bool = False,
     chunk_size: int | None = None,
-    *,
     reset: Tensor | None = None,
     valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:
@@ -99,79 +95,109 @@ def mlstm_chunkwise(
     if reset is None and valid is None:
         body = functools.partial(unmasked, eps=eps, detach_normalizer=detach_normalizer, L=L)
     else:
-        body = functools.partial(masked, eps=eps, detach_normalizer=detach_normalizer, L=L, reset=reset, valid=valid)
+        body = functools.partial(
+            chunkwise_loop, eps=eps, detach_normalizer=detach_normalizer, L=L, reset=reset, valid=valid
+        )
     return in_float32(body, q, k, v, i, f, state)
 
 
-def masked(
+def chunkwise_loop(
     q: Tensor,
     k: Tensor,
     v: Tensor,
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     eps: float,
     detach_normalizer: bool,
     L: int,
     reset: Tensor | None,
     valid: Tensor | None,
 ) -> tuple[Tensor, mLSTMState]:
-    """With masks (B, 1 or NH, T): the chunks' states by `_final_state`, then all chunks' outputs by the general
-    parallel form (initial-state term, segment ids, padding guards), with autograd."""
-    NC, tail = divmod(q.shape[2], L)
+    """The module's equations as they read, masks allowed (B, 1 or NH, T), with autograd: the carried states
+    (C_c, n_c, m_c) by a loop over the chunks (`chunk_end_state`), then every whole chunk's h at once from its
+    carried state (`whole_chunks_h`), then the tail's h and the final state by the parallel form."""
+    T = q.shape[2]
+    NC = T // L
     i, f, reset = mask_gates(i, f, reset, valid)  # padding now lives in the gates
     log_f = F.logsigmoid(f)
-
-    starts = []  # the state at the start of each full chunk
+    starts = []  # (C_c, n_c, m_c): the state each whole chunk starts from
     for c in range(NC):
         starts.append(state)
         span = slice(c * L, (c + 1) * L)
-        state = _final_state(
-            k[:, :, span],
-            v[:, :, span],
-            i[:, :, span],
-            log_f[:, :, span].cumsum(-1),
-            state,
-            reset=part(reset, span),
-            valid=part(valid, span),
-        )
+        state = chunk_end_state(k, v, i, log_f, state, span=span, reset=reset, valid=valid)
     outputs = []
     if NC:
-
-        def chunks(x: Tensor) -> Tensor:  # (B, NH, NC·L, ...) -> (B, NH, NC, L, ...)
-            return x[:, :, : NC * L].unflatten(2, (NC, L))
-
-        start = mLSTMState(*(torch.stack(s, dim=2) for s in zip(*starts, strict=True)))  # chunk axis 2
-        reset_c, valid_c = (None if x is None else chunks(x) for x in (reset, valid))  # (B, 1, NC, L)
-        h, _ = parallel_with_state(
-            chunks(q),
-            chunks(k),
-            chunks(v),
-            chunks(i),
-            chunks(f),
-            start,
-            eps,
-            detach_normalizer,
-            reset=reset_c,
-            valid=valid_c,
+        h = whole_chunks_h(
+            q, k, v, i, f, starts, L=L, eps=eps, detach_normalizer=detach_normalizer, reset=reset, valid=valid
         )
-        outputs.append(h.flatten(2, 3))
-    if tail:
-        span = slice(NC * L, q.shape[2])
+        outputs.append(h)
+    if NC * L < T:
+        span = slice(NC * L, T)
         h, state = parallel_with_state(
-            q[:, :, span],
-            k[:, :, span],
-            v[:, :, span],
-            i[:, :, span],
-            f[:, :, span],
+            *(x[:, :, span] for x in (q, k, v, i, f)),
             state,
-            eps,
-            detach_normalizer,
+            eps=eps,
+            detach_normalizer=detach_normalizer,
             reset=part(reset, span),
             valid=part(valid, span),
         )
         outputs.append(h)
     return torch.cat(outputs, dim=2), state
+
+
+def chunk_end_state(
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    log_f: Tensor,
+    state: mLSTMState,
+    *,
+    span: slice,
+    reset: Tensor | None,
+    valid: Tensor | None,
+) -> mLSTMState:
+    """The inter-chunk step: (C_{c+1}, n_{c+1}, m_{c+1}) from (C_c, n_c, m_c) = `state` and the chunk's steps
+    `span`, with b its cumulative log forget gates. Padding must already be in i, log_f and reset (`mask_gates`)."""
+    b = log_f[:, :, span].cumsum(-1)  # (B, NH, L)
+    return final_state(
+        k[:, :, span], v[:, :, span], i[:, :, span], b, state, reset=part(reset, span), valid=part(valid, span)
+    )
+
+
+def whole_chunks_h(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    i: Tensor,
+    f: Tensor,
+    starts: list[mLSTMState],
+    *,
+    L: int,
+    eps: float,
+    detach_normalizer: bool,
+    reset: Tensor | None,
+    valid: Tensor | None,
+) -> Tensor:
+    """h (B, NH, NC·L, DV) of the NC = len(starts) whole chunks at once: each chunk's intra-chunk part plus its
+    carried state's contribution, by the parallel form on a chunk axis."""
+    NC = len(starts)
+
+    def chunks(x: Tensor) -> Tensor:  # (B, NH, NC·L, ...) -> (B, NH, NC, L, ...)
+        return x[:, :, : NC * L].unflatten(2, (NC, L))
+
+    start = mLSTMState(*(torch.stack(s, dim=2) for s in zip(*starts, strict=True)))  # chunk axis 2
+    reset_c, valid_c = (None if x is None else chunks(x) for x in (reset, valid))  # (B, 1 or NH, NC, L)
+    h, _ = parallel_with_state(
+        *(chunks(x) for x in (q, k, v, i, f)),
+        start,
+        eps=eps,
+        detach_normalizer=detach_normalizer,
+        reset=reset_c,
+        valid=valid_c,
+    )
+    return h.flatten(2, 3)
 
 
 def unmasked(
@@ -181,6 +207,7 @@ def unmasked(
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     eps: float,
     detach_normalizer: bool,
     L: int,
@@ -192,13 +219,13 @@ def unmasked(
     if NC:
         span = slice(0, NC * L)
         h, state = chunkwise_unmasked(
-            q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span], state, eps, detach_normalizer, L
+            *(x[:, :, span] for x in (q, k, v, i, f)), state, eps=eps, detach_normalizer=detach_normalizer, L=L
         )
         outputs.append(h)
     if tail:
         span = slice(NC * L, T)
         h, state = parallel_with_state(
-            q[:, :, span], k[:, :, span], v[:, :, span], i[:, :, span], f[:, :, span], state, eps, detach_normalizer
+            *(x[:, :, span] for x in (q, k, v, i, f)), state, eps=eps, detach_normalizer=detach_normalizer
         )
         outputs.append(h)
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2), state
@@ -244,9 +271,8 @@ def auto_chunk_size(T: int, DK: int, DV: int) -> int:
     """The chunk length used when none is given: 64 for heads up to 64×64, else 128; at most T (a power of two).
 
     Per step the state products cost ~4·DK·DV whatever L is, the in-chunk products ~2·L·(DK+DV): a small L
-    does less work but in smaller, less efficient matrix products, and keeps T/L states of DK×DV. Measured
-    (1 thread, fwd+bwd, this module's docstring): DK=DV=64 best at L=32..64, 128 at L=64..128, 256 at L=128
-    (L=64 is 2× slower there: 128 states of 256×257 per head).
+    does less work but in smaller, less efficient matrix products, and keeps T/L states of DK×DV (the
+    measured speeds behind the choice: docs/benchmarks.md).
     """
     L = 64 if DK * DV <= 64 * 64 else 128
     return min(L, 1 << (T.bit_length() - 1)) if T > 0 else L

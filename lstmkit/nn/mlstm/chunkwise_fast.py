@@ -1,4 +1,4 @@
-"""mLSTM chunkwise form without masks: the stabilizers from one cummax, the rest in `ChunkwiseKernel`.
+"""mLSTM chunkwise form without masks: the stabilizers from one cummax, the rest in `chunkwise_kernel`.
 
 For T = NC·L steps (whole chunks), with b_t = Σ_{r≤t in its chunk} log σ(f̃_r) and u_t = max_{s≤t}(ĩ_s - b_s)
 (both within the chunk; one cumsum and one cummax for all chunks at once):
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.mlstm.chunkwise_kernel import ChunkwiseKernel
+from lstmkit.nn.mlstm.chunkwise_kernel import chunkwise_kernel
 from lstmkit.nn.mlstm.parallel import finite_or_zero
 from lstmkit.nn.mlstm.state import mLSTMState
 
@@ -37,6 +37,7 @@ def chunkwise_unmasked(
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     eps: float,
     detach_normalizer: bool,
     L: int,
@@ -57,8 +58,19 @@ def chunkwise_unmasked(
     r0 = torch.exp(state.m - finite_or_zero(M_c[..., 0]))  # 1, or 0 for an empty state (m_0 = -inf)
     C0, n0 = state.C * r0[..., None, None], state.n * r0[..., None]
     s = torch.exp(mu - mu_c)  # (B, NH, NC, L), value 1
-    h, C_last = ChunkwiseKernel.apply(
-        chunks(q), chunks(k), chunks(v), b, chunks(i), s, C0, n0, mu_c, M_c, eps, detach_normalizer
+    h, C_last = chunkwise_kernel(
+        chunks(q),
+        chunks(k),
+        chunks(v),
+        b=b,
+        i=chunks(i),
+        s=s,
+        C0=C0,
+        n0=n0,
+        mu=mu_c,
+        M=M_c,
+        eps=eps,
+        detach_normalizer=detach_normalizer,
     )
     h = h.flatten(2, 3)  # (B, NH, T, DV)
     r_last = torch.exp(M_c[..., -1] - M[..., -1])[..., None]  # (B, NH, 1), value 1

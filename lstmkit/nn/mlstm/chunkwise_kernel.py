@@ -55,8 +55,28 @@ def dot(x: Tensor, y: Tensor) -> Tensor:
     return bmm(x.reshape(*x.shape[:-2], 1, n), y.reshape(*y.shape[:-2], n, 1))[..., 0, 0]
 
 
+def chunkwise_kernel(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    b: Tensor,
+    i: Tensor,
+    s: Tensor,
+    C0: Tensor,
+    n0: Tensor,
+    mu: Tensor,
+    M: Tensor,
+    eps: float,
+    detach_normalizer: bool,
+) -> tuple[Tensor, Tensor]:
+    """h, C⁺_NC by `ChunkwiseKernel`, its arguments by name (autograd.Function.apply takes them by position only)."""
+    return ChunkwiseKernel.apply(q, k, v, b, i, s, C0, n0, mu, M, eps, detach_normalizer)
+
+
 class ChunkwiseKernel(torch.autograd.Function):
-    """h, C⁺_NC = ChunkwiseKernel.apply(q, k, v, b, i, s, C0, n0, μ, M, eps, detach_normalizer).
+    """h, C⁺_NC = ChunkwiseKernel.apply(q, k, v, b, i, s, C0, n0, μ, M, eps, detach_normalizer); call it through
+    `chunkwise_kernel`, which names them.
 
     h = num / den with [num | qn] = Y and den = max(|qn|, e^{-μ}) + eps·s, or (max(|qn|, e^{-μ}) + eps)·s
     with the denominator detached; s (value 1) carries the true stabilizer's gradient (`chunkwise_fast`).

@@ -56,9 +56,9 @@ def parallel_with_state(
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     eps: float,
     detach_normalizer: bool,
-    *,
     reset: Tensor | None = None,
     valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:
@@ -88,10 +88,10 @@ def parallel_with_state(
     den = torch.maximum(qn.abs(), lower_bound(m_safe)[..., None]) + eps
     if detach_normalizer:
         den = den.detach()
-    return num / den, _final_state(k, v, i, F_cum, state, reset=reset, valid=valid)
+    return num / den, final_state(k, v, i, F_cum, state, reset=reset, valid=valid)
 
 
-def _final_state(
+def final_state(
     k: Tensor,
     v: Tensor,
     i: Tensor,
@@ -145,8 +145,8 @@ def mlstm_parallel(
     f: Tensor,
     state: mLSTMState | None = None,
     eps: float = 1e-6,
-    detach_normalizer: bool = False,
     *,
+    detach_normalizer: bool = False,
     reset: Tensor | None = None,
     valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:

@@ -42,8 +42,8 @@ def mlstm_step(
     f: Tensor,
     state: mLSTMState,
     eps: float = 1e-6,
-    detach_normalizer: bool = False,
     *,
+    detach_normalizer: bool = False,
     reset: Tensor | None = None,
     valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:
@@ -68,9 +68,9 @@ def _step(
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     eps: float,
     detach_normalizer: bool,
-    *,
     reset: Tensor | None,
     valid: Tensor | None,
 ) -> tuple[Tensor, mLSTMState]:
@@ -110,8 +110,8 @@ def mlstm_recurrent(
     f: Tensor,
     state: mLSTMState | None = None,
     eps: float = 1e-6,
-    detach_normalizer: bool = False,
     *,
+    detach_normalizer: bool = False,
     reset: Tensor | None = None,
     valid: Tensor | None = None,
 ) -> tuple[Tensor, mLSTMState]:
@@ -136,9 +136,9 @@ def _recurrent(
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     eps: float,
     detach_normalizer: bool,
-    *,
     reset: Tensor | None,
     valid: Tensor | None,
 ) -> tuple[Tensor, mLSTMState]:
@@ -149,6 +149,8 @@ def _recurrent(
     hs = []
     steps = zip(q.unbind(2), k.unbind(2), v.unbind(2), i.unbind(2), f.unbind(2), resets, valids, strict=True)
     for q_t, k_t, v_t, i_t, f_t, reset_t, valid_t in steps:
-        h, state = _step(q_t, k_t, v_t, i_t, f_t, state, eps, detach_normalizer, reset=reset_t, valid=valid_t)
+        h, state = _step(
+            q_t, k_t, v_t, i_t, f_t, state, eps=eps, detach_normalizer=detach_normalizer, reset=reset_t, valid=valid_t
+        )
         hs.append(h)
     return torch.stack(hs, dim=2), state

@@ -6,8 +6,9 @@ Shapes: B batch, NH heads, T time, DK key/query size, DV value size.
     mLSTMState: C (B, NH, DK, DV), n (B, NH, DK), m (B, NH)
     reset, valid (B, T) bool masks, optional, broadcast over heads
 
-Two starting states. `zero_state` (C = 0, n = 0, m = 0) is the forms' default, the xLSTM authors'
-recurrent and chunkwise default. `empty_state` (C = 0, n = 0, m = -inf) is "no history at all", the
+Two starting states, each built by a classmethod from sizes, `mLSTMState.zeros(B, NH, DK, DV, like=t)`, or
+from inputs q, v by a function. `zero_state(q, v)` (C = 0, n = 0, m = 0) is the forms' default, the xLSTM
+authors' recurrent and chunkwise default. `empty_state(q, v)` (C = 0, n = 0, m = -inf) is "no history at all", the
 semantics of their parallel kernel. Both hold no memory; they differ only in the stabilizer. With the
 unstabilized C̄ = e^m C, n̄ = e^m n (the same for both), h = q̂ᵀC̄ / (max(|q̂ᵀn̄|, 1) + eps·e^m), and m_0 = 0
 keeps m_t ≥ Σ_{r≤t} log σ(f̃_r), so the outputs differ only in the eps term (measured: relative differences up to 1e-6).
@@ -41,18 +42,28 @@ class mLSTMState(NamedTuple):
     m: Tensor
     """Stabilizer (B, NH)."""
 
+    @classmethod
+    def zeros(cls, batch: int, heads: int, dk: int, dv: int, *, like: Tensor) -> mLSTMState:
+        """C = 0, n = 0, m = 0 in `like`'s dtype and device: the default starting state of the three forms."""
+        return cls(like.new_zeros(batch, heads, dk, dv), like.new_zeros(batch, heads, dk), like.new_zeros(batch, heads))
+
+    @classmethod
+    def empty(cls, batch: int, heads: int, dk: int, dv: int, *, like: Tensor) -> mLSTMState:
+        """C = 0, n = 0, m = -inf in `like`'s dtype and device: no history at all, the state a reset starts from."""
+        C, n, m = cls.zeros(batch, heads, dk, dv, like=like)
+        return cls(C, n, torch.full_like(m, -torch.inf))
+
 
 def zero_state(q: Tensor, v: Tensor) -> mLSTMState:
-    """C = 0, n = 0, m = 0: the default starting state of the three forms."""
+    """`mLSTMState.zeros` for inputs q (B, NH, T, DK), v (B, NH, T, DV)."""
     B, NH, _, DK = q.shape
-    DV = v.shape[-1]
-    return mLSTMState(q.new_zeros(B, NH, DK, DV), q.new_zeros(B, NH, DK), q.new_zeros(B, NH))
+    return mLSTMState.zeros(B, NH, DK, v.shape[-1], like=q)
 
 
 def empty_state(q: Tensor, v: Tensor) -> mLSTMState:
-    """C = 0, n = 0, m = -inf: no history at all, the state a reset starts from."""
-    C, n, m = zero_state(q, v)
-    return mLSTMState(C, n, torch.full_like(m, -torch.inf))
+    """`mLSTMState.empty` for inputs q (B, NH, T, DK), v (B, NH, T, DV)."""
+    B, NH, _, DK = q.shape
+    return mLSTMState.empty(B, NH, DK, v.shape[-1], like=q)
 
 
 def check_mask(name: str, mask: Tensor | None, shape: tuple[int, ...], dims: str) -> None:

@@ -13,7 +13,6 @@ m = -inf: no history at all, the semantics of the authors' parallel kernel and o
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -25,6 +24,7 @@ from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_step
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.parts.causal_conv import CausalConv1d
 from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
+from lstmkit.nn.parts.init import small_init_std, wang_init_std
 from lstmkit.nn.parts.norms import HeadNorm
 
 
@@ -81,11 +81,11 @@ class mLSTMLayer(nn.Module):
         igate: weight 0, bias N(0, 0.1²)                 fgate: weight 0, bias linspace(3, 6) over heads
         skip, outnorm: 1; conv: U(±1/√K); linear biases 0.
         """
-        small = math.sqrt(2 / (5 * self.embedding_dim))
+        small = small_init_std(self.embedding_dim)
         nn.init.normal_(self.proj_up.weight, 0.0, small)
         for proj in (self.q_proj, self.k_proj, self.v_proj):
             proj.reset_parameters(std=small)
-        nn.init.normal_(self.proj_down.weight, 0.0, 2 / num_blocks / math.sqrt(self.embedding_dim))
+        nn.init.normal_(self.proj_down.weight, 0.0, wang_init_std(self.embedding_dim, num_blocks))
         for linear in (self.proj_up, self.proj_down):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
@@ -99,10 +99,7 @@ class mLSTMLayer(nn.Module):
         self.conv.reset_parameters()
 
     def empty_state(self, batch: int, like: Tensor) -> mLSTMLayerState:
-        NH, DH = self.num_heads, self.head_size
-        cell = mLSTMState(
-            like.new_zeros(batch, NH, DH, DH), like.new_zeros(batch, NH, DH), like.new_full((batch, NH), -math.inf)
-        )
+        cell = mLSTMState.empty(batch, self.num_heads, self.head_size, self.head_size, like=like)
         return mLSTMLayerState(self.conv.empty_state(batch, like), cell)
 
     def check_state(self, state: object, batch: int, like: Tensor, where: str = "mLSTM layer") -> None:
@@ -138,7 +135,19 @@ class mLSTMLayer(nn.Module):
         qkv = torch.cat([q, k, v], dim=-1)
         i, f = self.igate(qkv), self.fgate(qkv)  # (B, T, NH)
         valid = valid_mask(lengths, T, x.device)  # (B, T)
-        h, cell = run_mlstm(q, k, v, i, f, state.cell, self.num_heads, 1e-6, self.chunk_size, reset, valid)  # (B, T, I)
+        h, cell = run_mlstm(  # (B, T, I)
+            q,
+            k,
+            v,
+            i,
+            f,
+            state.cell,
+            num_heads=self.num_heads,
+            eps=1e-6,
+            chunk_size=self.chunk_size,
+            reset=reset,
+            valid=valid,
+        )
         h = self.outnorm(h) + self.skip * x_c
         y = self.dropout(self.proj_down(h * F.silu(z)))
         return y, mLSTMLayerState(conv_state, cell)
@@ -161,9 +170,9 @@ def run_mlstm(
     the chunkwise form. q, k, v (B, T, NH·D), i, f (B, T, NH) -> h (B, T, NH·DV), new state."""
     B, T, _ = q.shape
     if T == 1:
-        masks = {"reset": None if reset is None else reset[:, 0], "valid": None if valid is None else valid[:, 0]}
+        reset_0, valid_0 = (None if x is None else x[:, 0] for x in (reset, valid))  # (B,)
         heads = [t[:, 0].unflatten(-1, (num_heads, -1)) for t in (q, k, v)]  # (B, NH, D)
-        h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, eps, **masks)
+        h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, eps, reset=reset_0, valid=valid_0)
         return h.reshape(B, 1, -1), state
     q, k, v = (t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, D)
     h, state = mlstm_chunkwise(
