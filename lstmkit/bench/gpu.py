@@ -61,14 +61,14 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device, sync) -> Iterato
             L = auto_chunk_size(T, 64, 64)
             for peer in peers:
                 yield Row(
-                    xlstm_cells.MLSTM,
-                    f"B4 NH4 T{T} D64",
-                    mode,
-                    f"lstmkit mlstm_chunkwise (L={L})",
-                    median_ms(runs["lstmkit mlstm_chunkwise"]),
-                    peer,
-                    median_ms(runs[peer]),
-                    flops=with_backward(chunkwise_flops(4, 4, T, 64, 64, L), mode),
+                    family=xlstm_cells.MLSTM,
+                    case=f"B4 NH4 T{T} D64",
+                    mode=mode,
+                    ours=f"lstmkit mlstm_chunkwise (L={L})",
+                    ours_value=median_ms(runs["lstmkit mlstm_chunkwise"]),
+                    peer=peer,
+                    peer_value=median_ms(runs[peer]),
+                    flops=with_backward(chunkwise_flops(B=4, NH=4, T=T, DK=64, DV=64, chunk_size=L), mode),
                     ours_runs=runs["lstmkit mlstm_chunkwise"],
                     peer_runs=runs[peer],
                 )

@@ -65,4 +65,13 @@ def rows(quick: bool, repeats: int, device=None, sync=None) -> Iterator[Row]:
         if T <= PARALLEL_UP_TO and not quick:
             pairs.append(("lstmkit mlstm_parallel", "parallel--native_autograd"))
         for ours, peer in pairs:
-            yield Row(FAMILY, f"B4 NH4 T{T} D64", "peak", ours, peak_mb(ours, T), peer, peak_mb(peer, T), unit="MB")
+            yield Row(
+                family=FAMILY,
+                case=f"B4 NH4 T{T} D64",
+                mode="peak",
+                ours=ours,
+                ours_value=peak_mb(ours, T),
+                peer=peer,
+                peer_value=peak_mb(peer, T),
+                unit="MB",
+            )

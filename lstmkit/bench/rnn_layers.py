@@ -90,13 +90,13 @@ def rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None) -> It
                     pairs += [(name, "nn.LSTMCell loop", None) for name in ("lstmkit LSTM", "lstmkit LSTM.trace")]
                 for ours, peer, path in pairs:
                     yield Row(
-                        FAMILY,
-                        f"{kind} T{T} B{B} I{I} H{H}",
-                        mode,
-                        ours,
-                        median_ms(runs[ours]),
-                        peer,
-                        median_ms(runs[peer]),
+                        family=FAMILY,
+                        case=f"{kind} T{T} B{B} I{I} H{H}",
+                        mode=mode,
+                        ours=ours,
+                        ours_value=median_ms(runs[ours]),
+                        peer=peer,
+                        peer_value=median_ms(runs[peer]),
                         target=target(kind, path, mode),
                         flops=flops,
                         ours_runs=runs[ours],

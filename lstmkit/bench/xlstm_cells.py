@@ -65,7 +65,7 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
                 fns["parallel--native_autograd"] = lambda x=qkvif: theirs["parallel--native_autograd"](*x)
             runs = race({name: wrap(fn) for name, fn in fns.items()}, repeats, sync)
             L = auto_chunk_size(T, D, D)
-            flops = with_backward(chunkwise_flops(B, NH, T, D, D, L), mode)
+            flops = with_backward(chunkwise_flops(B=B, NH=NH, T=T, DK=D, DV=D, chunk_size=L), mode)
             case = f"B{B} NH{NH} T{T} D{D}"
             pairs = [
                 (
@@ -79,13 +79,13 @@ def mlstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
                 pairs.append(("lstmkit mlstm_parallel", "parallel--native_autograd", None))
             for ours, peer, target in pairs:
                 yield Row(
-                    MLSTM,
-                    case,
-                    mode,
-                    f"{ours} (L={L})" if "chunkwise" in ours else ours,
-                    median_ms(runs[ours]),
-                    peer,
-                    median_ms(runs[peer]),
+                    family=MLSTM,
+                    case=case,
+                    mode=mode,
+                    ours=f"{ours} (L={L})" if "chunkwise" in ours else ours,
+                    ours_value=median_ms(runs[ours]),
+                    peer=peer,
+                    peer_value=median_ms(runs[peer]),
                     target=target,
                     flops=flops if "chunkwise" in ours else None,
                     ours_runs=runs[ours],
@@ -120,13 +120,13 @@ def slstm_rows(quick: bool, repeats: int, device: torch.device = CPU, sync=None)
             ours, peer = fns
             target = 5.0 if mode == "fwd+bwd" else None
             yield Row(
-                SLSTM,
-                f"B{B} T{T} H{H} NH{NH}",
-                mode,
-                ours,
-                median_ms(runs[ours]),
-                peer,
-                median_ms(runs[peer]),
+                family=SLSTM,
+                case=f"B{B} T{T} H{H} NH{NH}",
+                mode=mode,
+                ours=ours,
+                ours_value=median_ms(runs[ours]),
+                peer=peer,
+                peer_value=median_ms(runs[peer]),
                 target=target,
                 ours_runs=runs[ours],
                 peer_runs=runs[peer],
