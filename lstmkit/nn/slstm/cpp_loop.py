@@ -101,7 +101,7 @@ def _time_major(mask: Tensor | None, like: Tensor) -> Tensor:
     return like.new_empty(0, dtype=torch.bool) if mask is None else mask.t().contiguous()
 
 
-def _forward(x, R, b, h0, c0, n0, m0, reset: Tensor | None, valid: Tensor | None, save: bool):
+def _forward(x, R, b, h0, c0, n0, m0, *, reset: Tensor | None, valid: Tensor | None, save: bool):
     """The C++ forward loop -> out, (h, c, n, m) in (S, NH, B, DH) slots, gates, and Rcat and the masks
     as the C++ side takes them (see csrc/slstm.cpp)."""
     NH, _, DH, _ = R.shape
@@ -121,7 +121,7 @@ def slstm_cpp(x, R, b, h0, c0, n0, m0, reset: Tensor | None = None, valid: Tenso
     inputs = (x, R, b, h0, c0, n0, m0)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         return sLSTMCppFunction.apply(*inputs, reset, valid)
-    out, every, _, _, _, _ = _forward(*inputs, reset, valid, save=False)
+    out, every, _, _, _, _ = _forward(*inputs, reset=reset, valid=valid, save=False)
     return out, *(_final(s, x.shape[1]) for s in every)
 
 
@@ -130,7 +130,9 @@ class sLSTMCppFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, R, b, h0, c0, n0, m0, reset: Tensor | None = None, valid: Tensor | None = None):
-        out, (h, c, n, m), gates, Rcat, reset, valid = _forward(x, R, b, h0, c0, n0, m0, reset, valid, save=True)
+        out, (h, c, n, m), gates, Rcat, reset, valid = _forward(
+            x, R, b, h0, c0, n0, m0, reset=reset, valid=valid, save=True
+        )
         ctx.save_for_backward(Rcat, h, c, n, gates, reset, valid)
         return out, *(_final(s, x.shape[1]) for s in (h, c, n, m))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstmkit.nn.slstm import cpp_loop
+import lstmkit.nn.slstm.cpp_loop as cpp_loop
 from lstmkit.nn.slstm.cell import check_values, checked_masks, sLSTMState
 from lstmkit.nn.slstm.python_loop import sLSTMFunction
 from lstmkit.nn.state_check import check_state_tensors
@@ -50,9 +50,9 @@ def slstm(
     if x.shape[0] == 0 or x.shape[1] == 0:  # no rows or no steps: an empty output, the state unchanged
         return x.new_zeros(x.shape[0], x.shape[1], H), sLSTMState(*state)
     if cpp_loop.usable(x, R, b, *state):
-        out, *final = cpp_loop.slstm_cpp(x, R, b, *state, reset, valid)
+        out, *final = cpp_loop.slstm_cpp(x, R, b, *state, reset=reset, valid=valid)
     else:
-        out, *final = sLSTMFunction.apply(x, R, b, *state, reset, valid)
+        out, *final = sLSTMFunction.apply(x, R, b, *state, reset, valid)  # apply takes no keywords
     return out, sLSTMState(*final)
 
 

@@ -13,7 +13,6 @@ The state is one mLSTMState per block; a fresh one is the empty memory (m = -inf
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -116,9 +115,9 @@ class LargeMLSTMLayer(nn.Module):
         return {"C": (batch, NH, DK, DV), "n": (batch, NH, DK), "m": (batch, NH)}
 
     def empty_state(self, batch: int, like: Tensor) -> mLSTMState:
-        """The empty memory: C = 0, n = 0, m = -inf."""
-        C, n, m = self.state_shapes(batch).values()
-        return mLSTMState(like.new_zeros(C), like.new_zeros(n), like.new_full(m, -math.inf))
+        """The empty memory: C = 0, n = 0, m = -inf (`mLSTMState.empty`)."""
+        NH = self.config.num_heads
+        return mLSTMState.empty(batch, NH, self.config.qk_dim // NH, self.config.v_dim // NH, like=like)
 
     def check_state(self, state: object, batch: int, like: Tensor, where: str) -> None:
         if not isinstance(state, mLSTMState):
