@@ -8,6 +8,15 @@ quantized = quantize_dynamic(model)       # torch.ao.quantization.quantize_dynam
 
 xLSTM: `mLSTMLayer`, `sLSTMLayer` and their residual blocks; `xLSTMLM` (blocks from a string such as
 "msm") and `xLSTMLarge` (the 7B model's layout), both streaming: forward(tokens, state) -> (logits, state).
+
+rnn/     LSTM, GRU, RNN and their cells (torch.nn's kernels, a readable trace, a fast LSTM trace)
+slstm/   the sLSTM recurrence: the cell as written, its Python and C++ loops
+mlstm/   the mLSTM recurrence: state, recurrent, parallel and chunkwise forms
+xlstm/   the xLSTM layers, blocks, configuration and language models
+parts/   what the layers share: causal convolution, head-wise maps, norms, initialisations
+compat/  the xLSTM authors' models imported and exported
+masks.py finite.py state_check.py   the checks every streaming layer shares (masks, values, states)
+lm_inputs.py generate.py            what the language models accept; sampling from them
 """
 
 from lstmkit.nn.generate import generate, stream_tokens
