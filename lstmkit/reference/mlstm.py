@@ -96,7 +96,7 @@ def step(
     q, k, v = as_array("q", q, (DK,)), as_array("k", k, (DK,), "DK, as q"), as_array("v", v, (DV,))
     pre_i, pre_f = float(as_gate("pre_i", pre_i, ())), float(as_gate("pre_f", pre_f, ()))
     state = _as_state("state", state, DK, DV, "")
-    return _step(q, k, v, pre_i, pre_f, state, as_nonnegative("eps", eps), rounding)
+    return _step(q, k, v, pre_i, pre_f, state, eps=as_nonnegative("eps", eps), rounding=rounding)
 
 
 MEANINGS = {"C": "DK, DV", "n": "DK"}
@@ -112,7 +112,7 @@ def _as_state(name: str, state, DK: int, DV: int, suffix: str) -> mLSTMState:
     return as_state(name, mLSTMState, state, shapes, suffix, meanings=MEANINGS, gates=("m",))
 
 
-def _step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, eps: float, rounding: Rounding) -> mLSTMStep:
+def _step(q, k, v, pre_i: float, pre_f: float, state: mLSTMState, *, eps: float, rounding: Rounding) -> mLSTMStep:
     r = rounding
     log_f = float(r(log_sigmoid(np.float64(pre_f))))
     m = float(r(np.float64(max(log_f + state.m, pre_i))))
@@ -174,7 +174,7 @@ def run(
     eps = as_nonnegative("eps", eps)
     steps = []
     for t in range(T):
-        s = _step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps, rounding)
+        s = _step(qs[t], ks[t], vs[t], float(pre_is[t]), float(pre_fs[t]), state, eps=eps, rounding=rounding)
         steps.append(s)
         state = mLSTMState(s.C, s.n, s.m)
     return steps
@@ -220,7 +220,7 @@ def run_cell(p: mLSTMCellParams, xs, state0: mLSTMState | None = None, rounding:
     vs = r(xs @ as_array("W_v", p.W_v, (DV, I)).T)
     pre_is = r(xs @ as_array("w_i", p.w_i, (I,)) + float(p.b_i))
     pre_fs = r(xs @ as_array("w_f", p.w_f, (I,)) + float(p.b_f))
-    return run(qs, ks, vs, pre_is, pre_fs, state0, rounding=rounding)
+    return run(qs, ks, vs, pre_is, pre_fs, state0=state0, rounding=rounding)
 
 
 class mLSTMGrads(NamedTuple):
@@ -277,4 +277,4 @@ def backward(steps: list[mLSTMStep], dhs, dstate: mLSTMState | None = None) -> m
             dpre_i[t] += dm
         dpre_f[t] = dlog_f * float(sigmoid(np.float64(-s.pre_f)))
         dC_next, dn_next, dm_next = s.f * dC, s.f * dn, dm_prev
-    return mLSTMGrads(dq, dk, dv, dpre_i, dpre_f, mLSTMState(dC_next, dn_next, dm_next))
+    return mLSTMGrads(q=dq, k=dk, v=dv, pre_i=dpre_i, pre_f=dpre_f, state0=mLSTMState(dC_next, dn_next, dm_next))

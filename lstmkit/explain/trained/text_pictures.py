@@ -23,7 +23,7 @@ TEXT_AXES = (0.01, 0.12, 0.98, 0.8)
 TOP_WORDS = 12
 
 
-def text_grid(ax, chars: list[str], values: np.ndarray, cmap: str, vmin: float, vmax: float) -> int:
+def text_grid(ax, chars: list[str], values: np.ndarray, *, cmap: str, vmin: float, vmax: float) -> int:
     """Characters COLUMNS to a line (a newline ends one), each on its value's colour (NaN: none).
     Returns how many characters fit in ROWS lines."""
     places, row, column = [], 0, 0
@@ -68,7 +68,7 @@ def cell_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
     per_char = values[list(inputs.char_ends)]
     fig = figure("cell", layout=None)
     ax = fig.add_axes(TEXT_AXES)
-    shown = text_grid(ax, list(inputs.text), per_char, "RdBu_r", -1.0, 1.0)
+    shown = text_grid(ax, list(inputs.text), per_char, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
     bar = fig.add_axes((0.3, 0.05, 0.4, 0.025))
     fig.colorbar(ax.images[0], cax=bar, orientation="horizontal")
     cut = "" if shown == len(inputs.text) else f", first {shown} of {len(inputs.text)} characters"
@@ -95,7 +95,7 @@ def words_picture(name: str, layer: LSTMActivations, inputs: Inputs, output: np.
         per_char[a:b] = value
     fig = figure("words", layout=None)
     text_ax = fig.add_axes((0.01, 0.45, 0.98, 0.47))
-    shown = text_grid(text_ax, list(inputs.text), per_char, "viridis", 0.0, 1.0)
+    shown = text_grid(text_ax, list(inputs.text), per_char, cmap="viridis", vmin=0.0, vmax=1.0)
     fig.colorbar(text_ax.images[0], cax=fig.add_axes((0.3, 0.41, 0.4, 0.02)), orientation="horizontal")
     best: dict[str, float] = {}
     for word, _, _, value in words:

@@ -59,7 +59,15 @@ def describe(cache_dir: str | Path) -> dict[str, DatasetInfo]:
         found = cached_package(source.name, source.version, cache_dir, source.form)
         path = found if found is not None else Path(cache_dir).expanduser() / "packages"
         problem = None if found is None else archive_problem(found)
-        infos[name] = DatasetInfo(name, source.name, source.version, source.form, found is not None, path, problem)
+        infos[name] = DatasetInfo(
+            name=name,
+            package=source.name,
+            version=source.version,
+            form=source.form,
+            cached=found is not None,
+            path=path,
+            problem=problem,
+        )
     return infos
 
 

@@ -91,7 +91,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _unavailable(
-    name: str, version: str, cache_dir: str | Path, form: str, reason: str, damage: str = ""
+    name: str, version: str, cache_dir: str | Path, *, form: str, reason: str, damage: str = ""
 ) -> DatasetUnavailable:
     """One line: what was wrong with the cache (damage, if anything), why pip failed, the command to fetch by hand."""
     return DatasetUnavailable(
@@ -202,7 +202,7 @@ def _download(name: str, version: str, cache_dir: str | Path, form: str, damage:
     _remove_stale_downloads(folder, name, version)
 
     def failed(reason: str) -> DatasetUnavailable:
-        return _unavailable(name, version, cache_dir, form, reason, damage)
+        return _unavailable(name, version, cache_dir, form=form, reason=reason, damage=damage)
 
     try:
         command = [
