@@ -39,13 +39,6 @@ ALLOWED = {
     "lstmkit/train.py::_train": "TODO(issue 16): being split",
 }
 """Files ("path") and functions ("path::name") allowed over the limits, each with its reason."""
-ALLOWED_EDGES = {
-    ("lstmkit.nn.slstm.fast", "lstmkit.nn.slstm"): (
-        "TODO(issue 16): fast.py imports cpp_loop from the package that imports fast.py; "
-        "`import lstmkit.nn.slstm.cpp_loop as cpp_loop` ends the cycle"
-    ),
-}
-"""Module-level imports (module, imported) left out of the cycle check, each with its reason."""
 
 
 class Import(NamedTuple):
@@ -122,19 +115,12 @@ def test_every_module_has_a_layer():
     assert not homeless, f"modules in no layer of LAYERS (add them where they belong): {', '.join(homeless)}"
 
 
-def import_graph() -> dict[str, list[str]]:
-    """Module -> the lstmkit modules it imports when it is imported (a package's own submodules are no cycle)."""
-    return {
+def test_no_import_cycles():
+    graph = {
         module: sorted(
             {edge.target for edge in imports(module) if edge.top_level and edge.target in sources().keys() - {module}}
         )
-        for module in sources()
-    }
-
-
-def test_no_import_cycles():
-    graph = {
-        module: [t for t in targets if (module, t) not in ALLOWED_EDGES] for module, targets in import_graph().items()
+        for module in sources()  # a package's __init__ importing its own submodules is no cycle
     }
     cycles = find_cycles(graph)
     assert not cycles, "import cycles among module-level imports:\n" + "\n".join(" -> ".join(c) for c in cycles)
@@ -209,8 +195,7 @@ def test_no_file_or_function_is_too_long():
 
 def test_the_allowed_exceptions_are_still_needed():
     """An entry of ALLOWED whose file or function is gone or short enough again is removed, so the list stays short."""
-    graph = import_graph()
-    stale = [f"{a} -> {b}: no such import" for a, b in ALLOWED_EDGES if b not in graph.get(a, [])]
+    stale = []
     for entry in ALLOWED:
         relative, _, name = entry.partition("::")
         path = ROOT / relative
