@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from lstmkit.cli import main
+from tests.helpers import CACHE
 
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 BIG = str(10**8)
 

@@ -22,8 +22,7 @@ import pytest
 from lstmkit import files
 from lstmkit.cli import main
 from lstmkit.cli.output import default_output
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, one_line_error
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -70,15 +69,6 @@ class FifoReader:
         self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "the FIFO's reader never got an end of file"
         return self.data
-
-
-def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code == 2, f"exit status {code}, stderr {err!r}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 # --- the writer, kind by kind ---------------------------------------------------------------------------------

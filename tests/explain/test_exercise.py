@@ -11,19 +11,11 @@ from lstmkit.cli import main
 from lstmkit.explain import exercise, walkthrough
 from lstmkit.explain.exercise import sheets
 from lstmkit.explain.walkthrough import as_text, example_file
+from tests.helpers import lstmkit
 
 CELLS = exercise.CELLS
 SIZES = [(2, 2, 2), (1, 1, 1), (3, 1, 4), (4, 4, 4)]
 """(steps, input size, hidden size): the default, the smallest, a lopsided one, the largest."""
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse's own errors (an unknown --cell)
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def computed_values(w: walkthrough.Walkthrough) -> list[float]:
@@ -102,7 +94,7 @@ def test_given_stage_is_shown_in_full(cell):
 def test_same_seed_same_files_different_seed_different_weights(tmp_path, capsys):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        code, out, _ = run_cli(
+        code, out, _ = lstmkit(
             capsys, "exercise", "--cell", "gru", "--seed", "4", "-o", str(tmp_path / folder / "ex.html")
         )
         assert code == 0 and out.count("\n") == 1
@@ -119,20 +111,20 @@ def test_same_seed_same_files_different_seed_different_weights(tmp_path, capsys)
 
 
 def test_the_printed_command_makes_the_same_page(capsys):
-    code, first, _ = run_cli(capsys, "exercise", "--cell", "slstm", "--seed", "9", "--steps", "3", "--input-size", "1")
+    code, first, _ = lstmkit(capsys, "exercise", "--cell", "slstm", "--seed", "9", "--steps", "3", "--input-size", "1")
     assert code == 0 and first.startswith("# sLSTM exercise, seed 9: worksheet")
     command = next(line.strip() for line in first.splitlines() if line.strip().startswith("lstmkit exercise "))
-    _, again, _ = run_cli(capsys, *shlex.split(command)[1:])
+    _, again, _ = lstmkit(capsys, *shlex.split(command)[1:])
     assert again == first
-    _, answers, _ = run_cli(capsys, *shlex.split(command)[1:], "--answers")
+    _, answers, _ = lstmkit(capsys, *shlex.split(command)[1:], "--answers")
     assert answers.startswith("# sLSTM exercise, seed 9: answer key")
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_saved_spec_checks_the_answers_with_walkthrough(cell, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "exercise", "--cell", cell, "--seed", "8", "-o", str(tmp_path / "ex.md"))
+    code, out, _ = lstmkit(capsys, "exercise", "--cell", cell, "--seed", "8", "-o", str(tmp_path / "ex.md"))
     assert code == 0 and "ex.md" in out and "ex-answers.md" in out and "ex.json" in out
-    code, out, _ = run_cli(capsys, "walkthrough", "--spec", str(tmp_path / "ex.json"), "--format", "json")
+    code, out, _ = lstmkit(capsys, "walkthrough", "--spec", str(tmp_path / "ex.json"), "--format", "json")
     assert code == 0
     checked = json.loads(out)
     ex = exercise.make(cell, 8)
@@ -183,7 +175,7 @@ BAD = [
 @pytest.mark.parametrize(("argv", "message"), BAD)
 def test_bad_arguments_are_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "exercise", *argv)
+    code, out, err = lstmkit(capsys, "exercise", *argv)
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
     assert out == "" and list(tmp_path.iterdir()) == []

@@ -34,8 +34,8 @@ from lstmkit.explain.trained.recording import (
     sLSTMActivations,
 )
 from lstmkit.reference import gru, lstm
+from tests.helpers import CACHE, largest_difference, lstmkit
 
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 5, "--eval-batches", 1, "--quiet", "--steps", 3]
 BARD = ("--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", CACHE)
 RUNS = {
@@ -56,17 +56,6 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         code = main([str(a) for a in ("train", *argv, *TINY, "--run-dir", base / name)])
         assert code == 0, f"training {name} failed"
     return {name: base / name for name in RUNS}
-
-
-def lstmkit(*argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def largest_difference(a: np.ndarray, b: np.ndarray) -> float:
-    assert a.shape == b.shape, f"shapes {a.shape} and {b.shape} differ"
-    return float(np.abs(a - b).max())
 
 
 def as_float64(run_dir: Path):
@@ -167,7 +156,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 )
 def test_explain_writes_pngs_of_the_right_size(runs, tmp_path, capsys, name, argv, expected):
     out = tmp_path / "pictures"
-    code, stdout, err = lstmkit("explain", runs[name], *argv, "--cache-dir", CACHE, "-o", out, capsys=capsys)
+    code, stdout, err = lstmkit(capsys, "explain", runs[name], *argv, "--cache-dir", CACHE, "-o", out)
     assert code == 0, err
     written = sorted(p.name for p in out.iterdir())
     patterns = [re.compile(e.replace(".", r"\.").replace("*", r"\d+")) for e in expected]
@@ -179,7 +168,7 @@ def test_explain_writes_pngs_of_the_right_size(runs, tmp_path, capsys, name, arg
 
 
 def test_default_output_folder_is_inside_the_run(runs, capsys):
-    code, stdout, err = lstmkit("explain", runs["adding-lstm"], "--layer", "0", capsys=capsys)
+    code, stdout, err = lstmkit(capsys, "explain", runs["adding-lstm"], "--layer", "0")
     assert code == 0, err
     assert (runs["adding-lstm"] / "explain" / "layer0-gates.png").is_file() and "test split, seed 0" in stdout
 
@@ -233,7 +222,7 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys, name, argv, needles):
     (tmp_path / "empty").mkdir()
     run_dir = [] if name is None else [tmp_path / "empty" if name == "empty" else runs[name]]
     out = tmp_path / "out"
-    code, _, err = lstmkit("explain", *run_dir, *argv, "--cache-dir", CACHE, "-o", out, capsys=capsys)
+    code, _, err = lstmkit(capsys, "explain", *run_dir, *argv, "--cache-dir", CACHE, "-o", out)
     assert code == 2, f"expected exit status 2, got {code}: {err}"
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert all(needle in err for needle in needles), err

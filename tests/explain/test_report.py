@@ -37,8 +37,8 @@ from lstmkit.explain.trained.report import (
     report_html,
 )
 from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
+from tests.helpers import CACHE, lstmkit
 
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 3, "--eval-batches", 1, "--quiet", "--steps", 6]
 BARD = ("--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", CACHE)
 RUNS = {
@@ -61,12 +61,6 @@ PICTURES = {
     "parity-gru": {"layer0-gates.png"},
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def lstmkit(*argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +192,7 @@ def test_final_metrics_equal_the_log_and_lstmkit_eval(runs, pages, name, capsys)
     cells = metric_cells(pages[name])
     assert last["step"] == 6 and f"valid (last evaluation, step {last['step']})" in pages[name]
     assert cells["valid"] == {k: v for k, v in last.items() if k not in ("step", "split")}
-    code, out, err = lstmkit("eval", runs[name], "--format", "json", "--cache-dir", CACHE, capsys=capsys)
+    code, out, err = lstmkit(capsys, "eval", runs[name], "--format", "json", "--cache-dir", CACHE)
     assert code == 0, err
     evaluated = json.loads(out)
     shown = cells["test"]
@@ -221,6 +215,7 @@ def test_samples_are_what_lstmkit_generate_writes(runs, pages, name, capsys):
     for seed, shown_prompt, continuation in found:
         assert shown_prompt == prompt and len(continuation) == SAMPLE_TOKENS
         code, out, err = lstmkit(
+            capsys,
             "generate",
             runs[name],
             "--prompt",
@@ -231,7 +226,6 @@ def test_samples_are_what_lstmkit_generate_writes(runs, pages, name, capsys):
             seed,
             "--temperature",
             TEMPERATURE,
-            capsys=capsys,
         )
         assert code == 0, err
         assert out == prompt + continuation + "\n", f"sample {seed} differs from lstmkit generate"
@@ -345,7 +339,7 @@ def test_output_is_written_atomically_and_the_same_seed_gives_the_same_page(runs
     for run_dir in runs.values():
         assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".report.html")], "a temporary file"
     out = tmp_path / "page.html"
-    code, stdout, err = lstmkit("report", runs["adding-lstm"], "-o", out, capsys=capsys)
+    code, stdout, err = lstmkit(capsys, "report", runs["adding-lstm"], "-o", out)
     assert code == 0, err
     assert stdout == f"report of {runs['adding-lstm']} written to {out}\n"
     assert out.read_text() == pages["adding-lstm"] and [p.name for p in tmp_path.iterdir()] == ["page.html"]
@@ -372,7 +366,7 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys, name, argv, needles):
     (tmp_path / "corrupt" / "step-00000006" / "model.safetensors").write_bytes(b"\x00not safetensors")
     run_dir = runs.get(name) or (tmp_path / name if "/" not in name else Path(name))
     out = ["-o", tmp_path / "out.html"] if "-o" not in argv else []
-    code, _, err = lstmkit("report", run_dir, *argv, *out, "--cache-dir", CACHE, capsys=capsys)
+    code, _, err = lstmkit(capsys, "report", run_dir, *argv, *out, "--cache-dir", CACHE)
     assert code == 2, f"expected exit status 2, got {code}: {err}"
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert all(needle in err for needle in needles), err

@@ -9,20 +9,15 @@ from lstmkit.cli import main
 from lstmkit.explain import walkthrough
 from lstmkit.explain.walkthrough import as_text, example_file
 from lstmkit.reference import examples
+from tests.helpers import lstmkit
 
 LSTM_FIELDS = "x h_prev c_prev hx pre_i pre_f pre_g pre_o i f g o forget_term input_term c tanh_c h".split()
 GRU_FIELDS = "x h_prev hx pre_r pre_z xn hn r z reset_term pre_n n new_term keep_term h".split()
 RNN_FIELDS = "x h_prev hx pre h".split()
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_default_is_the_seeds_lstm_in_hand_mode(capsys):
-    code, out, _ = run_cli(capsys, "walkthrough")
+    code, out, _ = lstmkit(capsys, "walkthrough")
     assert code == 0
     assert "LSTM walkthrough, hand mode, t = 1..3" in out
     for title in (
@@ -57,7 +52,7 @@ def test_stage_numbers_follow_the_seeds():
 
 
 def test_exact_mode_text(capsys):
-    code, out, _ = run_cli(capsys, "walkthrough", "--mode", "exact")
+    code, out, _ = lstmkit(capsys, "walkthrough", "--mode", "exact")
     assert code == 0
     assert "[0.765107, -0.983238]" in out
     assert "[0.632491, -0.00505]" in out
@@ -65,7 +60,7 @@ def test_exact_mode_text(capsys):
 
 @pytest.mark.parametrize(("cell", "fields"), [("lstm", LSTM_FIELDS), ("gru", GRU_FIELDS), ("rnn", RNN_FIELDS)])
 def test_json_schema(capsys, cell, fields):
-    code, out, _ = run_cli(capsys, "walkthrough", "--cell", cell, "--format", "json")
+    code, out, _ = lstmkit(capsys, "walkthrough", "--cell", cell, "--format", "json")
     assert code == 0
     data = json.loads(out)
     assert data["schema"] == "lstmkit.walkthrough/1"
@@ -77,7 +72,7 @@ def test_json_schema(capsys, cell, fields):
 
 
 def test_json_exact_values_and_spec_round_trip(capsys, tmp_path):
-    _, out, _ = run_cli(capsys, "walkthrough", "--mode", "exact", "--format", "json")
+    _, out, _ = lstmkit(capsys, "walkthrough", "--mode", "exact", "--format", "json")
     data = json.loads(out)
     s1 = data["steps"][0]
     np.testing.assert_allclose(s1["c"], [0.765107, -0.983238], atol=5e-7)
@@ -85,19 +80,19 @@ def test_json_exact_values_and_spec_round_trip(capsys, tmp_path):
     np.testing.assert_array_equal(s1["pre_f"], [-4, -6])
     path = tmp_path / "seeds.json"
     path.write_text(json.dumps(data["spec"]))
-    _, again, _ = run_cli(capsys, "walkthrough", "--mode", "exact", "--format", "json", "--spec", str(path))
+    _, again, _ = lstmkit(capsys, "walkthrough", "--mode", "exact", "--format", "json", "--spec", str(path))
     assert json.loads(again)["steps"] == data["steps"]
 
 
 def test_hand_json_carries_rounded_values(capsys):
-    _, out, _ = run_cli(capsys, "walkthrough", "--format", "json")
+    _, out, _ = lstmkit(capsys, "walkthrough", "--format", "json")
     s1, s2, _ = json.loads(out)["steps"]
     assert s1["h"] == [0.7, 0.0] and s1["c"] == [0.8, -1.0]
     assert s2["h_prev"] == s1["h"]
 
 
 def test_markdown(capsys):
-    code, out, _ = run_cli(capsys, "walkthrough", "--format", "markdown", "--cell", "gru")
+    code, out, _ = lstmkit(capsys, "walkthrough", "--format", "markdown", "--cell", "gru")
     assert code == 0
     assert out.startswith("# GRU walkthrough, hand mode")
     assert "## [3] Linear transform  (t = 1)" in out
@@ -122,7 +117,7 @@ def test_user_spec(tmp_path, capsys):
     }
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(data))
-    code, out, _ = run_cli(capsys, "walkthrough", "--spec", str(path), "--mode", "exact", "--format", "json")
+    code, out, _ = lstmkit(capsys, "walkthrough", "--spec", str(path), "--mode", "exact", "--format", "json")
     assert code == 0
     steps = json.loads(out)["steps"]
     h1 = np.tanh(1.0)
@@ -159,7 +154,7 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, capsys, mutate, message):
     mutate(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    code, out, err = run_cli(capsys, "walkthrough", "--spec", str(path))
+    code, out, err = lstmkit(capsys, "walkthrough", "--spec", str(path))
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"lstmkit walkthrough: error: {path}: ")
@@ -169,21 +164,21 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, capsys, mutate, message):
 def test_nan_in_spec(tmp_path, capsys):
     path = tmp_path / "nan.json"
     path.write_text(json.dumps(example_file.to_dict(examples.seeds_lstm())).replace("0.3", "NaN"))
-    code, _, err = run_cli(capsys, "walkthrough", "--spec", str(path))
+    code, _, err = lstmkit(capsys, "walkthrough", "--spec", str(path))
     assert code == 2 and "NaN is not a number" in err and err.count("\n") == 1
 
 
 def test_spec_not_json(tmp_path, capsys):
     path = tmp_path / "broken.json"
     path.write_text("{ not json")
-    code, _, err = run_cli(capsys, "walkthrough", "--spec", str(path))
+    code, _, err = lstmkit(capsys, "walkthrough", "--spec", str(path))
     assert code == 2 and "not valid JSON (line 1" in err
 
 
 def test_spec_cell_disagrees_with_flag(tmp_path, capsys):
     path = tmp_path / "lstm.json"
     path.write_text(json.dumps(example_file.to_dict(examples.seeds_lstm())))
-    code, _, err = run_cli(capsys, "walkthrough", "--spec", str(path), "--cell", "gru")
+    code, _, err = lstmkit(capsys, "walkthrough", "--spec", str(path), "--cell", "gru")
     assert code == 2 and "field 'cell' is 'lstm' but --cell is 'gru'" in err
 
 

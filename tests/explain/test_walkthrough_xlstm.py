@@ -6,17 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from lstmkit.cli import main
 from lstmkit.explain import walkthrough
 from lstmkit.explain.walkthrough import example_file
 from lstmkit.reference import exact, hand, mlstm, slstm
 from lstmkit.reference.examples import EXAMPLES, XS
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import lstmkit
 
 
 def test_slstm_concat_layout_round_trips_with_heads():
@@ -110,12 +104,12 @@ def test_mlstm_walkthrough_shows_outer_product_normalizer_stabilizer_and_retriev
 
 @pytest.mark.parametrize("cell", ["slstm", "mlstm"])
 def test_json_spec_round_trip(capsys, tmp_path, cell):
-    _, out, _ = run_cli(capsys, "walkthrough", "--cell", cell, "--mode", "exact", "--format", "json")
+    _, out, _ = lstmkit(capsys, "walkthrough", "--cell", cell, "--mode", "exact", "--format", "json")
     data = json.loads(out)
     assert data["cell"] == cell and len(data["steps"]) == 3
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(data["spec"]))
-    code, again, _ = run_cli(capsys, "walkthrough", "--mode", "exact", "--format", "json", "--spec", str(path))
+    code, again, _ = lstmkit(capsys, "walkthrough", "--mode", "exact", "--format", "json", "--spec", str(path))
     assert code == 0
     assert json.loads(again)["steps"] == data["steps"]
 
@@ -135,7 +129,7 @@ def test_bad_xlstm_spec_is_one_line(tmp_path, capsys, cell, mutate, message):
     mutate(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    code, out, err = run_cli(capsys, "walkthrough", "--spec", str(path))
+    code, out, err = lstmkit(capsys, "walkthrough", "--spec", str(path))
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert re.search(message, err), err

@@ -20,11 +20,11 @@ from lstmkit.cli import main
 from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.nn.generate import MAX_NEW_TOKENS, generate, next_token_probabilities, stream_tokens
 from lstmkit.tasks.base import TaskSpec
+from tests.helpers import CACHE, lstmkit, one_line
 
 V = 11
 LM = TaskSpec(name="lm", kind="tag", num_outputs=V, vocab_size=V)
 generate_module = importlib.import_module("lstmkit.nn.generate")  # lstmkit.nn.generate is also the function
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 
 
 def lm(name: str = "lstm"):
@@ -51,13 +51,6 @@ class Counter(nn.Module):
         self.calls += 1
         logits = self.margin * nn.functional.one_hot((tokens + 1) % V, V).double()  # (B, T, V)
         return logits, state
-
-
-def one_line(caught: pytest.ExceptionInfo, *words: str) -> None:
-    message = str(caught.value)
-    assert "\n" not in message, message
-    for word in words:
-        assert word in message, f"{word!r} not in {message!r}"
 
 
 # ---- extreme values that are valid sample as their limits ----------------------------------------------------
@@ -296,12 +289,6 @@ def test_generate_prints_each_character_as_it_is_sampled(bard, monkeypatch):
     assert when == [0, 1, 2, 3, 4, 5, 5], "each character is written once it is sampled, before the next one"
     assert all(len(text) == 1 for _, text in out.writes[1:]) and out.writes[-1][1] == "\n"
     assert out.flushes >= len(out.writes), "every write is flushed"
-
-
-def lstmkit(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(

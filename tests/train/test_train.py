@@ -16,8 +16,7 @@ from lstmkit.checkpoint import CheckpointError, load_weights, read_checkpoint, r
 from lstmkit.models import MODEL_NAMES, ModelConfig, SequenceModel
 from lstmkit.tasks.base import Batch, TaskSpec
 from lstmkit.train import TrainConfig, TrainingDiverged, learning_rate, train
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 class FirstTokenTask:
