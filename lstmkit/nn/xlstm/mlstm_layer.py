@@ -160,6 +160,7 @@ def run_mlstm(
     i: Tensor,
     f: Tensor,
     state: mLSTMState,
+    *,
     num_heads: int,
     eps: float,
     chunk_size: int,
