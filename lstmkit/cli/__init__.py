@@ -1,17 +1,19 @@
-"""The `lstmkit` command: a thin shell over library functions, one verb per subcommand.
+"""The `lstmkit` command: a thin shell over library functions, one verb per subcommand, one file per verb.
 
-    lstmkit walkthrough   the seeds' example, every intermediate of every step        (explain_verbs.py)
-    lstmkit gradients     vanishing gradients: tanh RNN vs LSTM                       (explain_verbs.py)
-    lstmkit train         one model on one task: progress bar, checkpoints, --resume  (train_verbs.py)
-    lstmkit eval          a trained run's metrics on a split                          (train_verbs.py)
-    lstmkit compare       several models, one task, one budget: table and plot        (train_verbs.py)
-    lstmkit generate      text from a trained character model                         (generate_verb.py)
-    lstmkit data          the real datasets: list, fetch, show                        (data_verb.py)
-    lstmkit explain       pictures of a trained model: gates, cells, xLSTM memory     (explain_run_verb.py)
-    lstmkit exercise      a fresh by-hand exercise: worksheet and answer key          (exercise_verb.py)
-    lstmkit report        one HTML page for a run: curves, metrics, samples, gates    (report_verb.py)
-    lstmkit bench         benchmarks against torch.nn and the xLSTM authors' kernels  (bench_verb.py)
+    lstmkit walkthrough   the seeds' example, every intermediate of every step        (walkthrough.py)
+    lstmkit gradients     vanishing gradients: tanh RNN vs LSTM                       (gradients.py)
+    lstmkit train         one model on one task: progress bar, checkpoints, --resume  (train.py)
+    lstmkit eval          a trained run's metrics on a split                          (eval.py)
+    lstmkit compare       several models, one task, one budget: table and plot        (compare.py)
+    lstmkit generate      text from a trained character model                         (generate.py)
+    lstmkit data          the real datasets: list, fetch, show                        (data.py)
+    lstmkit explain       pictures of a trained model: gates, cells, xLSTM memory     (explain.py)
+    lstmkit exercise      a fresh by-hand exercise: worksheet and answer key          (exercise.py)
+    lstmkit report        one HTML page for a run: curves, metrics, samples, gates    (report.py)
+    lstmkit bench         benchmarks against torch.nn and the xLSTM authors' kernels  (bench.py)
 
+Each verb's file has `add_verb(verbs)`, which adds its subparser and sets `run` to its `run_<verb>(args)`;
+options.py holds the options several verbs share, output.py where their output goes.
 `lstmkit VERB --help` lists every option with its default and shows examples. A bad argument, input
 file, checkpoint or dataset exits with status 2 and one line saying what is wrong; never a traceback.
 """
@@ -161,14 +163,17 @@ def _say(line: str) -> None:
 
 def build_parser() -> ArgumentParser:
     from lstmkit.cli import (
-        bench_verb,
-        data_verb,
-        exercise_verb,
-        explain_run_verb,
-        explain_verbs,
-        generate_verb,
-        report_verb,
-        train_verbs,
+        bench,
+        compare,
+        data,
+        eval,
+        exercise,
+        explain,
+        generate,
+        gradients,
+        report,
+        train,
+        walkthrough,
     )
 
     parser = ArgumentParser(
@@ -176,9 +181,9 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", title="verbs", parser_class=ArgumentParser)
-    groups = (explain_verbs, exercise_verb, train_verbs, generate_verb, data_verb, explain_run_verb, report_verb)
-    for module in (*groups, bench_verb):
-        module.add_verbs(verbs)
+    order = (walkthrough, gradients, exercise, train, eval, compare, generate, data, explain, report, bench)
+    for module in order:  # the order of `lstmkit --help`
+        module.add_verb(verbs)
     return parser
 
 

@@ -1,7 +1,9 @@
-"""Command-line options made from a dataclass: one flag per field, its default and its docstring as help.
+"""Options shared by the verbs, and command-line options made from a dataclass.
 
-    add_options(parser, TrainConfig)            # --steps, --batch-size, --lr, ... with TrainConfig's defaults
-    config = from_options(TrainConfig, args)    # back into a validated TrainConfig
+    add_options(parser, TrainConfig)                   # --steps, --batch-size, ... with TrainConfig's defaults
+    config = TrainConfig(**typed(TrainConfig, args))   # the flags given, back into a validated TrainConfig
+    add_task_options(parser)                           # --task, --task-arg NAME=VALUE, --cache-dir
+    check_device(args.device)                          # cpu, cuda, cuda:N; cuda only where torch finds a GPU
 
 The dataclass stays the single source of truth: a new field appears on the command line by itself.
 """
@@ -58,3 +60,36 @@ def add_options(parser, cls, skip: tuple[str, ...] = ()) -> None:
 def typed(cls, args) -> dict:
     """The fields of `cls` that were given on the command line."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+
+
+DEFAULT_CACHE = "~/.cache/lstmkit"
+
+OUTPUT_HELP = "write here instead of standard output (a file is replaced atomically; - is standard output)"
+
+
+def add_task_options(parser) -> None:
+    from lstmkit.experiment import TASKS
+
+    parser.add_argument("--task", default=argparse.SUPPRESS, help=f"one of {', '.join(TASKS)} (default adding)")
+    parser.add_argument(
+        "--task-arg",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="NAME=VALUE",
+        help="a task argument, repeatable, e.g. --task-arg length=200 (see `lstmkit data` "
+        "and the README for each task's arguments)",
+    )
+    add_cache_option(parser)
+
+
+def add_cache_option(parser) -> None:
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"where real datasets are kept ({DEFAULT_CACHE})")
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device {device!r} is not one of cpu, cuda, cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but torch finds no CUDA GPU here (torch {torch.__version__})")

@@ -105,11 +105,11 @@ def test_head_in_a_real_process_is_quiet_exit_0():
 
 
 INTERRUPTS = [
-    ("walkthrough", ["walkthrough"], "lstmkit.cli.explain_verbs.run_walkthrough", ""),
-    ("generate", ["generate", "runs/x"], "lstmkit.cli.generate_verb.run_generate", ""),
-    ("eval", ["eval", "runs/x"], "lstmkit.cli.train_verbs.run_eval", ""),
-    ("compare", ["compare"], "lstmkit.cli.train_verbs.run_compare", ""),
-    ("train", ["train"], "lstmkit.cli.train_verbs.run_train", " (a run continues with --resume)"),
+    ("walkthrough", ["walkthrough"], "lstmkit.cli.walkthrough.run_walkthrough", ""),
+    ("generate", ["generate", "runs/x"], "lstmkit.cli.generate.run_generate", ""),
+    ("eval", ["eval", "runs/x"], "lstmkit.cli.eval.run_eval", ""),
+    ("compare", ["compare"], "lstmkit.cli.compare.run_compare", ""),
+    ("train", ["train"], "lstmkit.cli.train.run_train", " (a run continues with --resume)"),
 ]
 
 
@@ -127,7 +127,7 @@ def test_an_os_error_naming_a_file_is_one_line(monkeypatch, capsys):
     def denied(args):
         raise PermissionError(13, "Permission denied", "/some/run/metrics.jsonl")
 
-    monkeypatch.setattr("lstmkit.cli.explain_verbs.run_walkthrough", denied)
+    monkeypatch.setattr("lstmkit.cli.walkthrough.run_walkthrough", denied)
     assert main(["walkthrough"]) == 2
     err = capsys.readouterr().err
     assert err == "lstmkit walkthrough: error: cannot use /some/run/metrics.jsonl: Permission denied\n"

@@ -320,7 +320,7 @@ def test_comparison_table_names_the_baselines_metric(kind, metric, tmp_path):
 
 
 def test_nproc_that_does_not_split_the_batch_is_one_line_before_torchrun(tmp_path, capsys, monkeypatch):
-    import lstmkit.cli.train_verbs as verbs
+    import lstmkit.cli.train as verbs
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(verbs.subprocess, "call", lambda *a, **k: pytest.fail("torchrun was started"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstmkit.cli.train_verbs import add_cache_option
+from lstmkit.cli.options import add_cache_option
 
 EXPLAIN_EXAMPLES = """examples:
   lstmkit explain runs/shakespeare-lstm --text "ROMEO: What say you?" --cell 17
@@ -11,7 +11,7 @@ EXPLAIN_EXAMPLES = """examples:
   lstmkit explain runs/adding-lstm                                 # gate heatmaps of a test sequence"""
 
 
-def add_verbs(verbs) -> None:
+def add_verb(verbs) -> None:
     e = verbs.add_parser(
         "explain", help="pictures of a trained model's gates and states on one input", epilog=EXPLAIN_EXAMPLES
     )

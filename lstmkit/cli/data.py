@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from lstmkit.cli.options import add_cache_option
 from lstmkit.cli.output import QuietPipeConsole
 
 DATA_EXAMPLES = """examples:
@@ -14,9 +15,7 @@ DATA_EXAMPLES = """examples:
   lstmkit data list --cache-dir /data/lstmkit"""
 
 
-def add_verbs(verbs) -> None:
-    from lstmkit.cli.train_verbs import add_cache_option
-
+def add_verb(verbs) -> None:
     d = verbs.add_parser("data", help="list, fetch and show the real datasets and their cache", epilog=DATA_EXAMPLES)
     d.add_argument("action", nargs="?", choices=["list", "fetch", "show"], default="list")
     d.add_argument("name", nargs="?", help="a dataset name (fetch: or 'all')")

@@ -15,7 +15,7 @@ slstm (vs the authors' vanilla sLSTM), lm (xLSTM LM training step vs xLSTMLMMode
 generation (latency vs context), memory (peak vs T), gpu (on a CUDA device, when there is one)."""
 
 
-def add_verbs(verbs) -> None:
+def add_verb(verbs) -> None:
     from lstmkit.bench.suite import ALL
 
     b = verbs.add_parser(

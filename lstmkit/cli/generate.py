@@ -10,7 +10,7 @@ GENERATE_EXAMPLES = """examples:
   lstmkit generate runs/shakespeare-lstm --temperature 0        # greedy"""
 
 
-def add_verbs(verbs) -> None:
+def add_verb(verbs) -> None:
     g = verbs.add_parser("generate", help="sample text from a trained character model", epilog=GENERATE_EXAMPLES)
     g.add_argument("run_dir", metavar="RUN_DIR", help="a run folder of a language-model task (e.g. shakespeare)")
     g.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstmkit.cli.train_verbs import add_cache_option
+from lstmkit.cli.options import add_cache_option
 
 REPORT_EXAMPLES = """examples:
   lstmkit report runs/adding-lstm                             # writes runs/adding-lstm/report.html
@@ -13,7 +13,7 @@ REPORT_EXAMPLES = """examples:
   lstmkit report runs/parity-xlstm/step-00000500              # runs/parity-xlstm/report-step-00000500.html"""
 
 
-def add_verbs(verbs) -> None:
+def add_verb(verbs) -> None:
     r = verbs.add_parser(
         "report",
         help="one self-contained HTML page for a run: config, curves, metrics, samples, gate pictures",

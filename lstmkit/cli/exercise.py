@@ -28,7 +28,7 @@ EXERCISE_EXAMPLES = """examples:
   lstmkit walkthrough --spec ex.json                  # check your answers (hand mode)"""
 
 
-def add_verbs(verbs) -> None:
+def add_verb(verbs) -> None:
     from lstmkit.explain.exercise import CELLS, MAX_SIZE, MAX_STEPS
 
     e = verbs.add_parser(
