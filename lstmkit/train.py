@@ -192,31 +192,93 @@ def _train(
     rank: int,
     world: int,
 ) -> dict:
-    writer = rank == 0
     model.to(device).train()
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     data = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    meta = {**(meta or {}), "train": asdict(config)}
-    start, stored = _start(model, optimizer, data, config, run_dir, resume, writer)
+    start, stored = _start(model, optimizer, data, config, run_dir, resume, writer=rank == 0)
     if start == config.steps:  # a finished run: nothing to train, nothing to write
         return {**stored, "step": start}
-    log = Log(run_dir / "metrics.jsonl" if writer else None)
+    outputs = _Outputs(
+        model=model,
+        optimizer=optimizer,
+        data=data,
+        task=task,
+        config=config,
+        run_dir=run_dir,
+        meta=meta,
+        device=device,
+        rank=rank,
+    )
     metrics: dict = {}
+    with _progress_bar(enabled=progress and rank == 0) as bar:
+        job = bar.add_task("train", total=config.steps, completed=start, info="")
+        for step in range(start, config.steps):
+            lr = learning_rate(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if step > start and step % config.eval_every == 0:
+                metrics = outputs.evaluate(step)
+            if step > start and step % config.checkpoint_every == 0:
+                outputs.checkpoint(step, metrics)
+            tic = time.perf_counter()
+            batch = shard(_to(task.batch(config.batch_size, data, "train"), device), rank, world)
+            loss = compute_loss(task.spec, net(batch.x, batch.lengths), batch)
+            weighted, batch_loss = _over_processes(loss, task.spec, batch, world)
+            if not math.isfinite(batch_loss):
+                outputs.log.close()
+                raise TrainingDiverged(f"the loss became {batch_loss} at step {step}; {_kept(run_dir, config)}")
+            optimizer.zero_grad(set_to_none=True)
+            weighted.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            tokens_per_s = config.batch_size * batch.x.shape[1] / (time.perf_counter() - tic)
+            outputs.log.write({"step": step + 1, "split": "train", "loss": batch_loss, "lr": lr})
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step")
+            bar.update(job, advance=1, info=f"loss {batch_loss:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
+    metrics = outputs.evaluate(config.steps)
+    outputs.log.close()
+    outputs.checkpoint(config.steps, metrics)
+    return metrics
 
-    def checkpoint_now(step: int) -> None:
-        if writer:
-            rng = {"data": data.get_state(), "torch": torch.get_rng_state()}
-            save_checkpoint(run_dir, step, model, optimizer, {**meta, "metrics": metrics}, rng)
 
-    def evaluate_now(step: int) -> dict:
-        if not writer:
+def _over_processes(loss: torch.Tensor, spec, batch, world: int) -> tuple[torch.Tensor, float]:
+    """(the loss to backpropagate, the whole batch's loss): under torchrun this process's loss is weighed by its
+    share of the batch's targets, so that the mean over processes is the batch's loss (DDP averages gradients)."""
+    if world == 1:
+        return loss, float(loss.detach())
+    count = torch.tensor(float(count_targets(spec, batch)))
+    total = all_sum(count)
+    return share_of_loss(loss, count, total, world), float(all_sum(loss.detach().cpu() * count) / total)
+
+
+class _Outputs:
+    """What a run writes while it trains, on rank 0 only: each evaluation (also into the log, metrics.jsonl) and
+    each checkpoint, which stores the newest evaluation's metrics. On the other ranks an evaluation is the step
+    alone, and nothing is written."""
+
+    def __init__(self, *, model, optimizer, data, task, config: TrainConfig, run_dir: Path, meta, device, rank) -> None:
+        self.model, self.optimizer, self.data, self.task, self.config = model, optimizer, data, task, config
+        self.run_dir, self.device, self.writer = run_dir, device, rank == 0
+        self.meta = {**(meta or {}), "train": asdict(config)}  # what each checkpoint's meta.json holds, with metrics
+        self.log = Log(run_dir / "metrics.jsonl" if self.writer else None)
+
+    def evaluate(self, step: int) -> dict:
+        if not self.writer:
             return {"step": step}
-        result = {"step": step, **evaluate(model, task, config, device=device)}
-        log.write({"step": step, "split": "valid", **result})
+        result = {"step": step, **evaluate(self.model, self.task, self.config, device=self.device)}
+        self.log.write({"step": step, "split": "valid", **result})
         return result
 
+    def checkpoint(self, step: int, metrics: dict) -> None:
+        if self.writer:
+            rng = {"data": self.data.get_state(), "torch": torch.get_rng_state()}
+            save_checkpoint(self.run_dir, step, self.model, self.optimizer, {**self.meta, "metrics": metrics}, rng)
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    """The bar: the step count, loss, the newest evaluation's metrics, tokens/s and the time left."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -224,40 +286,7 @@ def _train(
         TextColumn("{task.fields[info]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, disable=not (progress and writer), transient=False) as bar:
-        job = bar.add_task("train", total=config.steps, completed=start, info="")
-        for step in range(start, config.steps):
-            lr = learning_rate(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if step > start and step % config.eval_every == 0:
-                metrics = evaluate_now(step)
-            if step > start and step % config.checkpoint_every == 0:
-                checkpoint_now(step)
-            tic = time.perf_counter()
-            batch = shard(_to(task.batch(config.batch_size, data, "train"), device), rank, world)
-            loss = compute_loss(task.spec, net(batch.x, batch.lengths), batch)
-            weighted, batch_loss = loss, float(loss.detach())
-            if world > 1:  # weigh by this process's share of the targets: the mean over processes is the batch's loss
-                count = torch.tensor(float(count_targets(task.spec, batch)))
-                total = all_sum(count)
-                weighted = share_of_loss(loss, count, total, world)
-                batch_loss = float(all_sum(loss.detach().cpu() * count) / total)
-            if not math.isfinite(batch_loss):
-                log.close()
-                raise TrainingDiverged(f"the loss became {batch_loss} at step {step}; {_kept(run_dir, config)}")
-            optimizer.zero_grad(set_to_none=True)
-            weighted.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            tokens_per_s = config.batch_size * batch.x.shape[1] / (time.perf_counter() - tic)
-            log.write({"step": step + 1, "split": "train", "loss": batch_loss, "lr": lr})
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step")
-            bar.update(job, advance=1, info=f"loss {batch_loss:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
-    metrics = evaluate_now(config.steps)
-    log.close()
-    checkpoint_now(config.steps)
-    return metrics
+    return Progress(*columns, disable=not enabled, transient=False)
 
 
 def _start(
