@@ -26,6 +26,7 @@ from lstmkit.nn.parts.causal_conv import CausalConv1d
 from lstmkit.nn.parts.headwise_linear import HeadwiseLinear
 from lstmkit.nn.parts.init import small_init_std, wang_init_std
 from lstmkit.nn.parts.norms import HeadNorm
+from lstmkit.nn.state_check import check_state_tensors
 
 
 class mLSTMLayerState(NamedTuple):
@@ -107,13 +108,8 @@ class mLSTMLayer(nn.Module):
             raise ValueError(f"{where} state is a {type(state).__name__}, expected an mLSTMLayerState(conv, cell)")
         self.conv.check_state(state.conv, batch, like, where)
         NH, DH = self.num_heads, self.head_size
-        for name, expected in (("C", (batch, NH, DH, DH)), ("n", (batch, NH, DH)), ("m", (batch, NH))):
-            tensor = getattr(state.cell, name)
-            if tuple(tensor.shape) != expected or tensor.dtype != like.dtype:
-                raise ValueError(
-                    f"{where} state.cell.{name} is {tuple(tensor.shape)} {tensor.dtype}, "
-                    f"expected {expected} {like.dtype}"
-                )
+        shapes = {"C": (batch, NH, DH, DH), "n": (batch, NH, DH), "m": (batch, NH)}
+        check_state_tensors(f"{where} state.cell.", state.cell, shapes, like=like)
 
     def forward(
         self,
