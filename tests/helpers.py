@@ -7,6 +7,7 @@ unless check_dtype=False, and a failure names `what` (and the field), the larges
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -98,3 +99,11 @@ def one_line(caught: pytest.ExceptionInfo, *words: str) -> str:
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
     return message
+
+
+def document_spans(reset_row, length: int) -> list[tuple[int, int]]:
+    """The [start, stop) spans of one row's documents: its valid prefix [0, length) cut at each reset inside it
+    (a reset at 0 or on padding cuts nothing)."""
+    cuts = [t for t in as_tensor(reset_row)[:length].nonzero().flatten().tolist() if t > 0]
+    bounds = [0, *cuts, length] if length else []
+    return list(itertools.pairwise(bounds))

@@ -8,7 +8,7 @@ import torch
 
 from lstmkit.nn.mlstm import empty_state, mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mLSTMState
 from lstmkit.nn.mlstm.state import zero_state
-from tests.helpers import assert_close
+from tests.helpers import assert_close, document_spans
 
 F64 = torch.float64
 INF = torch.inf
@@ -242,3 +242,41 @@ def test_bad_masks(arg, bad, message):
     step_args = [x[:, :, 0] for x in args]
     with pytest.raises(ValueError, match=rf"^{arg} has shape \(2, 5\), expected \(B,\) = \(2,\)"):
         mlstm_step(*step_args, make_state("random", 2, 3, 3, 2, seed=0), **{arg: torch.zeros(2, 5, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_masked_gradients_equal_each_document_alone(name):
+    """Right padding and resets (some on padding, ignored): the gradients of a loss on the batch == those of the
+    same loss summed over each document run alone, unpadded (the first from the row's state, the rest from
+    the empty state); with respect to q, k, v, i, f and the initial state."""
+    form, (NH, T, DK, DV) = FORMS[name], (2, 11, 3, 4)
+    lengths = [T, 6, 0]
+    B = len(lengths)
+    valid = torch.arange(T) < torch.tensor(lengths)[:, None]
+    reset = torch.zeros(B, T, dtype=torch.bool)
+    reset[0, [3, 8]] = True
+    reset[1, [4, 8]] = True  # 8 is padding
+    reset[2, 2] = True  # padding
+    q, k, v, i, f = inputs(B, NH, T, DK, DV, seed=5, requires_grad=True)
+    state = make_state("random", B, NH, DK, DV, seed=5, requires_grad=True)
+    leaves = [q, k, v, i, f, *state]
+    g = torch.Generator().manual_seed(2)
+    w_h = torch.randn(B, NH, T, DV, generator=g, dtype=F64) * valid[:, None, :, None]  # padded outputs unspecified
+    w_state = [torch.randn(s.shape, generator=g, dtype=F64) for s in state]
+
+    h, final = form(q, k, v, i, f, state, reset=reset, valid=valid)
+    loss = (h * w_h).sum() + sum((s * w).sum() for s, w in zip(final, w_state, strict=True))
+    batch = torch.autograd.grad(loss, leaves)
+
+    alone_loss = 0.0
+    for b in range(B):
+        s_alone = row_state(state, b)
+        for start, stop in document_spans(reset[b], lengths[b]):
+            span = slice(start, stop)
+            doc = [sub(x, b, span) for x in (q, k, v, i, f)]
+            h_alone, s_alone = form(*doc, s_alone if start == 0 else empty_state(doc[0], doc[2]))
+            alone_loss = alone_loss + (h_alone * sub(w_h, b, span)).sum()
+        alone_loss = alone_loss + sum((s * w[b : b + 1]).sum() for s, w in zip(s_alone, w_state, strict=True))
+    alone = torch.autograd.grad(alone_loss, leaves)
+    for leaf, a, e in zip(["q", "k", "v", "i", "f", "C0", "n0", "m0"], batch, alone, strict=True):
+        assert_close(a, e, f"{name}: gradient of {leaf}", atol=1e-10)

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit.nn as lnn
 from lstmkit.reference import gru, lstm, rnn
+from tests.helpers import assert_close
 
 F64 = torch.float64
 REFERENCE = {
@@ -44,15 +46,27 @@ def test_trace_fields_and_shapes():
     assert unbatched.i.shape == (4, 7, 5)
 
 
-def test_packed_trace_is_zero_past_each_sequence():
-    from torch.nn.utils.rnn import pack_padded_sequence
-
-    layer = lnn.GRU(3, 4)
-    x = torch.randn(5, 3, 3)
-    packed = pack_padded_sequence(x, torch.tensor([5, 2, 3]), enforce_sorted=False)
-    _, _, trace = layer.trace(packed)
-    assert torch.all(trace.h[0, 2:, 1] == 0) and torch.all(trace.h[0, 3:, 2] == 0)
-    assert torch.all(trace.h[0, :2, 1] != 0)
+@pytest.mark.parametrize("kind", sorted(REFERENCE))
+def test_packed_trace_equals_each_sequence_alone(kind):
+    """Packed input, two layers, both directions, a random initial state: every field of sequence b's trace
+    is the unpacked trace of that sequence alone for its first L_b steps, and exactly zero past its end."""
+    _, Layer, fields = REFERENCE[kind]
+    torch.manual_seed(2)
+    layer = Layer(3, 4, num_layers=2, bidirectional=True, dtype=F64)
+    lengths = [5, 2, 3, 1]
+    x = torch.randn(5, len(lengths), 3, dtype=F64)
+    hx = tuple(torch.randn(4, len(lengths), 4, dtype=F64) for _ in range(2 if kind == "lstm" else 1))
+    packed = pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+    with torch.no_grad():
+        _, _, trace = layer.trace(packed, hx if kind == "lstm" else hx[0])
+        for b, L in enumerate(lengths):
+            row_hx = tuple(h[:, b : b + 1] for h in hx)
+            _, _, alone = layer.trace(x[:L, b : b + 1], row_hx if kind == "lstm" else row_hx[0])
+            for field in fields:
+                ours = getattr(trace, field)[:, :, b]  # (layers·directions, T, ·)
+                assert_close(ours[:, :L], getattr(alone, field)[:, :, 0], f"{kind}.{field}, sequence {b}", atol=1e-13)
+                past = ours[:, L:]
+                assert torch.equal(past, torch.zeros_like(past)), f"{kind}.{field}, sequence {b}: nonzero past its end"
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lstmkit.nn.slstm import slstm, slstm_loop, slstm_step, sLSTMCell, sLSTMState
-from tests.helpers import assert_close
+from tests.helpers import assert_close, document_spans
 
 F64 = torch.float64
 
@@ -243,3 +243,36 @@ def test_bad_masks():
         slstm_step(x[:, 0], R, b, state, reset=ok)
     with pytest.raises(ValueError, match=r"valid is \(2,\) torch.uint8, expected torch.bool of shape \(B,\) = \(2,\)"):
         slstm_step(x[:, 0], R, b, state, valid=ok[:, 0].to(torch.uint8))
+
+
+@pytest.mark.parametrize("fn", [slstm, slstm_loop])
+def test_masked_gradients_equal_each_document_alone(fn):
+    """Right padding and a reset at a different step per row (some on padding, ignored): the gradients of a loss
+    on the batch == those of the same loss summed over each document run alone, unpadded (the first from the
+    row's state, the rest from the zero state); with respect to x, R, b and the initial state."""
+    lengths, T, NH, DH = [8, 5, 3, 0], 8, 2, 2
+    B = len(lengths)
+    x, R, b, state = make(B, T, NH, DH, seed=13, with_state=True)
+    valid = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    reset = torch.zeros(B, T, dtype=torch.bool)
+    reset[0, [2, 6]] = reset[1, 3] = reset[2, 5] = reset[3, 1] = True  # rows 2 and 3: on padding
+    leaves = [x, R, b, *state]
+    zero = sLSTMState(*(torch.zeros(1, NH * DH, dtype=F64) for _ in range(4)))
+    g = torch.Generator().manual_seed(3)
+    w_out = torch.randn(B, T, NH * DH, generator=g, dtype=F64) * valid[..., None]
+    w_state = [torch.randn(s.shape, generator=g, dtype=F64) for s in state]
+
+    out, final = fn(x, R, b, state, reset=reset, valid=valid)
+    loss = (out * w_out).sum() + sum((s * w).sum() for s, w in zip(final, w_state, strict=True))
+    batch = torch.autograd.grad(loss, leaves)
+
+    alone_loss = 0.0
+    for row, L in enumerate(lengths):
+        s_alone = sLSTMState(*(s[row : row + 1] for s in state))
+        for start, stop in document_spans(reset[row], L):
+            alone, s_alone = fn(x[row : row + 1, start:stop], R, b, s_alone if start == 0 else zero)
+            alone_loss = alone_loss + (alone * w_out[row : row + 1, start:stop]).sum()
+        alone_loss = alone_loss + sum((s * w[row : row + 1]).sum() for s, w in zip(s_alone, w_state, strict=True))
+    expected = torch.autograd.grad(alone_loss, leaves)
+    for name, a, e in zip(["x", "R", "b", "h0", "c0", "n0", "m0"], batch, expected, strict=True):
+        assert_close(a, e, f"gradient {name}", atol=1e-10)

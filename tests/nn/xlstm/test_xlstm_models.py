@@ -10,7 +10,7 @@ import torch
 from lstmkit.nn import LMState, xLSTMConfig, xLSTMLarge, xLSTMLargeConfig, xLSTMLM
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.xlstm.slstm_layer import forget_bias_schedule
-from tests.helpers import assert_close, peak
+from tests.helpers import assert_close, document_spans, peak
 
 F64 = torch.float64
 V = 37
@@ -129,15 +129,37 @@ def _row(state, row: int):
 
 
 @pytest.mark.parametrize("name", ["msm", "large"])
-def test_padding_and_reset_gradients_are_finite(name):
-    model = MODELS[name]()
+def test_padding_and_reset_gradients_equal_each_document_alone(name):
+    """The weights' gradients of a loss on a padded batch with resets == those of the same loss summed over each
+    document run alone, unpadded (each from the fresh state); finite, in particular."""
+    model, lengths = MODELS[name](), [19, 4, 0]
     x = tokens(3, 19)
     reset = torch.rand(3, 19, generator=torch.Generator().manual_seed(0)) < 0.2
-    logits, state = model(x, lengths=torch.tensor([19, 4, 0]), reset=reset)
-    loss = logits.square().mean() + sum(t.nan_to_num(neginf=0.0).sum() for t in _leaves(state))
-    loss.backward()
-    for name_, p in model.named_parameters():
-        assert torch.isfinite(p.grad).all(), name_
+    logits, state = model(x, lengths=torch.tensor(lengths), reset=reset)
+    g = torch.Generator().manual_seed(1)
+    valid = torch.arange(19) < torch.tensor(lengths)[:, None]
+    w_logits = torch.randn(logits.shape, generator=g, dtype=F64) * valid[..., None]  # padded logits unspecified
+    w_state = [torch.randn(t.shape, generator=g, dtype=F64) for t in _leaves(state)]
+    params = list(model.parameters())
+
+    def state_loss(state, at: int, row: int):
+        """The state's weighted sum: its batch entry `at`, with the weights of `row`."""
+        pairs = zip(_leaves(state), w_state, strict=True)
+        return sum((t[at].nan_to_num(neginf=0.0) * w[row]).sum() for t, w in pairs)
+
+    # row 2 (empty) keeps its initial state, which no weight touches
+    loss = (logits * w_logits).sum() + state_loss(state, 0, 0) + state_loss(state, 1, 1)
+    batch = torch.autograd.grad(loss, params)
+    alone_loss = 0.0
+    for row, length in enumerate(lengths):
+        for start, stop in document_spans(reset[row], length):
+            alone, alone_state = model(x[row : row + 1, start:stop])
+            alone_loss = alone_loss + (alone * w_logits[row : row + 1, start:stop]).sum()
+        if length:
+            alone_loss = alone_loss + state_loss(alone_state, 0, row)
+    expected = torch.autograd.grad(alone_loss, params)
+    for (param, _), a, e in zip(model.named_parameters(), batch, expected, strict=True):
+        assert_close(a, e, f"gradient of {param}", atol=1e-10 * peak(e))
 
 
 @pytest.mark.parametrize("name", ["msm", "large"])
