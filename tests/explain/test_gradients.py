@@ -3,9 +3,12 @@
 import json
 
 import numpy as np
+import torch
 
+from lstmkit import reference
 from lstmkit.cli import main
 from lstmkit.explain import gradients
+from tests.helpers import assert_close
 
 
 def test_lstm_with_forget_bias_keeps_orders_of_magnitude_more_gradient_at_lag_50():
@@ -52,3 +55,43 @@ def test_png_plot_of_the_curves(tmp_path, capsys):
     assert target.stat().st_mode & 0o777 != 0o600  # readable like any file the user writes
     assert main(["gradients", "--format", "png"]) == 2
     assert "name the file with -o" in capsys.readouterr().err
+
+
+def autograd_ratios(p, xs: np.ndarray, v: np.ndarray, lstm_cell: bool) -> np.ndarray:
+    """‖∂L/∂x_{T-lag}‖ / ‖∂L/∂x_T‖ for L = v/‖v‖ · h_T, by torch autograd through the plain recurrence
+    (h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), or the LSTM's gates i, f, g, o), from zero state."""
+    W_ih, W_hh, b_ih, b_hh = (torch.from_numpy(w) for w in p)
+    x = torch.from_numpy(xs).requires_grad_()
+    H = W_hh.shape[1]
+    h, c = torch.zeros(H, dtype=torch.float64), torch.zeros(H, dtype=torch.float64)
+    for t in range(len(xs)):
+        z = W_ih @ x[t] + b_ih + W_hh @ h + b_hh
+        if lstm_cell:
+            i, f, g, o = (
+                torch.sigmoid(z[:H]),
+                torch.sigmoid(z[H : 2 * H]),
+                torch.tanh(z[2 * H : 3 * H]),
+                torch.sigmoid(z[3 * H :]),
+            )
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+        else:
+            h = torch.tanh(z)
+    v = torch.from_numpy(v)
+    (dx,) = torch.autograd.grad((v / v.norm()) @ h, x)
+    norms = dx.norm(dim=1).flip(0)  # index = lag
+    return (norms / norms[0]).numpy()
+
+
+def test_ratios_equal_a_direct_autograd_computation():
+    """The same inputs, v and weights as gradient_by_lag draws (from its seed), differentiated by torch."""
+    length, hidden, inputs, seed = 40, 6, 3, 4
+    curves = gradients.gradient_by_lag(length, hidden, inputs, forget_biases=(0.0, 2.0), seed=seed)
+    rng = np.random.default_rng(seed)
+    xs, v = rng.normal(size=(length, inputs)), rng.normal(size=hidden)
+    expected = [autograd_ratios(reference.rnn.RNNParams.random(inputs, hidden, seed=seed + 1), xs, v, lstm_cell=False)]
+    for bias in (0.0, 2.0):
+        p = reference.lstm.LSTMParams.random(inputs, hidden, seed=seed + 1, forget_bias=bias)
+        expected.append(autograd_ratios(p, xs, v, lstm_cell=True))
+    for curve, want in zip(curves, expected, strict=True):
+        assert_close(curve.ratios, want, curve.name, atol=0.0, rtol=1e-9)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
-from lstmkit.tasks.base import SPLITS, Batch, compute_loss, compute_metrics, tag_mask
+from lstmkit.tasks.base import SPLITS, Batch, TaskSpec, compute_loss, compute_metrics, tag_mask
 from lstmkit.tasks.synthetic import (
     MQAR,
     SYNTHETIC,
@@ -23,6 +24,7 @@ from lstmkit.tasks.synthetic import (
 )
 from lstmkit.tasks.synthetic.formal import MINUS, PLUS, TIMES
 from lstmkit.tasks.synthetic.temporal_order import END, START, X, Y
+from tests.helpers import assert_close
 
 NAMES = list(SYNTHETIC)
 FORMAL = {
@@ -108,6 +110,47 @@ def test_loss_and_metrics_run_on_a_random_output(name: str) -> None:
     metrics = compute_metrics(spec, output, batch)
     expected = {"mse"} if spec.kind == "regress" else {"loss", "accuracy"}
     assert set(metrics) == expected and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+def cross_entropy(logits: list[float], target: int) -> float:
+    """-log softmax(logits)[target], by hand."""
+    return math.log(sum(math.exp(z) for z in logits)) - logits[target]
+
+
+def assert_metrics(metrics: dict[str, float], loss: float, accuracy: float) -> None:
+    assert set(metrics) == {"loss", "accuracy"}
+    assert metrics["loss"] == pytest.approx(loss, abs=1e-15)
+    assert metrics["accuracy"] == pytest.approx(accuracy, abs=1e-7)  # a float32 mean
+
+
+def test_loss_and_metrics_equal_a_hand_computation_on_a_tiny_batch() -> None:
+    """regress: the mean of squared errors; classify and tag: the mean cross-entropy and the share of argmax
+    hits, tag only over the positions that count (inside each row's length, where the mask allows)."""
+    regress = TaskSpec("r", "regress", num_outputs=2, input_size=1)
+    output, y = torch.tensor([[0.5, -1.0], [2.0, 0.0]], dtype=torch.float64), torch.tensor([[1.0, 1.0], [2.0, -3.0]])
+    batch = Batch(x=torch.zeros(2, 3, 1), y=y.double())
+    mse = (0.5**2 + 2.0**2 + 0.0**2 + 3.0**2) / 4
+    assert_close(compute_loss(regress, output, batch), mse, "regress loss", atol=1e-15)
+    assert compute_metrics(regress, output, batch) == pytest.approx({"mse": mse}, abs=1e-15)
+
+    rows = [[2.0, 0.0, -1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 0.0]]
+    classify = TaskSpec("c", "classify", num_outputs=3, vocab_size=5)
+    batch = Batch(x=torch.zeros(3, 4, dtype=torch.long), y=torch.tensor([0, 1, 1]))
+    loss = sum(cross_entropy(z, t) for z, t in zip(rows, [0, 1, 1], strict=True)) / 3
+    output = torch.tensor(rows, dtype=torch.float64)
+    assert_close(compute_loss(classify, output, batch), loss, "classify loss", atol=1e-15)
+    # argmax: 0 (hit), 2 (miss), 0 (the first of a tie: miss)
+    assert_metrics(compute_metrics(classify, output, batch), loss, accuracy=1 / 3)
+
+    tag = TaskSpec("t", "tag", num_outputs=3, vocab_size=5)
+    output = torch.tensor([rows, [rows[2], rows[1], rows[0]]], dtype=torch.float64)  # (B=2, T=3, 3)
+    y = torch.tensor([[0, 2, 0], [1, 2, 0]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    batch = Batch(x=torch.zeros(2, 3, dtype=torch.long), y=y, lengths=torch.tensor([3, 2]), mask=mask)
+    counted = [(rows[0], 0), (rows[1], 2), (rows[2], 1), (rows[1], 2)]  # row 0: t = 0, 1 (mask); row 1: t < 2
+    loss = sum(cross_entropy(z, t) for z, t in counted) / 4
+    assert_close(compute_loss(tag, output, batch), loss, "tag loss", atol=1e-15)
+    assert_metrics(compute_metrics(tag, output, batch), loss, accuracy=3 / 4)
 
 
 # ---- adding ---------------------------------------------------------------------------------------------------
