@@ -6,7 +6,8 @@
   installs), under the names it uses.
 * Every `path::name` it cites names a file that defines `name` at its top level ("Where the math is" among them).
 * Every `lstmkit/…`, `tests/…`, `docs/…` and `benchmarks/…` path exists (a `{a,b}` alternation or a `*` glob
-  must match), and every dotted `lstmkit.x.y` imports, as a module or an attribute.
+  must match), and every dotted `lstmkit.x.y` imports, as a module or an attribute; docs/benchmarks.md too.
+* Every file and folder of the layout tree in "What is here" exists where the tree puts it.
 """
 
 from __future__ import annotations
@@ -194,6 +195,15 @@ def test_the_citation_check_catches_a_wrong_name():
 
 def test_every_path_the_readme_names_exists():
     assert not missing_paths(README), f"the README names paths that do not exist: {missing_paths(README)}"
+
+
+def test_every_path_and_name_docs_benchmarks_gives_exists():
+    """The benchmark page beside the README: its paths, citations and dotted names, checked the same way."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert not missing_paths(text), f"docs/benchmarks.md names paths that do not exist: {missing_paths(text)}"
+    assert not undefined(CITED.findall(text)), undefined(CITED.findall(text))
+    unresolved = [name for name in sorted(set(DOTTED.findall(text))) if not resolves(name)]
+    assert not unresolved, f"docs/benchmarks.md names modules or attributes that do not import: {unresolved}"
 
 
 def test_the_path_check_catches_a_wrong_path():
