@@ -1,12 +1,16 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files, and NumPy made strict: an overflow, a division by 0 or an invalid operation
+in the reference is an error (a test that means to exercise one says so with `np.errstate`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lstmkit.cli import main
+
+np.seterr(all="raise", under="ignore")  # underflow to 0 (e^-800) is no bug
 
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 
