@@ -1,4 +1,5 @@
-"""Plumbing shared by the tests: one numerical comparison, the repository's paths, the CLI runner, one-line errors.
+"""Plumbing shared by the tests: one numerical comparison, the repository's paths, the CLI runner, one-line
+errors, documents between resets, PNG sizes.
 
 `assert_close(actual, expected, what, atol=, rtol=)` is torch.testing.assert_close on tensors, NumPy arrays,
 Python numbers and (Named)tuples, lists or dicts of them: shapes always equal (no broadcasting), dtypes equal
@@ -7,6 +8,7 @@ unless check_dtype=False, and a failure names `what` (and the field), the larges
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lstmkit.cli import main
 
@@ -21,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 """The repository's root."""
 CACHE = ROOT / ".cache" / "lstmkit-test"
 """Datasets and downloads the tests fetch once (git-ignored)."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def as_tensor(x) -> torch.Tensor:
@@ -107,3 +111,12 @@ def document_spans(reset_row, length: int) -> list[tuple[int, int]]:
     cuts = [t for t in as_tensor(reset_row)[:length].nonzero().flatten().tolist() if t > 0]
     bounds = [0, *cuts, length] if length else []
     return list(itertools.pairwise(bounds))
+
+
+def png_size(data: bytes, *, at_least: int = 1) -> tuple[int, int]:
+    """(width, height) of a PNG that decodes whole, of at least `at_least` bytes."""
+    assert data[:8] == PNG_SIGNATURE and len(data) >= at_least, f"not a PNG of {at_least}+ bytes: {data[:16]!r}"
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        image.load()
+        return image.size

@@ -34,7 +34,7 @@ from lstmkit.explain.trained.recording import (
     sLSTMActivations,
 )
 from lstmkit.reference import gru, lstm
-from tests.helpers import CACHE, largest_difference, lstmkit
+from tests.helpers import CACHE, largest_difference, lstmkit, png_size
 
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 5, "--eval-batches", 1, "--quiet", "--steps", 3]
 BARD = ("--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", CACHE)
@@ -45,7 +45,6 @@ RUNS = {
     "sentiment-lstm": ("--task", "sentiment", "--task-arg", "max_len=40", "--cache-dir", CACHE, "--model", "lstm"),
     "bard-xlstm": (*BARD, "--model", "xlstm", "--blocks", "ms"),
 }
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TRICKY = '<script>alert("x")</script> I loved it, $5 off $x$ -- a café & 100% fun!\n'
 
 
@@ -128,13 +127,6 @@ def test_text_encodings(runs):
     assert torch.equal(inputs_for(sentiment, cache_dir=CACHE).x, sample.x), "the same seed gives the same input"
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_SIGNATURE and len(data) > 1000
-    with Image.open(io.BytesIO(data)) as image:
-        assert image.format == "PNG"
-        return image.size
-
-
 @pytest.mark.parametrize(
     ("name", "argv", "expected"),
     [
@@ -164,7 +156,7 @@ def test_explain_writes_pngs_of_the_right_size(runs, tmp_path, capsys, name, arg
     assert stdout.count("\n") == 1 and str(out) in stdout and all(w in stdout for w in written)
     for file in written:
         kind = re.fullmatch(r"(?:layer|block)\d+-([a-z]+)\d*\.png", file).group(1)
-        assert png_size((out / file).read_bytes()) == SIZES[kind], file
+        assert png_size((out / file).read_bytes(), at_least=1001) == SIZES[kind], file
 
 
 def test_default_output_folder_is_inside_the_run(runs, capsys):
@@ -181,7 +173,7 @@ def test_each_character_sits_on_the_colour_of_its_cell(runs):
     unit = 5
     data = cell_picture("layer 0", layer, unit, inputs)
     width, height = SIZES["cell"]
-    assert png_size(data) == (width, height)
+    assert png_size(data, at_least=1001) == (width, height)
     pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=int)
     left, bottom, w, h = TEXT_AXES
     box_w, box_h = w * width / COLUMNS, h * height / ROWS
@@ -196,7 +188,7 @@ def test_each_character_sits_on_the_colour_of_its_cell(runs):
 
 def test_gradient_plot():
     curves = gradient_by_lag(length=30, hidden_size=8, input_size=4)
-    assert png_size(gradient_plot(curves)) == SIZES["gradients"]
+    assert png_size(gradient_plot(curves), at_least=1001) == SIZES["gradients"]
     with pytest.raises(ValueError, match="no gradient curves"):
         gradient_plot([])
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from lstmkit.cli import main
 from lstmkit.compare import CURVES_SIZE
@@ -37,7 +36,7 @@ from lstmkit.explain.trained.report import (
     report_html,
 )
 from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
-from tests.helpers import CACHE, lstmkit
+from tests.helpers import CACHE, lstmkit, png_size
 
 TINY = ["--hidden-size", 8, "--batch-size", 8, "--eval-every", 3, "--eval-batches", 1, "--quiet", "--steps", 6]
 BARD = ("--task", "shakespeare", "--task-arg", "seq_len=16", "--cache-dir", CACHE)
@@ -60,7 +59,6 @@ PICTURES = {
     "sentiment-lstm": {"layer0-gates.png", "layer0-cell*.png", "layer0-words.png"},
     "parity-gru": {"layer0-gates.png"},
 }
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +98,6 @@ def images(page: str) -> dict[str, bytes]:
     found = dict(re.findall(r'<img class="figure" alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page))
     assert len(found) == len(sources), f"an <img> is not an embedded PNG: {sources}"
     return {html.unescape(alt): base64.b64decode(data, validate=True) for alt, data in found.items()}
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_SIGNATURE
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return image.size
 
 
 def table(page: str, name: str) -> dict[str, str]:

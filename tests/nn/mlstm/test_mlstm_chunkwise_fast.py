@@ -10,23 +10,9 @@ from lstmkit.nn.mlstm import auto_chunk_size, chunkwise_flops, mlstm_chunkwise, 
 from lstmkit.nn.mlstm.chunkwise_fast import chunkwise_unmasked, max_plus_scan
 from lstmkit.nn.mlstm.state import zero_state
 from tests.helpers import assert_close
+from tests.nn.mlstm.draw import inputs
 
 F64 = torch.float64
-
-
-def inputs(B, NH, T, DK, DV, seed, gate_scale=3.0):
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape, scale=1.0, shift=0.0):
-        return (torch.randn(*shape, generator=g, dtype=F64) * scale + shift).requires_grad_()
-
-    return (
-        r(B, NH, T, DK),
-        r(B, NH, T, DK),
-        r(B, NH, T, DV),
-        r(B, NH, T, scale=gate_scale),
-        r(B, NH, T, scale=gate_scale, shift=1.0),
-    )
 
 
 def make_state(kind, B, NH, DK, DV, seed):
@@ -62,7 +48,7 @@ def run(form, q, k, v, i, f, state, **kw):
 def test_fast_path_equals_recurrent(T, state_kind, detach_normalizer):
     """L = 8: T < L, T = L, T = NC·L, and T with a shorter last chunk."""
     B, NH, DK, DV = 2, 3, 4, 5
-    args = inputs(B, NH, T, DK, DV, seed=T)
+    args = inputs(B, NH, T, DK, DV, seed=T, requires_grad=True)
     state = make_state(state_kind, B, NH, DK, DV, seed=T)
     ref = run(mlstm_recurrent, *args, state, detach_normalizer=detach_normalizer)
     ours = run(mlstm_chunkwise, *args, state, detach_normalizer=detach_normalizer, chunk_size=8)
@@ -72,7 +58,7 @@ def test_fast_path_equals_recurrent(T, state_kind, detach_normalizer):
 @pytest.mark.parametrize("T", [70, 200])
 def test_automatic_chunk_size_equals_recurrent(T):
     B, NH, DK, DV = 1, 2, 8, 6
-    args = inputs(B, NH, T, DK, DV, seed=3)
+    args = inputs(B, NH, T, DK, DV, seed=3, requires_grad=True)
     state = make_state("random", B, NH, DK, DV, seed=3)
     L = auto_chunk_size(T, DK, DV)
     assert_close(
@@ -82,7 +68,7 @@ def test_automatic_chunk_size_equals_recurrent(T):
 
 def test_explicit_chunk_size_is_honoured():
     """The same inputs in chunks of 4 and of 7 round differently: the chunk size must reach the kernel."""
-    args = inputs(1, 1, 28, 3, 3, seed=4)
+    args = inputs(1, 1, 28, 3, 3, seed=4, requires_grad=True)
     h4, _ = mlstm_chunkwise(*args, chunk_size=4)
     h7, _ = mlstm_chunkwise(*args, chunk_size=7)
     assert_close({"h": h4}, {"h": h7}, "chunk 4 vs 7", atol=1e-10)
@@ -92,7 +78,7 @@ def test_explicit_chunk_size_is_honoured():
 def test_kernel_alone_equals_recurrent_on_whole_chunks():
     """`chunkwise_unmasked` directly (no tail, no input checks), with large gates that move the stabilizer."""
     B, NH, T, DK, DV = 2, 2, 24, 4, 3
-    q, k, v, i, f = inputs(B, NH, T, DK, DV, seed=5, gate_scale=8.0)
+    q, k, v, i, f = inputs(B, NH, T, DK, DV, seed=5, gate_scale=8.0, requires_grad=True)
     state = make_state("random", B, NH, DK, DV, seed=5)
     ref = run(mlstm_recurrent, q, k, v, i, f, state)
     ours = run(lambda *a: chunkwise_unmasked(*a, eps=1e-6, detach_normalizer=False, L=6), q, k, v, i, f, state)
@@ -114,7 +100,7 @@ def test_max_plus_scan_equals_the_loop():
 
 def test_float32_fast_path_close_to_float64():
     """The fast path in float32 (zero state, T = 3 chunks) against float64: relative error of h below 1e-5."""
-    args = [x.detach() for x in inputs(2, 2, 96, 16, 16, seed=7)]
+    args = [x.detach() for x in inputs(2, 2, 96, 16, 16, seed=7, requires_grad=True)]
     h64, s64 = mlstm_chunkwise(*args, chunk_size=32)
     h32, s32 = mlstm_chunkwise(*(x.float() for x in args), chunk_size=32)
     rel = float((h32.double() - h64).abs().max() / h64.abs().max())
@@ -125,7 +111,7 @@ def test_float32_fast_path_close_to_float64():
 
 
 def test_zero_state_is_the_default():
-    args = inputs(1, 2, 16, 3, 3, seed=8)
+    args = inputs(1, 2, 16, 3, 3, seed=8, requires_grad=True)
     q, v = args[0], args[2]
     h, s = mlstm_chunkwise(*args, chunk_size=8)
     h0, s0 = mlstm_chunkwise(*args, zero_state(q.detach(), v.detach()), chunk_size=8)

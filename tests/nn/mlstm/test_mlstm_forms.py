@@ -9,23 +9,9 @@ from hypothesis import strategies as st
 from lstmkit.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mLSTMState
 from lstmkit.reference import mlstm as ref
 from tests.helpers import assert_close
+from tests.nn.mlstm.draw import inputs
 
 F64 = torch.float64
-
-
-def inputs(B, NH, T, DK, DV, seed, dtype=F64, gate_scale=3.0, requires_grad=False):
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape, scale=1.0, shift=0.0):
-        return (torch.randn(*shape, generator=g, dtype=dtype) * scale + shift).requires_grad_(requires_grad)
-
-    return (
-        r(B, NH, T, DK),
-        r(B, NH, T, DK),
-        r(B, NH, T, DV),
-        r(B, NH, T, scale=gate_scale),
-        r(B, NH, T, scale=gate_scale, shift=1.0),
-    )
 
 
 def make_state(kind, B, NH, DK, DV, seed, requires_grad=False):

@@ -9,6 +9,7 @@ import torch
 from lstmkit.nn.mlstm import empty_state, mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mLSTMState
 from lstmkit.nn.mlstm.state import zero_state
 from tests.helpers import assert_close, document_spans
+from tests.nn.mlstm.draw import inputs
 
 F64 = torch.float64
 INF = torch.inf
@@ -19,15 +20,6 @@ FORMS = {
     "chunkwise-4": lambda *a, **kw: mlstm_chunkwise(*a, chunk_size=4, **kw),
     "chunkwise-5": lambda *a, **kw: mlstm_chunkwise(*a, chunk_size=5, **kw),
 }
-
-
-def inputs(B, NH, T, DK, DV, seed, requires_grad=False):
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape, scale=1.0, shift=0.0):
-        return (torch.randn(*shape, generator=g, dtype=F64) * scale + shift).requires_grad_(requires_grad)
-
-    return r(B, NH, T, DK), r(B, NH, T, DK), r(B, NH, T, DV), r(B, NH, T, scale=3.0), r(B, NH, T, scale=3.0, shift=1.0)
 
 
 def make_state(kind, B, NH, DK, DV, seed, requires_grad=False):
