@@ -15,6 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from lstmkit.nn.masks import check_mask
+
 
 class LMState(NamedTuple):
     blocks: tuple
@@ -52,10 +54,7 @@ def check_masks(lengths: object, reset: object, batch: int, steps: int) -> None:
             raise ValueError(f"lengths is {got}, expected an integer tensor of shape ({batch},)")
         if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > steps):
             raise ValueError(f"lengths range over [{int(lengths.min())}, {int(lengths.max())}], expected [0, {steps}]")
-    if reset is not None:
-        if not isinstance(reset, Tensor) or reset.shape != (batch, steps) or reset.dtype != torch.bool:
-            got = f"{tuple(reset.shape)} {reset.dtype}" if isinstance(reset, Tensor) else type(reset).__name__
-            raise ValueError(f"reset is {got}, expected a bool tensor of shape ({batch}, {steps})")
+    check_mask("reset", reset, (batch, steps), "(B, T)")
 
 
 def valid_mask(lengths: Tensor | None, steps: int, device) -> Tensor | None:

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lstmkit.nn.masks import check_mask
 from lstmkit.nn.mlstm.state import (
     check_inputs,
-    check_mask,
     check_masks,
     check_values,
     in_float32,

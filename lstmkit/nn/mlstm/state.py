@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.finite import check_finite, check_finite_or_neg_inf
+from lstmkit.nn.masks import check_mask
 
 
 class mLSTMState(NamedTuple):
@@ -64,18 +65,6 @@ def empty_state(q: Tensor, v: Tensor) -> mLSTMState:
     """`mLSTMState.empty` for inputs q (B, NH, T, DK), v (B, NH, T, DV)."""
     B, NH, _, DK = q.shape
     return mLSTMState.empty(B, NH, DK, v.shape[-1], like=q)
-
-
-def check_mask(name: str, mask: Tensor | None, shape: tuple[int, ...], dims: str) -> None:
-    """Raise ValueError unless `mask` is None or a bool tensor of `shape` (written `dims`, e.g. "(B, T)")."""
-    if mask is None:
-        return
-    if not isinstance(mask, Tensor):
-        raise ValueError(f"{name} is a {type(mask).__name__}, expected a bool tensor of shape {dims} = {shape}")
-    if mask.dtype != torch.bool:
-        raise ValueError(f"{name} has dtype {mask.dtype}, expected torch.bool")
-    if tuple(mask.shape) != shape:
-        raise ValueError(f"{name} has shape {tuple(mask.shape)}, expected {dims} = {shape}")
 
 
 def check_masks(q: Tensor, reset: Tensor | None, valid: Tensor | None) -> None:

@@ -216,14 +216,23 @@ def test_step_masks_reset_and_keep_the_state():
     assert_close(row_state(s_reset, 0), s_empty, "step after a reset", atol=1e-10)
 
 
+EXPECTED = r"expected torch.bool of shape \(B, T\) = \(2, 5\)"
+
+
 @pytest.mark.parametrize("arg", ["reset", "valid"])
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (torch.zeros(2, 5), r"has dtype torch.float32, expected torch.bool"),
-        (torch.zeros(2, 6, dtype=torch.bool), r"has shape \(2, 6\), expected \(B, T\) = \(2, 5\)"),
-        (torch.zeros(2, 3, 5, dtype=torch.bool), r"has shape \(2, 3, 5\), expected \(B, T\) = \(2, 5\)"),
-        ([[True] * 5] * 2, r"is a list, expected a bool tensor of shape \(B, T\) = \(2, 5\)"),
+        (torch.zeros(2, 5), r"is \(2, 5\) torch.float32, " + EXPECTED),
+        (
+            torch.zeros(2, 6, dtype=torch.bool),
+            r"is \(2, 6\) torch.bool, " + EXPECTED,
+        ),
+        (
+            torch.zeros(2, 3, 5, dtype=torch.bool),
+            r"is \(2, 3, 5\) torch.bool, " + EXPECTED,
+        ),
+        ([[True] * 5] * 2, r"is a list, expected a torch.bool tensor of shape \(B, T\) = \(2, 5\)"),
     ],
 )
 def test_bad_masks(arg, bad, message):
@@ -232,7 +241,9 @@ def test_bad_masks(arg, bad, message):
         with pytest.raises(ValueError, match=f"^{arg} {message}"):
             form(*args, **{arg: bad})
     step_args = [x[:, :, 0] for x in args]
-    with pytest.raises(ValueError, match=rf"^{arg} has shape \(2, 5\), expected \(B,\) = \(2,\)"):
+    with pytest.raises(
+        ValueError, match=rf"^{arg} is \(2, 5\) torch.bool, expected torch.bool of shape \(B,\) = \(2,\)"
+    ):
         mlstm_step(*step_args, make_state("random", 2, 3, 3, 2, seed=0), **{arg: torch.zeros(2, 5, dtype=torch.bool)})
 
 
