@@ -36,7 +36,8 @@ REFERENCE_MAY_IMPORT = ("numpy",)
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 60
 ALLOWED = {
-    "lstmkit/train.py::_train": "TODO(issue 16): being split",
+    "lstmkit/train.py::_train": "the one training loop, top to bottom in nanoGPT's order (STYLE §9); 61 lines, "
+    "12 of them its signature",
 }
 """Files ("path") and functions ("path::name") allowed over the limits, each with its reason."""
 

@@ -21,27 +21,14 @@ from lstmkit.distributed import shard, share_of_loss
 from lstmkit.experiment import load_run
 from lstmkit.tasks.base import Batch, TaskSpec, compute_loss, count_targets
 from lstmkit.tasks.real import fetch
+from tests.helpers import lstmkit, one_line_error
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
 TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 
 
-def lstmkit(*argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, f"expected exit status 2, got {code}: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in {err!r}"
-
-
 def train_tiny(run_dir: Path, capsys, *extra, task=("--task", "adding", "--task-arg", "length=12")) -> str:
-    code, out, err = lstmkit("train", *task, *TINY, "--steps", 10, "--run-dir", run_dir, *extra, capsys=capsys)
+    code, out, err = lstmkit(capsys, "train", *task, *TINY, "--steps", 10, "--run-dir", run_dir, *extra)
     assert code == 0, err
     return out
 
@@ -57,7 +44,7 @@ def test_train_then_eval(tmp_path, capsys):
     meta = json.loads((tmp_path / "run" / "step-00000010" / "meta.json").read_text())
     assert meta["task"] == {"name": "adding", "args": {"length": 12}} and meta["model"]["name"] == "gru"
     assert meta["train"]["steps"] == 10 and meta["model"]["hidden_size"] == 8
-    code, out, _ = lstmkit("eval", tmp_path / "run", "--format", "json", "--batches", 2, capsys=capsys)
+    code, out, _ = lstmkit(capsys, "eval", tmp_path / "run", "--format", "json", "--batches", 2)
     record = json.loads(out)
     assert code == 0 and record["split"] == "test" and record["step"] == 10 and record["mse"] > 0
     assert record["baseline"] == pytest.approx(1 / 6)
@@ -67,11 +54,11 @@ def test_train_refuses_to_overwrite_and_resume_refuses_other_settings(tmp_path, 
     run = tmp_path / "run"
     train_tiny(run, capsys)
     before = weights(run)
-    code, _, err = lstmkit("train", "--task", "adding", *TINY, "--steps", 10, "--run-dir", run, capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--task", "adding", *TINY, "--steps", 10, "--run-dir", run)
     one_line_error(code, err, "already holds a checkpoint", "--resume")
-    code, _, err = lstmkit("train", "--run-dir", run, "--resume", "--model", "gru", capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--run-dir", run, "--resume", "--model", "gru")
     one_line_error(code, err, "the run's model name is 'lstm', not 'gru'")
-    code, _, err = lstmkit("train", "--resume", capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--resume")
     one_line_error(code, err, "--resume needs --run-dir")
     assert all(torch.equal(before[k], v) for k, v in weights(run).items()), "a refused command changed the weights"
 
@@ -83,7 +70,7 @@ def test_resume_through_the_cli_equals_one_run(tmp_path, capsys):
     train_tiny(part, capsys, "--checkpoint-every", 5)
     shutil.rmtree(part / "step-00000010")
     (part / "latest").write_text("step-00000005\n")
-    code, _, err = lstmkit("train", "--run-dir", part, "--resume", "--quiet", capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--run-dir", part, "--resume", "--quiet")
     assert code == 0, err
     a, b = weights(whole), weights(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -93,15 +80,14 @@ def test_resume_through_the_cli_equals_one_run(tmp_path, capsys):
 def test_default_run_folder_never_reuses_one(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for expected in ("runs/adding-rnn", "runs/adding-rnn-2"):
-        code, out, err = lstmkit(
-            "train", "--model", "rnn", "--task-arg", "length=5", *TINY, "--steps", 2, capsys=capsys
-        )
+        code, out, err = lstmkit(capsys, "train", "--model", "rnn", "--task-arg", "length=5", *TINY, "--steps", 2)
         assert code == 0 and f"run folder: {expected}" in out, err
 
 
 def test_compare_writes_table_json_and_plot(tmp_path, capsys):
     out_dir = tmp_path / "cmp"
     code, out, err = lstmkit(
+        capsys,
         "compare",
         "--task",
         "adding",
@@ -116,7 +102,6 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys):
         6,
         "--out",
         out_dir,
-        capsys=capsys,
     )
     assert code == 0, err
     assert "| rnn |" in out and "| lstm |" in out and "| xlstm-m |" in out and "Baseline" in out
@@ -128,7 +113,7 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (1000, 400)
-    code, _, err = lstmkit("compare", "--models", "lstm", *TINY, "--steps", 2, "--out", out_dir, capsys=capsys)
+    code, _, err = lstmkit(capsys, "compare", "--models", "lstm", *TINY, "--steps", 2, "--out", out_dir)
     one_line_error(code, err, "is not empty")
 
 
@@ -136,6 +121,7 @@ def test_compare_same_seed_same_start(tmp_path, capsys):
     """Every model in a comparison sees the same data: the first training batches' losses of a model
     trained alone equal its losses inside the comparison."""
     lstmkit(
+        capsys,
         "compare",
         "--task-arg",
         "length=8",
@@ -147,7 +133,6 @@ def test_compare_same_seed_same_start(tmp_path, capsys):
         3,
         "--out",
         tmp_path / "c",
-        capsys=capsys,
     )
     train_tiny(tmp_path / "alone", capsys, "--model", "lstm", "--steps", 3, task=("--task-arg", "length=8"))
     assert (tmp_path / "c" / "lstm" / "metrics.jsonl").read_text() == (tmp_path / "alone" / "metrics.jsonl").read_text()
@@ -172,14 +157,14 @@ def test_compare_same_seed_same_start(tmp_path, capsys):
 )
 def test_bad_input_is_one_line(argv, needles, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = lstmkit(*argv, capsys=capsys)
+    code, _, err = lstmkit(capsys, *argv)
     one_line_error(code, err, *needles)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("latest")), "nothing trained"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_one_line(capsys):
-    code, _, err = lstmkit("train", "--device", "cuda", capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--device", "cuda")
     one_line_error(code, err, "device cuda asked for, but torch finds no CUDA GPU")
 
 
@@ -189,13 +174,13 @@ def test_bad_checkpoints_are_one_line(tmp_path, capsys):
     train_tiny(gru, capsys, "--model", "gru")
     step = "step-00000010"
     shutil.copy(gru / step / "model.safetensors", lstm / step / "model.safetensors")
-    code, _, err = lstmkit("eval", lstm, capsys=capsys)
+    code, _, err = lstmkit(capsys, "eval", lstm)
     one_line_error(code, err, "is from a different model")
     (gru / step / "model.safetensors").write_bytes(b"not a safetensors file")
-    code, _, err = lstmkit("eval", gru, capsys=capsys)
+    code, _, err = lstmkit(capsys, "eval", gru)
     one_line_error(code, err, "is corrupt")
     (gru / step / "meta.json").write_text("{")
-    code, _, err = lstmkit("eval", gru, capsys=capsys)
+    code, _, err = lstmkit(capsys, "eval", gru)
     one_line_error(code, err, "meta.json is not valid JSON")
 
 
@@ -206,32 +191,32 @@ def test_generate_from_a_character_model(tmp_path, capsys):
     meta = json.loads((run / "step-00000005" / "meta.json").read_text())
     assert len(meta["vocab"]) == meta["spec"]["vocab_size"] == 83
     argv = ("generate", run, "--prompt", "ROMEO:", "--tokens", 40, "--seed", 3)
-    code, first, err = lstmkit(*argv, capsys=capsys)
+    code, first, err = lstmkit(capsys, *argv)
     assert code == 0, err
     assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 40 + 1
     assert set(first[:-1]) <= set(meta["vocab"])
-    assert lstmkit(*argv, capsys=capsys)[1] == first, "the same seed gives the same text"
-    code, _, err = lstmkit("generate", run, "--prompt", "ROMEO ☃ <script>", capsys=capsys)
+    assert lstmkit(capsys, *argv)[1] == first, "the same seed gives the same text"
+    code, _, err = lstmkit(capsys, "generate", run, "--prompt", "ROMEO ☃ <script>")
     one_line_error(code, err, "characters outside the vocabulary", "☃")
     adding = tmp_path / "adding"
     train_tiny(adding, capsys)
-    code, _, err = lstmkit("generate", adding, capsys=capsys)
+    code, _, err = lstmkit(capsys, "generate", adding)
     one_line_error(code, err, "trained on 'adding'", "character language models")
 
 
 def test_data_list_show_and_an_unreachable_package(tmp_path, capsys, monkeypatch):
-    code, out, _ = lstmkit("data", "--cache-dir", CACHE, capsys=capsys)
+    code, out, _ = lstmkit(capsys, "data", "--cache-dir", CACHE)
     assert code == 0 and "shakespeare" in out and "aeon==1.0.0" in out and str(CACHE) in out.replace("\n", "")
-    code, out, _ = lstmkit("data", "show", "vowels", "--cache-dir", CACHE, capsys=capsys)
+    code, out, _ = lstmkit(capsys, "data", "show", "vowels", "--cache-dir", CACHE)
     assert code == 0 and "vowels: kind classify, 9 outputs, vector inputs of size 12" in out
 
     def offline(command, **kwargs):
         return subprocess.CompletedProcess(command, 1, stdout="", stderr="ERROR: network is unreachable\n")
 
     monkeypatch.setattr(fetch.subprocess, "run", offline)
-    code, _, err = lstmkit("data", "fetch", "vowels", "--cache-dir", tmp_path, capsys=capsys)
+    code, _, err = lstmkit(capsys, "data", "fetch", "vowels", "--cache-dir", tmp_path)
     one_line_error(code, err, "aeon==1.0.0", "pip download")
-    code, _, err = lstmkit("train", "--task", "vowels", "--cache-dir", tmp_path, capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--task", "vowels", "--cache-dir", tmp_path)
     one_line_error(code, err, "aeon==1.0.0", "pip download")
 
 
@@ -324,7 +309,7 @@ def test_nproc_that_does_not_split_the_batch_is_one_line_before_torchrun(tmp_pat
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(verbs.subprocess, "call", lambda *a, **k: pytest.fail("torchrun was started"))
-    code, _, err = lstmkit("train", "--nproc", 2, "--batch-size", 3, "--quiet", capsys=capsys)
+    code, _, err = lstmkit(capsys, "train", "--nproc", 2, "--batch-size", 3, "--quiet")
     one_line_error(code, err, "--batch-size 3 does not split over --nproc 2 processes evenly")
     assert not (tmp_path / "runs").exists()
 
@@ -349,14 +334,14 @@ def test_outputs_and_sizes_are_checked_before_the_work(argv, needles, tmp_path, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("mine\n")
     place = str(tmp_path / "afile")
-    code, _, err = lstmkit(*[a.replace("{file}", place) for a in argv], "--quiet", capsys=capsys)
+    code, _, err = lstmkit(capsys, *[a.replace("{file}", place) for a in argv], "--quiet")
     one_line_error(code, err, *[n.replace("{file}", place) for n in needles])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"], "nothing is created"
 
 
 def test_eval_checks_its_batch_size(tmp_path, capsys):
     train_tiny(tmp_path / "run", capsys)
-    code, _, err = lstmkit("eval", tmp_path / "run", "--batch-size", 0, capsys=capsys)
+    code, _, err = lstmkit(capsys, "eval", tmp_path / "run", "--batch-size", 0)
     one_line_error(code, err, "batch_size is 0")
-    code, _, err = lstmkit("eval", tmp_path / "run", "--batches", 0, capsys=capsys)
+    code, _, err = lstmkit(capsys, "eval", tmp_path / "run", "--batches", 0)
     one_line_error(code, err, "--batches is 0", "from 1 to 100,000")
