@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from lstmkit.cli import main
+from tests.helpers import TINY
 
 np.seterr(all="raise", under="ignore")  # underflow to 0 (e^-800) is no bug
-
-TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")

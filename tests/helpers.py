@@ -24,6 +24,26 @@ ROOT = Path(__file__).resolve().parents[1]
 """The repository's root."""
 CACHE = ROOT / ".cache" / "lstmkit-test"
 """Datasets and downloads the tests fetch once (git-ignored)."""
+
+TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
+"""`lstmkit train` flags for a model that trains in a second (the task and --steps are the caller's)."""
+
+TINY_EVERY_2 = [
+    "--task-arg",
+    "length=8",
+    "--hidden-size",
+    "4",
+    "--batch-size",
+    "4",
+    "--eval-every",
+    "2",
+    "--eval-batches",
+    "1",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]
+"""Smaller still, on the adding problem at T = 8, evaluating and checkpointing every 2 steps."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

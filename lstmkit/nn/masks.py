@@ -23,3 +23,8 @@ def check_mask(name: str, mask: object, shape: tuple[int, ...], dims: str) -> Te
     if mask.dtype != torch.bool or tuple(mask.shape) != shape:
         raise ValueError(f"{name} is {tuple(mask.shape)} {mask.dtype}, expected torch.bool of shape {dims} = {shape}")
     return mask
+
+
+def check_masks(reset: object, valid: object, shape: tuple[int, ...], dims: str) -> tuple[Tensor | None, Tensor | None]:
+    """(reset, valid), each checked by `check_mask` against the same `shape`."""
+    return check_mask("reset", reset, shape, dims), check_mask("valid", valid, shape, dims)

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from lstmkit.cli import main
-from tests.helpers import CACHE
+from tests.helpers import CACHE, TINY
 
-TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 BIG = str(10**8)
 
 ROWS = {

@@ -21,10 +21,9 @@ from lstmkit.distributed import shard, share_of_loss
 from lstmkit.experiment import load_run
 from lstmkit.tasks.base import Batch, TaskSpec, compute_loss, count_targets
 from lstmkit.tasks.real import fetch
-from tests.helpers import lstmkit, one_line_error
+from tests.helpers import TINY, lstmkit, one_line_error
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lstmkit-test"
-TINY = ["--hidden-size", "8", "--batch-size", "8", "--eval-every", "5", "--eval-batches", "1", "--quiet"]
 
 
 def train_tiny(run_dir: Path, capsys, *extra, task=("--task", "adding", "--task-arg", "length=12")) -> str:

@@ -19,22 +19,8 @@ from lstmkit.checkpoint import CheckpointError, read_checkpoint, read_state
 from lstmkit.cli import main
 from lstmkit.compare import read_curves
 from lstmkit.experiment import load_run
+from tests.helpers import TINY_EVERY_2
 
-TINY = [
-    "--task-arg",
-    "length=8",
-    "--hidden-size",
-    "4",
-    "--batch-size",
-    "4",
-    "--eval-every",
-    "2",
-    "--eval-batches",
-    "1",
-    "--checkpoint-every",
-    "2",
-    "--quiet",
-]
 STEP = "step-00000002"
 
 
@@ -42,7 +28,7 @@ STEP = "step-00000002"
 def trained(tmp_path_factory) -> Path:
     """A run stopped at step 2 of 4 (so that --resume has work to do), trained once for the module."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    assert main(["train", *TINY, "--steps", "4", "--run-dir", str(run)]) == 0
+    assert main(["train", *TINY_EVERY_2, "--steps", "4", "--run-dir", str(run)]) == 0
     shutil.rmtree(run / "step-00000004")
     (run / "latest").write_text(STEP + "\n")
     return run

@@ -26,27 +26,11 @@ from lstmkit.experiment import fresh_run_dir, load_run
 from lstmkit.models import ModelConfig, SequenceModel
 from lstmkit.tasks.synthetic import SYNTHETIC
 from lstmkit.train import TrainConfig, train
-from tests.helpers import ROOT, lstmkit, one_line_error
-
-TINY = [
-    "--task-arg",
-    "length=8",
-    "--hidden-size",
-    "4",
-    "--batch-size",
-    "4",
-    "--eval-every",
-    "2",
-    "--eval-batches",
-    "1",
-    "--checkpoint-every",
-    "2",
-    "--quiet",
-]
+from tests.helpers import ROOT, TINY_EVERY_2, lstmkit, one_line_error
 
 
 def train_tiny(capsys, run_dir: Path, steps: int = 4, *extra) -> None:
-    code, _, err = lstmkit(capsys, "train", *TINY, "--steps", steps, "--run-dir", run_dir, *extra)
+    code, _, err = lstmkit(capsys, "train", *TINY_EVERY_2, "--steps", steps, "--run-dir", run_dir, *extra)
     assert code == 0, err
 
 
@@ -77,7 +61,7 @@ def test_a_second_writer_is_refused_until_the_first_dies(tmp_path, capsys):
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 2, "--run-dir", run)
+        code, _, err = lstmkit(capsys, "train", *TINY_EVERY_2, "--steps", 2, "--run-dir", run)
         one_line_error(
             code, err, f"run folder {run} is in use by another lstmkit train (pid {holder.pid})", "--run-dir"
         )
@@ -231,7 +215,7 @@ def test_a_symlinked_log_is_never_appended_to(tmp_path, capsys):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "metrics.jsonl").symlink_to(victim)
-    code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 2, "--run-dir", fresh)
+    code, _, err = lstmkit(capsys, "train", *TINY_EVERY_2, "--steps", 2, "--run-dir", fresh)
     one_line_error(code, err, "metrics.jsonl", "symlink")
     assert victim.read_text() == "the user's file\n"
 
@@ -245,7 +229,7 @@ def test_a_checkpoint_folder_as_run_dir_says_how_to_resume(tmp_path, capsys):
     before = digest(tmp_path)
     code, _, err = lstmkit(capsys, "train", "--resume", "--run-dir", run / "step-00000002", "--quiet")
     one_line_error(code, err, f"{run / 'step-00000002'} is a checkpoint folder", f"resume its run with --run-dir {run}")
-    code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 2, "--run-dir", run / "step-00000004")
+    code, _, err = lstmkit(capsys, "train", *TINY_EVERY_2, "--steps", 2, "--run-dir", run / "step-00000004")
     one_line_error(code, err, "is a checkpoint folder, not a run folder")
     assert digest(tmp_path) == before
 
@@ -257,7 +241,7 @@ def test_a_failed_runs_log_is_not_appended_to(tmp_path, capsys):
     train_tiny(capsys, straight, 4)
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"step": 1, "split": "train", "loss": 9.0, "lr": 0.1}\n')
-    code, _, err = lstmkit(capsys, "train", *TINY, "--steps", 4, "--run-dir", run)
+    code, _, err = lstmkit(capsys, "train", *TINY_EVERY_2, "--steps", 4, "--run-dir", run)
     one_line_error(code, err, "holds a training log (metrics.jsonl) but no checkpoint")
     assert (run / "metrics.jsonl").read_text().count("\n") == 1
     task = SYNTHETIC["adding"](length=8)

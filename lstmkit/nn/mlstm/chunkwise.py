@@ -46,11 +46,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lstmkit.nn.masks import check_masks
 from lstmkit.nn.mlstm.chunkwise_fast import chunkwise_unmasked
 from lstmkit.nn.mlstm.parallel import final_state, mask_gates, parallel_with_state
 from lstmkit.nn.mlstm.state import (
     check_inputs,
-    check_masks,
     forget_all_as_reset,
     in_float32,
     mLSTMState,
@@ -79,7 +79,7 @@ def mlstm_chunkwise(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size is {chunk_size!r}, expected a positive integer or None")
     state = check_inputs(q, k, v, i, f, state)
-    check_masks(q, reset, valid)
+    check_masks(reset, valid, (q.shape[0], q.shape[2]), "(B, T)")
     T, DK, DV = q.shape[2], q.shape[3], v.shape[3]
     if T == 0:
         return no_steps(q, v, state)

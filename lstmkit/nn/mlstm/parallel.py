@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lstmkit.nn.masks import check_masks
 from lstmkit.nn.mlstm.state import (
     check_inputs,
-    check_masks,
     forget_all_as_reset,
     in_float32,
     lower_bound,
@@ -152,7 +152,7 @@ def mlstm_parallel(
 ) -> tuple[Tensor, mLSTMState]:
     """h (B, NH, T, DV) and the final state, all steps at once. See `mlstm_recurrent` for the arguments."""
     state = check_inputs(q, k, v, i, f, state)
-    check_masks(q, reset, valid)
+    check_masks(reset, valid, (q.shape[0], q.shape[2]), "(B, T)")
     if q.shape[2] == 0:
         return no_steps(q, v, state)
     reset, valid = (None if x is None else x[:, None] for x in (reset, valid))  # (B, 1, T): broadcast over heads

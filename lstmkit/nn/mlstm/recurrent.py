@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmkit.nn.masks import check_mask
+from lstmkit.nn.masks import check_masks
 from lstmkit.nn.mlstm.state import (
     check_inputs,
-    check_masks,
     check_values,
     in_float32,
     lower_bound,
@@ -53,8 +52,7 @@ def mlstm_step(
     Values are checked as in the three forms (`check_values`); float16 and bfloat16 run in float32.
     """
     B = q.shape[0]
-    check_mask("reset", reset, (B,), "(B,)")
-    check_mask("valid", valid, (B,), "(B,)")
+    check_masks(reset, valid, (B,), "(B,)")
     state = mLSTMState(*state)
     check_values(q, k, v, i, f, state)
     body = functools.partial(_step, eps=eps, detach_normalizer=detach_normalizer, reset=reset, valid=valid)
@@ -122,7 +120,7 @@ def mlstm_recurrent(
     `reset`, `valid` (B, T) bool: document starts and padding (see `lstmkit.nn.mlstm.state`).
     """
     state = check_inputs(q, k, v, i, f, state)
-    check_masks(q, reset, valid)
+    check_masks(reset, valid, (q.shape[0], q.shape[2]), "(B, T)")
     if q.shape[2] == 0:
         return no_steps(q, v, state)
     body = functools.partial(_recurrent, eps=eps, detach_normalizer=detach_normalizer, reset=reset, valid=valid)

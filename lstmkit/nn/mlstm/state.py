@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.finite import check_finite, check_finite_or_neg_inf
-from lstmkit.nn.masks import check_mask
 
 
 class mLSTMState(NamedTuple):
@@ -65,13 +64,6 @@ def empty_state(q: Tensor, v: Tensor) -> mLSTMState:
     """`mLSTMState.empty` for inputs q (B, NH, T, DK), v (B, NH, T, DV)."""
     B, NH, _, DK = q.shape
     return mLSTMState.empty(B, NH, DK, v.shape[-1], like=q)
-
-
-def check_masks(q: Tensor, reset: Tensor | None, valid: Tensor | None) -> None:
-    """Check the (B, T) masks `reset` and `valid` against q (B, NH, T, DK)."""
-    B, _, T, _ = q.shape
-    check_mask("reset", reset, (B, T), "(B, T)")
-    check_mask("valid", valid, (B, T), "(B, T)")
 
 
 def check_inputs(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, state: mLSTMState | None) -> mLSTMState:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.finite import check_finite
-from lstmkit.nn.masks import check_mask
+from lstmkit.nn.masks import check_masks
 
 
 class sLSTMState(NamedTuple):
@@ -115,7 +115,5 @@ def check_values(x: Tensor, state: sLSTMState) -> None:
 def checked_masks(
     reset: object, valid: object, shape: tuple[int, ...], dims: str, device: torch.device
 ) -> tuple[Tensor | None, Tensor | None]:
-    """(reset, valid), each None or a bool tensor of `shape` (`lstmkit.nn.masks.check_mask`), moved to the input's
-    device."""
-    masks = (check_mask("reset", reset, shape, dims), check_mask("valid", valid, shape, dims))
-    return tuple(None if mask is None else mask.to(device) for mask in masks)
+    """(reset, valid) checked by `lstmkit.nn.masks.check_masks`, moved to the input's device."""
+    return tuple(None if mask is None else mask.to(device) for mask in check_masks(reset, valid, shape, dims))
