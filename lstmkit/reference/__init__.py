@@ -9,17 +9,19 @@ One module per cell, each with the same shape of API:
     run(params, xs, state0, rounding) -> [Step]   a sequence
     backward(params, steps, dhs, dstate) -> Grads  backpropagation through time over the traces
 
-The xLSTM cells (`slstm`, `mlstm`) take the gate pre-activations (sLSTM) or q, k, v and the gates
-(mLSTM) from a layer's projections; `run_cell` runs raw inputs through the smallest such projection,
-for the walkthrough and exercises.
+The state-space cells (`ssm`, the diagonal LTI SSM with three discretisations, and `mamba`, the selective
+SSM) take inputs of C channels and keep a state (C, N); each adds its parallel view (`ssm.convolution`,
+`mamba.matrix_view`), equal to the recurrence. The xLSTM cells (`slstm`, `mlstm`) take the gate
+pre-activations (sLSTM) or q, k, v and the gates (mLSTM) from a layer's projections; `run_cell` runs raw
+inputs through the smallest such projection, for the walkthrough and exercises.
 
 This package imports only NumPy.
 """
 
-from lstmkit.reference import gru, lstm, mlstm, rnn, slstm
+from lstmkit.reference import gru, lstm, mamba, mlstm, rnn, slstm, ssm
 from lstmkit.reference.rounding import MODES, exact, hand
 
 CELLS = {"lstm": lstm, "gru": gru, "rnn": rnn}
 """The classic cells, which share the API above."""
 
-__all__ = ["CELLS", "MODES", "exact", "gru", "hand", "lstm", "mlstm", "rnn", "slstm"]
+__all__ = ["CELLS", "MODES", "exact", "gru", "hand", "lstm", "mamba", "mlstm", "rnn", "slstm", "ssm"]

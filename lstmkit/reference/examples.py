@@ -18,6 +18,13 @@ same four matrices (ĩ from W_i, f̃ from W_f, z̃ from W_c, õ from W_o, one he
 and starts from the LSTM's memory with normaliser 1 and stabiliser 0 (c0/n0 = C0). The mLSTM example
 (one head, key size 4 so that q̂ = q/√4 = q/2 stays easy by hand, value size 2) was chosen for small
 integers too; it reads the same X1..X3. Only the LSTM numbers come from the seeds.
+
+The state-space examples have their own inputs, chosen so that the exponentials round to friendly values
+by hand. The diagonal SSM has one input channel and two state entries with Δ = 0.5 and A = [-1, -4.6], so
+ΔA = [-0.5, -2.3] and Ā = exp(ΔA) = [0.607, 0.100] ≈ [0.6, 0.1]: a slower and a fast memory. Mamba has two
+channels, two state entries and Mamba's own A = -(1, 2); its weights (found by a small search over integers)
+make Δ = softplus(0) ≈ 0.7 at step 1 and, at step 3, Δ ≈ 3 in channel 1 (Ā ≈ 0: the state is overwritten by
+the input) beside Δ ≈ 0.1 in channel 2 (Ā ≈ 0.9: the state is kept), the selection the LSTM's gates make.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.reference import gru, lstm, mlstm, rnn, slstm
+from lstmkit.reference import gru, lstm, mamba, mlstm, rnn, slstm, ssm
 
 INPUT_SIZE = 3
 HIDDEN_SIZE = 2
@@ -61,6 +68,8 @@ class Example(NamedTuple):
     params: NamedTuple
     xs: np.ndarray
     state0: NamedTuple
+    gate: np.ndarray | None = None
+    """Mamba's gate inputs z (T, C), when the example is gated; None for every other cell."""
 
 
 def seeds_lstm() -> Example:
@@ -113,4 +122,43 @@ def seeds_mlstm() -> Example:
     return Example("mlstm", params, XS.copy(), mlstm.zero_state(4, 2))
 
 
-EXAMPLES = {"lstm": seeds_lstm, "rnn": seeds_rnn, "gru": seeds_gru, "slstm": seeds_slstm, "mlstm": seeds_mlstm}
+SSM_XS = np.array([[1.0], [2.0], [-1.0]])
+
+
+def seeds_ssm() -> Example:
+    params = ssm.SSMParams(
+        A=np.array([[-1.0, -4.6]]),
+        B=np.array([[1.0, 1.0]]),
+        C=np.array([[1.0, 1.0]]),
+        D=np.array([0.5]),
+        delta=np.array([0.5]),
+        discretization="zoh",
+    )
+    return Example("ssm", params, SSM_XS.copy(), ssm.zero_state(1, 2))
+
+
+MAMBA_XS = np.array([[-1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+MAMBA_GATE = np.array([[1.0, 2.0], [2.0, 1.0], [1.0, -1.0]])
+
+
+def seeds_mamba() -> Example:
+    params = mamba.MambaParams(
+        A=np.array([[-1.0, -2.0], [-1.0, -2.0]]),
+        W_delta=np.array([[2.0, 1.0], [-1.0, 0.0]]),
+        b_delta=np.array([1.0, -1.0]),
+        W_B=np.array([[0.0, -1.0], [-1.0, 0.0]]),
+        W_C=np.array([[-1.0, 0.0], [1.0, -1.0]]),
+        D=np.array([1.0, 1.0]),
+    )
+    return Example("mamba", params, MAMBA_XS.copy(), mamba.zero_state(2, 2), MAMBA_GATE.copy())
+
+
+EXAMPLES = {
+    "lstm": seeds_lstm,
+    "rnn": seeds_rnn,
+    "gru": seeds_gru,
+    "slstm": seeds_slstm,
+    "mlstm": seeds_mlstm,
+    "ssm": seeds_ssm,
+    "mamba": seeds_mamba,
+}

@@ -144,7 +144,7 @@ SPEC_ERRORS = [
     (lambda d: d["initial_state"].update(c=[1, 2, 3]), r"initial_state\.c has shape \(3,\), expected \(2,\)"),
     (lambda d: d.update(hidden_size=0), r"field 'hidden_size' is 0, expected a positive integer"),
     (lambda d: d["weights"].update(W_x=[[0]]), r"unknown field 'weights\.W_x' for cell lstm"),
-    (lambda d: d.update(cell="mamba"), r"field 'cell' is 'mamba', expected one of lstm, gru, rnn"),
+    (lambda d: d.update(cell="s4"), r"field 'cell' is 's4', expected one of lstm, gru, rnn, slstm, mlstm, ssm, mamba"),
 ]
 
 

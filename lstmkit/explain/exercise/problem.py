@@ -32,7 +32,7 @@ import numpy as np
 
 from lstmkit.explain import walkthrough
 from lstmkit.explain.numbers import dumps
-from lstmkit.explain.walkthrough import example_file
+from lstmkit.explain.walkthrough import example_file, stages
 from lstmkit.reference.examples import Example
 from lstmkit.reference.rounding import hand
 
@@ -159,7 +159,7 @@ def is_dull(example: Example) -> bool:
     if any(not np.any(w) for name, w in weights.items() if name.startswith("W")):
         return True
     with np.errstate(all="ignore"):
-        steps = walkthrough.RUN[example.cell](example.params, example.xs, example.state0, hand)
+        steps = stages.trace(example, hand)
     for s in steps:
         if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in s):
             return True

@@ -3,7 +3,7 @@
 The file is one JSON object (the `spec` part of `lstmkit walkthrough --format json` is a valid one):
 
     {
-      "cell": "lstm",                        optional; rnn | gru | lstm | slstm | mlstm (else --cell decides)
+      "cell": "lstm",                        optional; rnn | gru | lstm | slstm | mlstm | ssm | mamba (else --cell)
       "input_size": 3, "hidden_size": 2,
       "weights": {"W_f": [[...], [...]], "b_f": [...], ...},   the concatenated (seeds') layout
       "inputs": [[x11, x12, x13], ...],      T rows of input_size numbers, T >= 1
@@ -19,6 +19,13 @@ Weights and state, by cell (H = hidden_size, I = input_size; [h, x] has H + I en
            the h columns must be block-diagonal, one block per head                         state h, c, n, m (H)
     mlstm  needs "key_size" K;  W_q, W_k (K, I), W_v (H, I);  w_i, w_f (I);  b_i, b_f numbers
                                                                        state C (K, H), n (K), m (a number)
+
+The state-space cells have "state_size" N in place of "hidden_size", and C = input_size channels:
+
+    ssm    "discretization": "zoh" | "bilinear" | "zoh-euler" (default zoh);  A, B, C (C, N);  D, delta (C)
+           with input_size 1: A, B, C (N) and D, delta numbers;  A negative, delta positive    state h (C, N)
+    mamba  A (C, N) negative;  W_delta (C, C);  b_delta (C);  W_B, W_C (N, C);  D (C);
+           optional "gate": T rows of C numbers z_t (the output is y ⊙ SiLU(z))              state h (C, N)
 
 Limits (a walkthrough shows every entry of every matrix at every step, so a spec must stay readable): at most
 MAX_STEPS time steps, sizes (input, hidden, key) at most MAX_SIZE, numbers within ±MAX_ABS, a file of at most
@@ -40,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.reference import gru, lstm, mlstm, rnn, slstm
+from lstmkit.reference import gru, lstm, mamba, mlstm, rnn, slstm, ssm
 from lstmkit.reference.checks import as_array, as_sequence, shape_text
 from lstmkit.reference.examples import Example
 
@@ -113,6 +120,27 @@ CELLS = {
         lambda p: p,
     ),
 }
+SSM_WEIGHTS = ("A", "B", "C", "D", "delta")
+CELLS["ssm"] = CellSpec(
+    {"A": ("C", "N"), "B": ("C", "N"), "C": ("C", "N"), "D": ("C",), "delta": ("C",)},
+    {"h": ("C", "N")},
+    ssm.SSMState,
+    lambda w, n: ssm.SSMParams(
+        **{k: np.reshape(v, (n["C"], n["N"]) if k in "ABC" else (n["C"],)) for k, v in w.items()},
+        discretization=n["discretization"],
+    ).checked(),
+    lambda p: {k: getattr(p, k) for k in SSM_WEIGHTS},
+)
+CELLS["mamba"] = CellSpec(
+    {"A": ("C", "N"), "W_delta": ("C", "C"), "b_delta": ("C",), "W_B": ("N", "C"), "W_C": ("N", "C"), "D": ("C",)},
+    {"h": ("C", "N")},
+    mamba.MambaState,
+    lambda w, n: mamba.MambaParams(**w).checked(),
+    lambda p: p._asdict(),
+)
+STATE_SPACE = ("ssm", "mamba")
+"""Cells whose spec has state_size (N) in place of hidden_size, and input_size channels (C)."""
+
 MAX_STEPS = 100
 """Time steps a walkthrough shows (its page grows with steps × sizes²: at both limits the web page is tens of MB)."""
 MAX_SIZE = 16
@@ -123,7 +151,19 @@ MAX_BYTES = 1_000_000
 """Largest spec file read (the largest spec within the other limits is a few hundred kB)."""
 MAX_DEPTH = 2
 """Nesting of a field's numbers: a matrix is a list of lists."""
-FIELDS = ("cell", "input_size", "hidden_size", "num_heads", "key_size", "weights", "inputs", "initial_state")
+FIELDS = (
+    "cell",
+    "input_size",
+    "hidden_size",
+    "state_size",
+    "num_heads",
+    "key_size",
+    "discretization",
+    "weights",
+    "inputs",
+    "gate",
+    "initial_state",
+)
 
 
 def load(path: str | Path, cell: str | None = None) -> Example:
@@ -185,10 +225,11 @@ def from_dict(data, cell: str | None = None) -> Example:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r} for cell {cell}, expected {', '.join(allowed)}")
-    I, H = _size(data, "input_size"), _size(data, "hidden_size")
-    sizes = {"H": H, "I": I, "H+I": H + I}
+    I, H = _size(data, "input_size"), _size(data, "state_size" if cell in STATE_SPACE else "hidden_size")
+    sizes = {"H": H, "I": I, "H+I": H + I, "C": I, "N": H}
     sizes["K"] = _size(data, "key_size") if cell == "mlstm" else H
     sizes["heads"] = _size(data, "num_heads", default=1) if cell == "slstm" else 1
+    sizes["discretization"] = _discretization(data) if cell == "ssm" else None
 
     table = CELLS[cell]
     weights = _field(data, "weights", dict)
@@ -197,6 +238,7 @@ def from_dict(data, cell: str | None = None) -> Example:
         raise ValueError(f"unknown field 'weights.{unknown[0]}' for cell {cell}, expected {', '.join(table.weights)}")
     arrays = {}
     for name, dims in table.weights.items():
+        dims = _dims(cell, dims, I)
         shape = tuple(sizes[d] for d in dims)
         meaning = ", ".join(dims) if dims else "a number"
         if name not in weights:
@@ -211,6 +253,17 @@ def from_dict(data, cell: str | None = None) -> Example:
             "(a walkthrough shows every step)"
         )
     xs = as_sequence("inputs", _numbers("inputs", inputs), I, f"time steps, input_size = {I}")
+    gate = None
+    if "gate" in data:
+        gate = as_array(
+            "gate", _numbers("gate", _field(data, "gate", list)), xs.shape, "time steps as inputs, channels"
+        )
+    return Example(cell, params, xs, _initial_state(data, cell, sizes), gate)
+
+
+def _initial_state(data: dict, cell: str, sizes: dict):
+    """The spec's "initial_state" as the cell's state; fields not given are zeros."""
+    table, I, H = CELLS[cell], sizes["I"], sizes["H"]
     given = data.get("initial_state", {})
     if not isinstance(given, dict):
         raise ValueError(f"field 'initial_state' must be an object with {', '.join(table.state)}")
@@ -219,20 +272,44 @@ def from_dict(data, cell: str | None = None) -> Example:
         raise ValueError(f"unknown field 'initial_state.{unknown[0]}', expected {', '.join(table.state)}")
     state = {}
     for k, dims in table.state.items():
+        dims = _dims(cell, dims, I)
         shape = tuple(sizes[d] for d in dims)
         given_k = _numbers(f"initial_state.{k}", given[k]) if k in given else np.zeros(shape)
         value = as_array(f"initial_state.{k}", given_k, shape, ", ".join(dims) or "a number")
         state[k] = float(value) if value.ndim == 0 else value
-    return Example(cell, params, xs, table.State(**state))
+    if cell in STATE_SPACE:
+        state["h"] = np.reshape(state["h"], (I, H))
+    return table.State(**state)
 
 
 def _field_applies(field: str, cell: str) -> bool:
-    return {"num_heads": cell == "slstm", "key_size": cell == "mlstm"}.get(field, True)
+    return {
+        "num_heads": cell == "slstm",
+        "key_size": cell == "mlstm",
+        "hidden_size": cell not in STATE_SPACE,
+        "state_size": cell in STATE_SPACE,
+        "discretization": cell == "ssm",
+        "gate": cell == "mamba",
+    }.get(field, True)
+
+
+def _dims(cell: str, dims: tuple[str, ...], input_size: int) -> tuple[str, ...]:
+    """A one-channel SSM's spec drops the channel axis: A, B, C and h are (N), D and delta numbers."""
+    return tuple(d for d in dims if d != "C") if cell == "ssm" and input_size == 1 else dims
+
+
+def _discretization(data: dict) -> str:
+    value = data.get("discretization", "zoh")
+    if value not in ssm.DISCRETIZATIONS:
+        raise ValueError(f"field 'discretization' is {_short(value)}, expected one of {', '.join(ssm.DISCRETIZATIONS)}")
+    return value
 
 
 def to_dict(example: Example) -> dict:
     """The spec of an example (the inverse of `from_dict`), as plain JSON-ready lists."""
     p = example.params
+    if example.cell in STATE_SPACE:
+        return _state_space_dict(example)
     spec = {"cell": example.cell, "input_size": int(p.input_size), "hidden_size": int(p.hidden_size)}
     if example.cell == "slstm":
         spec["num_heads"] = int(p.num_heads)
@@ -242,6 +319,22 @@ def to_dict(example: Example) -> dict:
     spec["weights"] = {name: np.asarray(a).tolist() for name, a in weights.items()}
     spec["inputs"] = np.asarray(example.xs).tolist()
     spec["initial_state"] = {k: np.asarray(v).tolist() for k, v in example.state0._asdict().items()}
+    return spec
+
+
+def _state_space_dict(example: Example) -> dict:
+    p, cell = example.params, example.cell
+    spec = {"cell": cell, "input_size": int(p.input_size), "state_size": int(p.state_size)}
+    if cell == "ssm":
+        spec["discretization"] = p.discretization
+    squeeze = cell == "ssm" and p.input_size == 1
+    weights = CELLS[cell].weights_of(p)
+    spec["weights"] = {k: (np.asarray(a)[0] if squeeze else np.asarray(a)).tolist() for k, a in weights.items()}
+    spec["inputs"] = np.asarray(example.xs).tolist()
+    if example.gate is not None:
+        spec["gate"] = np.asarray(example.gate).tolist()
+    h = np.asarray(example.state0.h)
+    spec["initial_state"] = {"h": (h[0] if squeeze else h).tolist()}
     return spec
 
 

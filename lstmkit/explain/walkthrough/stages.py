@@ -21,7 +21,7 @@ import numpy as np
 from lstmkit.explain.walkthrough.example_file import to_dict
 from lstmkit.explain.walkthrough.rows import Row, affine, eq
 from lstmkit.explain.walkthrough.xlstm_stages import mlstm_stages, slstm_stages
-from lstmkit.reference import MODES, gru, lstm, mlstm, rnn, slstm
+from lstmkit.reference import MODES, gru, lstm, mamba, mlstm, rnn, slstm, ssm
 from lstmkit.reference.examples import Example
 
 SEED_TYPO = (
@@ -53,7 +53,7 @@ def build(example: Example, mode: str = "hand") -> Walkthrough:
     """Run the example's cell in `mode` (hand | exact) and lay its traces out as numbered stages."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}, expected one of {', '.join(MODES)}")
-    steps = RUN[example.cell](example.params, example.xs, example.state0, MODES[mode])
+    steps = trace(example, MODES[mode])
     stages = [Stage(1, 0, "Given", _given_rows(example))]
     weights = {name: np.asarray(w) for name, w in to_dict(example)["weights"].items()}
     for t, (s, x) in enumerate(zip(steps, example.xs, strict=True), start=1):
@@ -62,8 +62,24 @@ def build(example: Example, mode: str = "hand") -> Walkthrough:
     return Walkthrough(example.cell, mode, example, steps, stages)
 
 
-RUN = {"lstm": lstm.run, "gru": gru.run, "rnn": rnn.run, "slstm": slstm.run_cell, "mlstm": mlstm.run_cell}
-"""cell -> run(params, xs, state0, rounding) -> [step trace]."""
+RUN = {
+    "lstm": lstm.run,
+    "gru": gru.run,
+    "rnn": rnn.run,
+    "slstm": slstm.run_cell,
+    "mlstm": mlstm.run_cell,
+    "ssm": ssm.run,
+    "mamba": mamba.run,
+}
+"""cell -> run(params, xs, state0, rounding) -> [step trace]; Mamba's also takes gate=z."""
+
+
+def trace(example: Example, rounding) -> list:
+    """The reference's step traces of an example, with Mamba's gate when it has one."""
+    run = RUN[example.cell]
+    if example.gate is None:
+        return run(example.params, example.xs, example.state0, rounding)
+    return run(example.params, example.xs, example.state0, rounding, gate=example.gate)
 
 
 def _given_rows(ex: Example) -> list[Row]:
