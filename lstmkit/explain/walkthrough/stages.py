@@ -30,11 +30,15 @@ SEED_TYPO = (
 )
 
 
+ALL_STEPS = -1
+"""A stage's t when it shows every time step at once (the state-space cells' convolution and matrix views)."""
+
+
 class Stage(NamedTuple):
     number: int
     """The bracketed step number, [1], [2], ... counted over the whole walkthrough."""
     t: int
-    """Time step (0 for [1] Given)."""
+    """Time step: 0 for [1] Given, ALL_STEPS for a stage about the whole sequence (after the last step)."""
     title: str
     rows: list[Row]
     note: str = ""
@@ -59,6 +63,8 @@ def build(example: Example, mode: str = "hand") -> Walkthrough:
     for t, (s, x) in enumerate(zip(steps, example.xs, strict=True), start=1):
         for title, rows, note in STAGES[example.cell](s, t, x, weights):
             stages.append(Stage(len(stages) + 1, t, title, rows, note))
+    for title, rows, note in WHOLE.get(example.cell, _nothing)(example, steps, MODES[mode]):
+        stages.append(Stage(len(stages) + 1, ALL_STEPS, title, rows, note))
     return Walkthrough(example.cell, mode, example, steps, stages)
 
 
@@ -72,6 +78,15 @@ RUN = {
     "mamba": mamba.run,
 }
 """cell -> run(params, xs, state0, rounding) -> [step trace]; Mamba's also takes gate=z."""
+
+
+def _nothing(example: Example, steps: list, rounding):
+    return ()
+
+
+WHOLE: dict = {}
+"""cell -> stages(example, steps, rounding) yielding (title, rows, note) about the whole sequence, after the
+per-step stages (the SSM's convolution view, Mamba's matrix view)."""
 
 
 def trace(example: Example, rounding) -> list:
