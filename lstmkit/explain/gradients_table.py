@@ -16,11 +16,20 @@ TITLE = "Gradient reaching earlier inputs: ‖∂L/∂x_(T-lag)‖ / ‖∂L/∂
 
 
 def summary(curves: list[GradientCurve], lag: int = 50) -> str:
-    """One sentence comparing the best LSTM with the RNN at `lag` (or the longest lag available)."""
+    """One sentence: how many times the RNN's gradient (the first curve) each other curve keeps at `lag` (or the
+    longest lag available), the best first."""
     lag = min(lag, len(curves[0].ratios) - 1)
-    rnn, best = curves[0], max(curves[1:], key=lambda c: c.ratios[lag])
-    factor = best.ratios[lag] / max(rnn.ratios[lag], np.finfo(float).tiny)
-    return f"At lag {lag} the {best.name} keeps {factor:.1e} times more gradient than the {rnn.name}."
+    rnn, others = curves[0], curves[1:]
+    if not others:
+        return f"At lag {lag} the {rnn.name} keeps {rnn.ratios[lag]:.1e} of its gradient at lag 0."
+    factors = sorted(
+        ((c.ratios[lag] / max(rnn.ratios[lag], np.finfo(float).tiny), c.name) for c in others), reverse=True
+    )
+    (best, name), rest = factors[0], factors[1:]
+    sentence = f"At lag {lag} the {name} keeps {best:.1e} times the gradient of the {rnn.name}"
+    if not rest:
+        return sentence + "."
+    return sentence + " (the others: " + "; ".join(f"{n}: {f:.1e}" for f, n in rest) + ")."
 
 
 def renderables(curves: list[GradientCurve]):
