@@ -74,9 +74,10 @@ class SSMParams(NamedTuple):
         """These parameters as float64 arrays, or ValueError naming the first bad one."""
         if self.discretization not in DISCRETIZATIONS:
             raise ValueError(f"discretization is {self.discretization!r}, expected one of {', '.join(DISCRETIZATIONS)}")
-        if np.ndim(self.A) != 2:
-            raise ValueError(f"A has shape {shape_text(np.shape(self.A))}, expected (C, N) (channels, state size)")
-        Cn, N = np.shape(self.A)
+        shape = array_shape("A", self.A)
+        if len(shape) != 2:
+            raise ValueError(f"A has shape {shape_text(shape)}, expected (C, N) (channels, state size)")
+        Cn, N = shape
         A = as_array("A", self.A, (Cn, N), "channels, state size")
         if (A >= 0).any():
             where = tuple(int(k) for k in np.argwhere(A >= 0)[0])
@@ -124,6 +125,15 @@ class SSMStep(NamedTuple):
     """y_t = Σ_n C ⊙ h_t + D x_t (C,)."""
 
 
+def array_shape(name: str, value) -> tuple[int, ...]:
+    """The shape `value` has as a float64 array, or one ValueError line naming `name` (not numbers, ragged rows)."""
+    try:
+        return np.asarray(value, dtype=np.float64).shape
+    except (TypeError, ValueError):
+        as_array(name, value, ())  # raises, saying why the value is not an array of numbers
+        raise
+
+
 def discretize(p: SSMParams, rounding: Rounding = exact) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ΔA, Ā, B̄), each (C, N), each rounded; `p` already checked."""
     r = rounding
@@ -141,10 +151,11 @@ def zero_state(input_size: int, state_size: int) -> SSMState:
     return SSMState(np.zeros((input_size, state_size)))
 
 
-def _as_state(name: str, state, C: int, N: int, suffix: str) -> SSMState:
+def _as_state(name: str, state, C: int, N: int, label: str) -> SSMState:
+    """`state` as a SSMState of a finite (C, N) h, or ValueError naming `name` (not a state) or `label` (its h)."""
     if not is_state(state, SSMState):
         raise ValueError(f"{name} is a {type(state).__name__}, expected an SSMState(h)")
-    return SSMState(as_array(f"h{suffix}", state.h, (C, N), "channels, state size"))
+    return SSMState(as_array(label, state.h, (C, N), "channels, state size"))
 
 
 def _step(p: SSMParams, discrete, x: np.ndarray, h_prev: np.ndarray, rounding: Rounding) -> SSMStep:
@@ -164,7 +175,7 @@ def step(p: SSMParams, x, state: SSMState, rounding: Rounding = exact) -> SSMSte
     p = p.checked()
     check_rounding(rounding)
     x = as_array("x", x, (p.input_size,), "channels")
-    state = _as_state("state", state, p.input_size, p.state_size, "")
+    state = _as_state("state", state, p.input_size, p.state_size, "h")
     return _step(p, discretize(p, rounding), x, state.h, rounding)
 
 
@@ -174,7 +185,7 @@ def run(p: SSMParams, xs, state0: SSMState | None = None, rounding: Rounding = e
     check_rounding(rounding)
     C, N = p.input_size, p.state_size
     xs = as_sequence("inputs", xs, C, "time steps, channels")
-    h = zero_state(C, N).h if state0 is None else _as_state("state0", state0, C, N, "0").h
+    h = zero_state(C, N).h if state0 is None else _as_state("state0", state0, C, N, "h0").h
     discrete = discretize(p, rounding)
     steps = []
     for x in xs:
@@ -206,7 +217,7 @@ def convolution(p: SSMParams, xs, state0: SSMState | None = None, rounding: Roun
     check_rounding(rounding)
     C, N = p.input_size, p.state_size
     xs = as_sequence("inputs", xs, C, "time steps, channels")
-    h0 = zero_state(C, N).h if state0 is None else _as_state("state0", state0, C, N, "0").h
+    h0 = zero_state(C, N).h if state0 is None else _as_state("state0", state0, C, N, "h0").h
     T, r = len(xs), rounding
     _, A_bar, B_bar = discretize(p, rounding)
     powers = np.empty((T, C, N))
@@ -239,7 +250,7 @@ def backward(p: SSMParams, steps: list[SSMStep], dys, dstate: SSMState | None = 
     p = p.checked()
     C, N = p.input_size, p.state_size
     dys = as_array("dys", dys, (len(steps), C), "time steps, channels")
-    dh_next = np.zeros((C, N)) if dstate is None else as_array("dstate.h", dstate.h, (C, N))
+    dh_next = np.zeros((C, N)) if dstate is None else _as_state("dstate", dstate, C, N, "dstate.h").h
     A_bar, B_bar = steps[0].A_bar, steps[0].B_bar
     dA_bar, dB_bar, dC, dD = np.zeros((C, N)), np.zeros((C, N)), np.zeros((C, N)), np.zeros(C)
     dxs = np.zeros((len(steps), C))
@@ -268,7 +279,7 @@ def _discretize_backward(p: SSMParams, dA_bar: np.ndarray, dB_bar: np.ndarray):
     u = delta * A
     if p.discretization == "bilinear":
         w = 1 - u / 2
-        du = dA_bar / w**2 + dB_bar * delta * B / (2 * w**2)
+        du = dA_bar / w / w + dB_bar * delta * B / (2 * w) / w  # / w / w: w² overflows when ΔA is huge
         dB = dB_bar * delta / w
         ddelta_direct = dB_bar * B / w
         dA = du * delta
@@ -277,7 +288,7 @@ def _discretize_backward(p: SSMParams, dA_bar: np.ndarray, dB_bar: np.ndarray):
         du = dA_bar * e
         if p.discretization == "zoh":
             dB = dB_bar * (e - 1) / A
-            dA = du * delta + dB_bar * B * (u * e - e + 1) / A**2
+            dA = du * delta + dB_bar * B * (u * e - e + 1) / A / A  # / A / A: A² overflows for a huge A
             ddelta_direct = dB_bar * B * e  # ∂B̄/∂Δ = B e^u
         else:
             dB = dB_bar * delta
