@@ -5,6 +5,10 @@ Without -o (or with -o -) the worksheet (or, with --answers, the answer key) goe
 and the example as a spec, FILE.json without the suffix, which `lstmkit walkthrough --spec` reads to check
 answers. The user named only FILE: if FILE-answers or FILE.json exists already (a spec edited by hand, say),
 nothing is written unless --replace says to replace them. All three are checked before any is written.
+
+Sizes: the gated cells take --hidden-size H, the state-space cells (ssm, mamba) --state-size N (the spec's
+state_size; --input-size is their channels C); the other one is refused rather than read as an alias, so a
+command line always means what it says. --discretization (zoh, bilinear, zoh-euler) is the ssm's only.
 """
 
 from __future__ import annotations
@@ -20,16 +24,23 @@ DEFAULT_SEED = 35
 """A fixed default, so the README's exercise is the one everybody gets. Seed 35's LSTM starts from a
 non-zero h0 (every weight column matters at t = 1) and only a quarter of its gates round to 0 or 1."""
 
+DEFAULT_SIZE = 2
+"""The hidden size (gated cells) or state size (ssm, mamba) when not given."""
+
 EXERCISE_EXAMPLES = """examples:
   lstmkit exercise                                    # an LSTM worksheet (Markdown) on standard output
   lstmkit exercise --answers                          # its answer key
   lstmkit exercise --cell gru --seed 3 -o ex.html     # ex.html, ex-answers.html and ex.json
   lstmkit exercise --seed 4 -o ex.html --replace      # again: replaces ex-answers.html and ex.json too
+  lstmkit exercise --cell ssm --input-size 1 --steps 3                 # a diagonal SSM, one channel
+  lstmkit exercise --cell ssm --input-size 1 --discretization bilinear # the same numbers, bilinear
+  lstmkit exercise --cell mamba --state-size 1                         # Mamba's selective scan, gated
   lstmkit walkthrough --spec ex.json                  # check your answers (hand mode)"""
 
 
 def add_verb(verbs) -> None:
     from lstmkit.explain.exercise import CELLS, MAX_SIZE, MAX_STEPS
+    from lstmkit.reference.ssm import DISCRETIZATIONS
 
     e = verbs.add_parser(
         "exercise", help="a fresh by-hand exercise: worksheet and answer key", epilog=EXERCISE_EXAMPLES
@@ -42,8 +53,21 @@ def add_verb(verbs) -> None:
         help=f"which exercise: the same seed gives the same numbers (default {DEFAULT_SEED})",
     )
     e.add_argument("--steps", type=int, default=2, metavar="T", help=f"time steps, 1 to {MAX_STEPS} (default 2)")
-    e.add_argument("--hidden-size", type=int, default=2, metavar="H", help=f"1 to {MAX_SIZE} (default 2)")
-    e.add_argument("--input-size", type=int, default=2, metavar="I", help=f"1 to {MAX_SIZE} (default 2)")
+    e.add_argument(
+        "--hidden-size", type=int, metavar="H", help=f"gated cells: 1 to {MAX_SIZE} (default {DEFAULT_SIZE})"
+    )
+    e.add_argument(
+        "--state-size",
+        type=int,
+        metavar="N",
+        help=f"ssm and mamba: the state size, 1 to {MAX_SIZE} (default {DEFAULT_SIZE})",
+    )
+    e.add_argument(
+        "--input-size", type=int, default=2, metavar="I", help=f"1 to {MAX_SIZE}; channels for ssm, mamba (default 2)"
+    )
+    e.add_argument(
+        "--discretization", choices=DISCRETIZATIONS, help="ssm only: how Δ discretises A and B (default zoh)"
+    )
     e.add_argument(
         "--format",
         choices=["markdown", "html"],
@@ -74,8 +98,9 @@ def run_exercise(args) -> int:
         )
     if args.replace and not to_files:
         raise ValueError("--replace applies to the files -o FILE writes; name them with -o FILE or drop --replace")
+    size, discretization = _size_and_discretization(args)
     paths = output_paths(args.output, args.replace) if to_files else None
-    ex = exercise.make(args.cell, args.seed, args.steps, args.input_size, args.hidden_size)
+    ex = exercise.make(args.cell, args.seed, args.steps, args.input_size, size, discretization)
     fmt = args.format or ("html" if to_files and Path(args.output).suffix in (".html", ".htm") else "markdown")
     if paths is None:
         pages = sheets.ANSWER_KEYS if args.answers else sheets.WORKSHEETS
@@ -87,6 +112,21 @@ def run_exercise(args) -> int:
     write_output(answers, _line_ended(sheets.ANSWER_KEYS[fmt](ex, spec_file.name)))
     print(f"wrote {worksheet} (worksheet), {answers} (answer key) and {spec_file} (spec): {ex.command}")
     return 0
+
+
+def _size_and_discretization(args) -> tuple[int, str]:
+    """The hidden or state size, whichever the cell has, and the ssm's discretization; the wrong one refused."""
+    from lstmkit.explain.exercise.problem import STATE_SPACE
+
+    state_space = args.cell in STATE_SPACE
+    if state_space and args.hidden_size is not None:
+        raise ValueError(f"--hidden-size is for the gated cells, {args.cell} has a state size: use --state-size")
+    if not state_space and args.state_size is not None:
+        raise ValueError(f"--state-size is for ssm and mamba, {args.cell} has a hidden size: use --hidden-size")
+    if args.cell != "ssm" and args.discretization is not None:
+        raise ValueError(f"--discretization is for --cell ssm only, {args.cell} has none: drop it")
+    size = args.state_size if state_space else args.hidden_size
+    return DEFAULT_SIZE if size is None else size, args.discretization or "zoh"
 
 
 def output_paths(output: str, replace: bool = False) -> tuple[Path, Path, Path]:

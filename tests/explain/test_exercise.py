@@ -1,4 +1,5 @@
-"""`lstmkit exercise`: seeded random examples, the worksheet's empty boxes, the answer key against the trace."""
+"""`lstmkit exercise` for the gated cells: seeded random examples, the worksheet's empty boxes, the answer key
+against the trace (the state-space cells' in test_exercise_ssm.py)."""
 
 import json
 import re
@@ -13,7 +14,7 @@ from lstmkit.explain.exercise import sheets
 from lstmkit.explain.walkthrough import as_text, example_file
 from tests.helpers import lstmkit
 
-CELLS = exercise.CELLS
+CELLS = exercise.GATED
 SIZES = [(2, 2, 2), (1, 1, 1), (3, 1, 4), (4, 4, 4)]
 """(steps, input size, hidden size): the default, the smallest, a lopsided one, the largest."""
 
@@ -182,7 +183,7 @@ def test_bad_arguments_are_one_line_exit_2(argv, message, capsys, tmp_path, monk
 
 
 def test_library_errors_name_the_problem():
-    with pytest.raises(ValueError, match="cell is 'mlstm', expected one of lstm, gru, rnn, slstm"):
+    with pytest.raises(ValueError, match="cell is 'mlstm', expected one of lstm, gru, rnn, slstm, ssm, mamba"):
         exercise.random_example("mlstm", 0)
     with pytest.raises(ValueError, match="steps is True, expected an integer"):
         exercise.random_example("lstm", 0, steps=True)

@@ -1,4 +1,4 @@
-"""A fresh by-hand exercise: a small random example with integer numbers, its worksheet and its answer key.
+"""A fresh by-hand exercise: a small random example with friendly numbers, its worksheet and its answer key.
 
 problem.py   make(cell, seed, ...) -> Exercise: the example drawn, checked not to be dull, its walkthrough
 sheets.py    an Exercise as a worksheet and an answer key, in Markdown and HTML
@@ -6,6 +6,7 @@ sheets.py    an Exercise as a worksheet and an answer key, in Markdown and HTML
 
 from lstmkit.explain.exercise.problem import (
     CELLS,
+    GATED,
     MAX_SIZE,
     MAX_STEPS,
     Exercise,
@@ -15,4 +16,4 @@ from lstmkit.explain.exercise.problem import (
     spec_text,
 )
 
-__all__ = ["CELLS", "MAX_SIZE", "MAX_STEPS", "Exercise", "is_dull", "make", "random_example", "spec_text"]
+__all__ = ["CELLS", "GATED", "MAX_SIZE", "MAX_STEPS", "Exercise", "is_dull", "make", "random_example", "spec_text"]

@@ -8,9 +8,19 @@ Both follow the walkthrough's numbered stages (`lstmkit.explain.walkthrough`):
                            answer key  the hand-mode number in each box, the exact value in small print
                                        (where it differs)
 
-with the rules (round to 0.1 half away from zero, carry the rounded value forward), a table of σ and tanh
-(and log σ, exp for the sLSTM) at a few points, the command that makes the exercise again, and the spec
-(JSON) with the line that checks answers: `lstmkit walkthrough --spec FILE.json`.
+    [N+1] ...            the state-space cells' stages about the whole sequence (the convolution or
+                         matrix view), titled (t = 1..T)
+
+with the rules (round to 0.1 half away from zero, carry the rounded value forward), function tables,
+the command that makes the exercise again, and the spec (JSON) with the line that checks answers:
+`lstmkit walkthrough --spec FILE.json`. The function tables (three decimals):
+
+    gated cells   σ and tanh (and log σ, exp for the sLSTM) at a few points, to check a calculator
+    ssm           Ā as a function of ΔA, exp(z) (zoh, zoh-euler) or (1 + z/2) / (1 - z/2) (bilinear), at
+                  every multiple of 0.1 from 0 to -1.9: a grid, row -1 and column .3 hold z = -1.3
+    mamba         exp(z) on the same grid from 0 to -2.9 (a hand-mode ΔA is always a multiple of 0.1, and
+                  exp(z) rounds to 0 from z = -3), and softplus and SiLU at the whole numbers -3..3 (a
+                  hand-mode pre-Δ and a drawn gate are whole numbers; beyond ±3 softplus rounds to max(z, 0))
 
 Reading the answers back: in the Markdown answer key each number of a computed row is its own code span
 in the last column, before the `<sub>` holding the exact values; in the HTML each number is
@@ -21,6 +31,7 @@ empty (`<span class="box"></span>`, Markdown `____`), in the same order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,18 +40,33 @@ from lstmkit.explain.html import cell_style, esc, page
 from lstmkit.explain.numbers import matrix_rows, number, vector
 from lstmkit.explain.walkthrough import SEED_TYPO, Row, Stage
 from lstmkit.explain.walkthrough.as_text import TITLES
+from lstmkit.explain.walkthrough.stages import ALL_STEPS
 
 BOX_MD = "`____`"
 """One empty answer box in the Markdown worksheet."""
 POINTS = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
-"""Where the function table gives σ, tanh (and log σ, exp)."""
+"""Where the gated cells' function table gives σ, tanh (and log σ, exp)."""
+WHOLE = (-3, -2, -1, 0, 1, 2, 3)
+"""Where Mamba's table gives softplus and SiLU."""
+GRID_ROWS = {"ssm": 2, "mamba": 3}
+"""Rows of the tenths grid: 2 covers z = 0..-1.9, 3 covers 0..-2.9."""
 RULES = (
     "Work through the stages in order; each box holds one number.",
     "Round every result to one decimal, half away from zero: 0.25 → 0.3, -0.25 → -0.3, 0.04 → 0.",
     "Carry the rounded value forward: later steps use your rounded numbers, not the calculator's longer ones.",
-    "A calculator is fine: σ(z) = 1 / (1 + e^(-z)), tanh(z) = (e^z - e^(-z)) / (e^z + e^(-z)). "
-    "The table below is there to check a few values.",
 )
+CALCULATOR = {
+    "gated": "A calculator is fine: σ(z) = 1 / (1 + e^(-z)), tanh(z) = (e^z - e^(-z)) / (e^z + e^(-z)). "
+    "The table below is there to check a few values.",
+    "zoh": "A calculator is fine; the table below gives Ā = exp(ΔA) at every ΔA a multiple of 0.1 down to -1.9.",
+    "zoh-euler": "A calculator is fine; the table below gives Ā = exp(ΔA) at every ΔA a multiple of 0.1 down to -1.9.",
+    "bilinear": "A calculator is fine; the table below gives Ā = (1 + ΔA/2) / (1 - ΔA/2) at every ΔA a multiple "
+    "of 0.1 down to -1.9.",
+    "mamba": "A calculator is fine: softplus(z) = log(1 + e^z), SiLU(z) = z / (1 + e^(-z)). The tables below "
+    "give exp at every multiple of 0.1 down to -2.9 (it rounds to 0 from -3 on), softplus and SiLU at -3..3 "
+    "(beyond, softplus rounds to z or to 0).",
+}
+"""The last rule, by cell (the ssm's by its discretization)."""
 MADE_BY = "Made by the command below; the same command always gives the same exercise (add --answers for the key)."
 
 
@@ -55,20 +81,58 @@ CHECK = "To check: {command} prints every answer (hand mode), where {file} holds
 """The line on both pages that says how to check; {command} is `lstmkit walkthrough --spec FILE.json`."""
 
 
-def _functions(cell: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the function table (three decimals)."""
-    header = ["z", "σ(z)", "tanh(z)"]
-    columns = [lambda z: 1 / (1 + np.exp(-z)), np.tanh]
-    if cell == "slstm":
-        header += ["log σ(z)", "exp(z)"]
-        columns += [lambda z: -np.logaddexp(0.0, -z), np.exp]
-    rows = [[number(z, "hand")] + [f"{float(f(z)):.3f}" for f in columns] for z in POINTS]
-    return header, rows
+class Table(NamedTuple):
+    """One function table: a caption (may be empty), the header, the rows (as text)."""
+
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _kind(ex: Exercise) -> str:
+    """The key of CALCULATOR: the ssm's discretization, mamba, or gated."""
+    cell = ex.example.cell
+    return ex.example.params.discretization if cell == "ssm" else cell if cell == "mamba" else "gated"
+
+
+def _rules(ex: Exercise) -> tuple[str, ...]:
+    return (*RULES, CALCULATOR[_kind(ex)])
+
+
+def _functions(ex: Exercise) -> list[Table]:
+    """The function tables of the exercise's cell (three decimals)."""
+    kind = _kind(ex)
+    if kind == "gated":
+        header = ["z", "σ(z)", "tanh(z)"]
+        columns = [lambda z: 1 / (1 + np.exp(-z)), np.tanh]
+        if ex.example.cell == "slstm":
+            header += ["log σ(z)", "exp(z)"]
+            columns += [lambda z: -np.logaddexp(0.0, -z), np.exp]
+        return [Table("", header, [[number(z, "hand")] + [f"{float(f(z)):.3f}" for f in columns] for z in POINTS])]
+    if kind == "bilinear":
+        grid = _tenths("(1 + z/2) / (1 - z/2)", lambda z: (1 + z / 2) / (1 - z / 2), GRID_ROWS["ssm"])
+    else:
+        grid = _tenths("exp(z)", np.exp, GRID_ROWS[ex.example.cell])
+    if kind != "mamba":
+        return [grid]
+    rows = [[str(z), f"{float(np.logaddexp(0.0, z)):.3f}", f"{z / (1 + np.exp(-z)):.3f}"] for z in WHOLE]
+    return [grid, Table("", ["z", "softplus(z)", "SiLU(z)"], rows)]
+
+
+def _tenths(name: str, f: Callable, count: int) -> Table:
+    """f(z) at z = -(row + column): the row is the whole part, the column the tenths."""
+    header = ["z"] + [f".{k}" for k in range(10)]
+    rows = [[f"-{r}"] + [f"{float(f(-(r + k / 10))):.3f}" for k in range(10)] for r in range(count)]
+    return Table(f"{name} at z = -(row + column): z = -1.3 is row -1, column .3", header, rows)
+
+
+SQUASHING = ("σ", "tanh", "exp", "softplus", "SiLU")
+"""A row whose formula is one of these and that has a source names the row it acts on."""
 
 
 def _formula(row: Row, earlier: list[Row]) -> str:
     """'σ' becomes 'σ(pre f1)', naming the earlier row whose value the function acts on."""
-    if row.source is None or row.formula not in ("σ", "tanh"):
+    if row.source is None or row.formula not in SQUASHING:
         return row.formula
     for before in reversed(earlier):
         if before.value is row.source:
@@ -91,8 +155,10 @@ def _note(stage: Stage) -> str:
     return "" if stage.note == SEED_TYPO else stage.note  # the seeds' typo means nothing in a fresh exercise
 
 
-def _stage_title(stage: Stage) -> str:
-    return f"[{stage.number}] {stage.title}" + (f"  (t = {stage.t})" if stage.t else "")
+def _stage_title(stage: Stage, steps: int) -> str:
+    """'[3] Update state  (t = 1)'; a stage about the whole sequence says (t = 1..T)."""
+    when = f"1..{steps}" if stage.t == ALL_STEPS else str(stage.t)
+    return f"[{stage.number}] {stage.title}" + (f"  (t = {when})" if stage.t else "")
 
 
 # --- Markdown -------------------------------------------------------------------------------------------
@@ -132,15 +198,16 @@ def _md_answer(hand: np.ndarray, exact: np.ndarray) -> str:
 
 def _markdown(ex: Exercise, what: str, column: str, answer: Callable, spec_file: str) -> str:
     lines = [f"# {_title(ex, what)}", "", MADE_BY, "", f"    {ex.command}", "", "## How to work", ""]
-    lines += [f"- {_md(rule)}" for rule in RULES] + [""]
-    header, rows = _functions(ex.example.cell)
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-    given = ex.hand.stages[0]
-    lines += [f"## {_stage_title(given)}", "", "| what | how | value |", "|---|---|---|"]
+    lines += [f"- {_md(rule)}" for rule in _rules(ex)] + [""]
+    for table in _functions(ex):
+        lines += [_md(table.caption), ""] if table.caption else []
+        lines += ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in table.rows] + [""]
+    given, steps = ex.hand.stages[0], len(ex.hand.steps)
+    lines += [f"## {_stage_title(given, steps)}", "", "| what | how | value |", "|---|---|---|"]
     lines += [f"| {_md(r.label)} | {_md(r.formula)} | {_md_given(r.value)} |" for r in given.rows] + [""]
     for stage, rows in _computed(ex):
-        lines += [f"## {_stage_title(stage)}", "", f"| what | how | {column} |", "|---|---|---|"]
+        lines += [f"## {_stage_title(stage, steps)}", "", f"| what | how | {column} |", "|---|---|---|"]
         lines += [f"| {_md(r.label)} | {_md(formula)} | {answer(r.value, exact)} |" for r, formula, exact in rows]
         lines.append("")
         if _note(stage):
@@ -175,6 +242,7 @@ tr[data-label] td.what, tr[data-label] td.how { padding-top: .6rem; }
        background: #fff; }
 .exact { font-size: .75em; color: var(--muted); margin-top: 1px; }
 .note { font-style: italic; color: var(--muted); margin: .5rem 0 0; }
+p.caption { margin: .6rem 0 .2rem; color: var(--muted); }
 table.functions td, table.functions th { padding: 2px 10px; text-align: right; border-bottom: 1px solid var(--line); }
 details.spec pre { background: var(--band); padding: .6rem; border-radius: 6px; overflow-x: auto; }
 @media print {
@@ -231,16 +299,17 @@ def _html_answer(hand: np.ndarray, exact: np.ndarray) -> str:
 
 
 def _html_rules(ex: Exercise) -> str:
-    header, rows = _functions(ex.example.cell)
-    table = (
-        '<table class="functions"><tr>'
-        + "".join(f"<th>{esc(h)}</th>" for h in header)
+    tables = "".join(
+        (f'<p class="caption">{esc(t.caption)}</p>' if t.caption else "")
+        + '<table class="functions"><tr>'
+        + "".join(f"<th>{esc(h)}</th>" for h in t.header)
         + "</tr>"
-        + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in t.rows)
         + "</table>"
+        for t in _functions(ex)
     )
-    rules = "".join(f"<li>{esc(rule)}</li>" for rule in RULES)
-    return f'<section class="card"><h2>How to work</h2><ul class="rules">{rules}</ul>{table}</section>'
+    rules = "".join(f"<li>{esc(rule)}</li>" for rule in _rules(ex))
+    return f'<section class="card"><h2>How to work</h2><ul class="rules">{rules}</ul>{tables}</section>'
 
 
 def _html_given(stage: Stage) -> str:
@@ -249,7 +318,7 @@ def _html_given(stage: Stage) -> str:
         f"<td>{_html_given_value(r.value)}</td></tr>"
         for r in stage.rows
     )
-    return f'<section class="card"><h2>{esc(_stage_title(stage))}</h2><table class="kv">{rows}</table></section>'
+    return f'<section class="card"><h2>{esc(_stage_title(stage, 0))}</h2><table class="kv">{rows}</table></section>'
 
 
 def _html(ex: Exercise, what: str, answer: Callable, spec_file: str) -> str:
@@ -267,7 +336,7 @@ def _html(ex: Exercise, what: str, answer: Callable, spec_file: str) -> str:
         )
         note = f'<p class="note">{esc(_note(stage))}</p>' if _note(stage) else ""
         parts.append(
-            f'<section class="card" data-stage="{stage.number}"><h2>{esc(_stage_title(stage))}</h2>'
+            f'<section class="card" data-stage="{stage.number}"><h2>{esc(_stage_title(stage, len(ex.hand.steps)))}</h2>'
             f'<table class="kv">{cells}</table>{note}</section>'
         )
     spec = f'<details class="spec"><summary>{esc(spec_file)}</summary><pre>{esc(spec_text(ex.example))}</pre></details>'
