@@ -33,6 +33,7 @@ import numpy as np
 from lstmkit.reference.activations import sigmoid
 from lstmkit.reference.checks import as_array, as_sequence, check_rounding, is_state, shape_text
 from lstmkit.reference.rounding import Rounding, exact
+from lstmkit.reference.ssm import array_shape
 
 
 def softplus(a: np.ndarray) -> np.ndarray:
@@ -91,9 +92,10 @@ class MambaParams(NamedTuple):
 
     def checked(self) -> MambaParams:
         """These parameters as float64 arrays, or ValueError naming the first bad one."""
-        if np.ndim(self.A) != 2:
-            raise ValueError(f"A has shape {shape_text(np.shape(self.A))}, expected (C, N) (channels, state size)")
-        C, N = np.shape(self.A)
+        shape = array_shape("A", self.A)
+        if len(shape) != 2:
+            raise ValueError(f"A has shape {shape_text(shape)}, expected (C, N) (channels, state size)")
+        C, N = shape
         A = as_array("A", self.A, (C, N), "channels, state size")
         if (A >= 0).any():
             where = tuple(int(k) for k in np.argwhere(A >= 0)[0])
@@ -163,10 +165,11 @@ def zero_state(input_size: int, state_size: int) -> MambaState:
     return MambaState(np.zeros((input_size, state_size)))
 
 
-def _as_state(name: str, state, C: int, N: int, suffix: str) -> MambaState:
+def _as_state(name: str, state, C: int, N: int, label: str) -> MambaState:
+    """`state` as a MambaState of a finite (C, N) h, or ValueError naming `name` (not a state) or `label` (its h)."""
     if not is_state(state, MambaState):
         raise ValueError(f"{name} is a {type(state).__name__}, expected a MambaState(h)")
-    return MambaState(as_array(f"h{suffix}", state.h, (C, N), "channels, state size"))
+    return MambaState(as_array(label, state.h, (C, N), "channels, state size"))
 
 
 def _step(p: MambaParams, x: np.ndarray, h_prev: np.ndarray, z, rounding: Rounding) -> MambaStep:
@@ -196,7 +199,7 @@ def step(p: MambaParams, x, state: MambaState, rounding: Rounding = exact, gate=
     check_rounding(rounding)
     x = as_array("x", x, (p.input_size,), "channels")
     z = None if gate is None else as_array("gate", gate, (p.input_size,), "channels")
-    return _step(p, x, _as_state("state", state, p.input_size, p.state_size, "").h, z, rounding)
+    return _step(p, x, _as_state("state", state, p.input_size, p.state_size, "h").h, z, rounding)
 
 
 def run(p: MambaParams, xs, state0: MambaState | None = None, rounding: Rounding = exact, gate=None) -> list[MambaStep]:
@@ -206,7 +209,7 @@ def run(p: MambaParams, xs, state0: MambaState | None = None, rounding: Rounding
     C, N = p.input_size, p.state_size
     xs = as_sequence("inputs", xs, C, "time steps, channels")
     zs = [None] * len(xs) if gate is None else as_array("gate", gate, xs.shape, "time steps as inputs, channels")
-    h = zero_state(C, N).h if state0 is None else _as_state("state0", state0, C, N, "0").h
+    h = zero_state(C, N).h if state0 is None else _as_state("state0", state0, C, N, "h0").h
     steps = []
     for x, z in zip(xs, zs, strict=True):
         steps.append(_step(p, x, h, z, rounding))
@@ -238,10 +241,14 @@ def matrix_view(p: MambaParams, steps: list[MambaStep], rounding: Rounding = exa
     delta = np.array([s.delta for s in steps])  # (T, C)
     Bs, Cs = np.array([s.B for s in steps]), np.array([s.C for s in steps])  # (T, N)
     xs = np.array([s.x for s in steps])
-    cum = np.cumsum(delta[:, :, None] * p.A[None], axis=0)  # (T, C, N): Σ_{k=1..t} Δ_k A
-    below = np.arange(T)[:, None] >= np.arange(T)[None, :]
-    exponent = cum.transpose(1, 2, 0)[..., :, None] - cum.transpose(1, 2, 0)[..., None, :]  # (C, N, t, s)
-    decay = r(np.where(below, np.exp(np.where(below, exponent, 0.0)), 0.0))
+    dA = (delta[:, :, None] * p.A[None]).transpose(1, 2, 0)  # (C, N, T): Δ_k A
+    below = np.arange(T)[:, None] >= np.arange(T)[None, :]  # t >= s
+    after = np.arange(T)[:, None] > np.arange(T)[None, :]  # k > s
+    # Σ_{k=s+1..t} summed over the segment itself, not as a difference of two running sums: after one huge Δ
+    # those cancel (losing digits, or -inf - -inf = NaN). Mamba-2's segsum does the same.
+    segment = np.cumsum(np.where(after, dA[..., :, None], 0.0), axis=-2)  # (C, N, t, s)
+    decay = r(np.where(below, np.exp(segment), 0.0))
+    cum = np.cumsum(dA, axis=-1).transpose(2, 0, 1)  # (T, C, N): Σ_{k=1..t} Δ_k A
     matrix = r(np.einsum("tn,cnts,sn,sc->cts", Cs, decay, Bs, delta))
     free = r(np.einsum("tn,tcn,cn->tc", Cs, np.exp(cum), steps[0].h_prev))
     Mx = r(np.einsum("cts,sc->tc", matrix, xs))
@@ -280,7 +287,7 @@ def backward(p: MambaParams, steps: list[MambaStep], douts, dstate: MambaState |
     dxs = np.zeros((len(steps), C))
     gated = steps[0].gate is not None
     dzs = np.zeros((len(steps), C)) if gated else None
-    dh_next = np.zeros((C, N)) if dstate is None else as_array("dstate.h", dstate.h, (C, N))
+    dh_next = np.zeros((C, N)) if dstate is None else _as_state("dstate", dstate, C, N, "dstate.h").h
     for t in reversed(range(len(steps))):
         s = steps[t]
         dy = douts[t]
