@@ -41,8 +41,9 @@ A state-space cell's draw is dull when
     ssm: a channel's B or C is all zeros (the state is never written, or never read);
     mamba: W_Δ, W_B or W_C is all zeros (Δ ignores the input, nothing is written, nothing is read), or
     every Δ_t of the sequence is the same (no selection to see), where there is more than one;
-    both: at some step the state h_t or the output is all zeros, or a hand-mode value exceeds LARGE in
-    magnitude (the numbers blow up past pencil and paper).
+    both: at some step the state h_t or the output is all zeros, a channel's state stays zeros at every
+    step (that channel does nothing), or a hand-mode value exceeds LARGE in magnitude (the numbers blow
+    up past pencil and paper).
 
 Sizes are for pencil and paper: 1 to 4 time steps, input, hidden and state sizes 1 to 4.
 """
@@ -295,7 +296,9 @@ def _state_space_is_dull(example: Example) -> bool:
         output = s.y if example.cell == "ssm" else s.out
         if not np.any(s.h) or not np.any(output):
             return True
+    if not np.all(np.any([s.h for s in steps], axis=(0, 2))):  # (T, C, N) -> does each channel hold something
+        return True
     if example.cell == "mamba":
         deltas = np.array([s.delta for s in steps])
-        return deltas.size > 1 and np.all(deltas == deltas.flat[0])
+        return bool(deltas.size > 1 and np.all(deltas == deltas.flat[0]))
     return False

@@ -22,6 +22,9 @@ the command that makes the exercise again, and the spec (JSON) with the line tha
                   exp(z) rounds to 0 from z = -3), and softplus and SiLU at the whole numbers -3..3 (a
                   hand-mode pre-Δ and a drawn gate are whole numbers; beyond ±3 softplus rounds to max(z, 0))
 
+The worksheet leaves out a note that quotes the example's values (a decimal number or a bracketed list:
+Mamba's selection note, the whole-sequence views' agreement); the answer key has every note.
+
 Reading the answers back: in the Markdown answer key each number of a computed row is its own code span
 in the last column, before the `<sub>` holding the exact values; in the HTML each number is
 `<span class="box" data-value="0.7" data-exact="0.700713">0.7</span>`. The worksheet has the same spans
@@ -30,6 +33,7 @@ empty (`<span class="box"></span>`, Markdown `____`), in the same order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -151,8 +155,16 @@ def _computed(ex: Exercise):
         yield stage, rows
 
 
-def _note(stage: Stage) -> str:
-    return "" if stage.note == SEED_TYPO else stage.note  # the seeds' typo means nothing in a fresh exercise
+QUOTES_VALUES = re.compile(r"\d\.\d|\[")
+"""A note with a decimal number or a bracketed list quotes the example's values."""
+
+
+def _note(stage: Stage, what: str) -> str:
+    """The stage's note; none for the seeds' typo (it means nothing in a fresh exercise), and on the worksheet
+    none that quotes values (Mamba's selection, the views' agreement), which would give answers away."""
+    if stage.note == SEED_TYPO or (what == "worksheet" and QUOTES_VALUES.search(stage.note)):
+        return ""
+    return stage.note
 
 
 def _stage_title(stage: Stage, steps: int) -> str:
@@ -210,8 +222,8 @@ def _markdown(ex: Exercise, what: str, column: str, answer: Callable, spec_file:
         lines += [f"## {_stage_title(stage, steps)}", "", f"| what | how | {column} |", "|---|---|---|"]
         lines += [f"| {_md(r.label)} | {_md(formula)} | {answer(r.value, exact)} |" for r, formula, exact in rows]
         lines.append("")
-        if _note(stage):
-            lines += [f"*{_md(_note(stage))}*", ""]
+        if _note(stage, what):
+            lines += [f"*{_md(_note(stage, what))}*", ""]
     check = CHECK.format(command=f"`lstmkit walkthrough --spec {spec_file}`", file=spec_file, o="`-o`")
     lines += ["## Check your answers", "", check, "", "```json", spec_text(ex.example), "```", ""]
     return "\n".join(lines)
@@ -334,7 +346,7 @@ def _html(ex: Exercise, what: str, answer: Callable, spec_file: str) -> str:
             f'<td class="how">{esc(formula)}</td><td>{answer(r.value, exact)}</td></tr>'
             for r, formula, exact in rows
         )
-        note = f'<p class="note">{esc(_note(stage))}</p>' if _note(stage) else ""
+        note = f'<p class="note">{esc(_note(stage, what))}</p>' if _note(stage, what) else ""
         parts.append(
             f'<section class="card" data-stage="{stage.number}"><h2>{esc(_stage_title(stage, len(ex.hand.steps)))}</h2>'
             f'<table class="kv">{cells}</table>{note}</section>'
