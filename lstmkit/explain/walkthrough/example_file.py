@@ -126,7 +126,7 @@ CELLS["ssm"] = CellSpec(
     {"h": ("C", "N")},
     ssm.SSMState,
     lambda w, n: ssm.SSMParams(
-        **{k: np.reshape(v, (n["C"], n["N"]) if k in "ABC" else (n["C"],)) for k, v in w.items()},
+        **{k: np.reshape(v, (n["C"], n["N"]) if k in ("A", "B", "C") else (n["C"],)) for k, v in w.items()},
         discretization=n["discretization"],
     ).checked(),
     lambda p: {k: getattr(p, k) for k in SSM_WEIGHTS},
@@ -244,6 +244,8 @@ def from_dict(data, cell: str | None = None) -> Example:
         if name not in weights:
             raise ValueError(f"missing field 'weights.{name}', expected shape {shape_text(shape)} ({meaning})")
         arrays[name] = as_array(f"weights.{name}", _numbers(f"weights.{name}", weights[name]), shape, meaning)
+    if cell in STATE_SPACE:
+        _check_signs(arrays)
     params = table.params(arrays, sizes)
 
     inputs = _field(data, "inputs", list)
@@ -259,6 +261,16 @@ def from_dict(data, cell: str | None = None) -> Example:
             "gate", _numbers("gate", _field(data, "gate", list)), xs.shape, "time steps as inputs, channels"
         )
     return Example(cell, params, xs, _initial_state(data, cell, sizes), gate)
+
+
+def _check_signs(arrays: dict[str, np.ndarray]) -> None:
+    """A < 0 and delta > 0 on the arrays as the file has them, so the message names the field and the index there."""
+    for name, sign, expected in (("A", -1, "negative numbers (a decaying state)"), ("delta", 1, "positive numbers")):
+        bad = ~(sign * arrays[name] > 0) if name in arrays else np.array(False)  # mamba has no delta
+        if bad.any():
+            where = tuple(int(k) for k in np.argwhere(bad)[0])
+            at = f" at index {where}" if where else ""
+            raise ValueError(f"weights.{name} has {arrays[name][where]:g}{at}, expected {expected}")
 
 
 def _initial_state(data: dict, cell: str, sizes: dict):
