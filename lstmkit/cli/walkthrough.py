@@ -10,6 +10,8 @@ WALKTHROUGH_EXAMPLES = """examples:
   lstmkit walkthrough
   lstmkit walkthrough --cell gru --mode exact
   lstmkit walkthrough --cell mlstm --format html -o mlstm.html
+  lstmkit walkthrough --cell ssm
+  lstmkit walkthrough --cell mamba --format html -o mamba.html
   lstmkit walkthrough --spec my_example.json --format markdown -o steps.md
 
 --format html writes one self-contained page (no network) with hand and exact values side by side and a
@@ -17,12 +19,14 @@ step navigator (buttons, or the arrow keys); --mode does not apply to it."""
 
 
 def add_verb(verbs) -> None:
+    from lstmkit.explain.walkthrough.example_file import CELLS
+
     w = verbs.add_parser(
         "walkthrough",
         help="the seeds' step-by-step example, every intermediate of every step",
         epilog=WALKTHROUGH_EXAMPLES,
     )
-    w.add_argument("--cell", choices=["lstm", "gru", "rnn", "slstm", "mlstm"], help="which cell (default: lstm)")
+    w.add_argument("--cell", choices=list(CELLS), help="which cell (default: lstm)")
     w.add_argument("--mode", choices=["hand", "exact"], default="hand", help="hand: round to 0.1 and carry forward")
     w.add_argument("--spec", metavar="FILE.json", help="your own sizes, weights, inputs and initial state")
     w.add_argument("--format", choices=["text", "markdown", "json", "html"], default="text")

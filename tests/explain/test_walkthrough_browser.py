@@ -6,6 +6,7 @@ from PIL import Image
 from lstmkit.cli import main
 from lstmkit.explain import walkthrough
 from lstmkit.explain.numbers import number
+from lstmkit.reference import mamba, ssm
 from lstmkit.reference.examples import B_F, EXAMPLES, W_F
 from tests.browser import open_page
 
@@ -95,4 +96,49 @@ def test_mlstm_page_shows_memory_and_retrieval(tmp_path, capsys):
         np.testing.assert_array_equal(shown(page, "q̂1ᵀ n1", "hand")[0], [hand.steps[0].qn])
         page.keyboard.press("End")
         assert visible_stage(page) == 16
+        assert problems == []
+
+
+def test_ssm_page_shows_discretization_and_convolution(tmp_path, capsys):
+    target = tmp_path / "ssm.html"
+    assert main(["walkthrough", "--cell", "ssm", "--format", "html", "-o", str(target)]) == 0
+    exact = walkthrough.build(EXAMPLES["ssm"](), "exact")
+    with open_page(target) as (page, problems):
+        page.goto(target.resolve().as_uri() + "#stage-3")
+        assert visible_stage(page) == 3
+        assert page.locator("#where").inner_text() == "Stage 3 of 15 · [3] Discretize (t = 1)"
+        assert shown(page, "Ā", "hand") == ([0.6, 0.1], ["0.6", "0.1"])  # exp(ΔA) by hand
+        assert shown(page, "Ā", "hand", "source")[0] == [-0.5, -2.3]
+        np.testing.assert_array_equal(shown(page, "Ā", "exact")[0], exact.steps[0].A_bar.ravel())
+        page.keyboard.press("End")
+        assert page.locator("#where").inner_text() == "Stage 15 of 15 · [15] Family resemblance (t = 1..3)"
+        page.keyboard.press("ArrowLeft")
+        assert visible_stage(page) == 14
+        conv = ssm.convolution(EXAMPLES["ssm"]().params, EXAMPLES["ssm"]().xs)
+        np.testing.assert_array_equal(shown(page, "K", "exact")[0], conv.kernel.ravel())
+        np.testing.assert_allclose(shown(page, "y_conv", "exact")[0], [s.y[0] for s in exact.steps], atol=1e-12)
+        assert page.locator(".pills .group", has_text="all t").locator("button").count() == 2
+        assert problems == []
+
+
+def test_mamba_page_shows_the_selection_and_the_matrix_view(tmp_path, capsys):
+    target = tmp_path / "mamba.html"
+    assert main(["walkthrough", "--cell", "mamba", "--format", "html", "-o", str(target)]) == 0
+    hand = walkthrough.build(EXAMPLES["mamba"](), "hand")
+    exact = walkthrough.build(EXAMPLES["mamba"](), "exact")
+    with open_page(target) as (page, problems):
+        page.goto(target.resolve().as_uri() + "#stage-11")
+        assert page.locator("#where").inner_text() == "Stage 11 of 15 · [11] Discretize (t = 3)"
+        assert shown(page, "Ā3", "hand")[0] == [0.0, 0.0, 0.9, 0.8]  # channel 1 forgets, channel 2 keeps
+        page.keyboard.press("ArrowRight")
+        note = page.locator("section.stage:not([hidden]) p.note").inner_text()
+        assert "channel 1: Δ = 3" in note and "overwritten" in note and "channel 2: Δ = 0.1" in note
+        np.testing.assert_array_equal(shown(page, "h3", "exact")[0], exact.steps[2].h.ravel())
+        page.keyboard.press("ArrowRight")
+        np.testing.assert_array_equal(shown(page, "out3", "hand")[0], hand.steps[2].y_gated)
+        page.click('.pills button[data-go="14"]')
+        assert page.locator("#where").inner_text() == "Stage 14 of 15 · [14] Matrix view (t = 1..3)"
+        view = mamba.matrix_view(EXAMPLES["mamba"]().params, exact.steps)
+        np.testing.assert_array_equal(shown(page, "M (channel 2)", "exact")[0], view.matrix[1].ravel())
+        np.testing.assert_allclose(shown(page, "y_matrix (channel 2)", "exact")[0], view.y[:, 1], atol=0)
         assert problems == []

@@ -58,7 +58,7 @@ def evaluate(terms) -> np.ndarray:
     return np.ravel(sum(sums) + product if sums else product)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "slstm", "mlstm"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "slstm", "mlstm", "ssm", "mamba"])
 def test_every_number_on_the_page_is_the_traces(cell):
     example = EXAMPLES[cell]()
     hand, exact = walkthrough.build(example, "hand"), walkthrough.build(example, "exact")
@@ -77,7 +77,7 @@ def test_every_number_on_the_page_is_the_traces(cell):
     assert checked > 20
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "slstm", "mlstm"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "slstm", "mlstm", "ssm", "mamba"])
 def test_equations_on_the_page_compute_their_values(cell):
     """In exact mode every drawn equation (W · [h, x] + b, f ⊙ c + i ⊙ z, k vᵀ, q̂ᵀC / den, ...) is true."""
     w = walkthrough.build(EXAMPLES[cell](), "exact")

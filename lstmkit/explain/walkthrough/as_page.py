@@ -3,7 +3,8 @@
     page = to_html(walkthrough.build(example, "hand"), walkthrough.build(example, "exact"))
 
 Layout: one <section class="stage"> per numbered stage, shown one at a time. The navigator (Previous /
-Next buttons, the ← → keys, Home / End, and one button per stage grouped by time step) switches between
+Next buttons, the ← → keys, Home / End, and one button per stage grouped by time step, "all t" for the
+state-space cells' whole-sequence stages, headed t = 1..T) switches between
 them and keeps the address's #stage-N in step, so a stage can be linked (the sections carry no matching
 id, so the browser never scrolls a stage under the sticky navigator). Printing shows every stage.
 
@@ -24,8 +25,8 @@ import numpy as np
 
 from lstmkit.explain.html import cell_style, esc, page
 from lstmkit.explain.numbers import number
-from lstmkit.explain.walkthrough import Row, Stage, Walkthrough
-from lstmkit.explain.walkthrough.as_text import TITLES
+from lstmkit.explain.walkthrough import ALL_STEPS, Row, Stage, Walkthrough
+from lstmkit.explain.walkthrough.as_text import TITLES, when
 
 CSS = """
 nav.steps { position: sticky; top: 0; z-index: 2; background: var(--band); padding: .6rem 0; border-bottom: 1px solid
@@ -107,7 +108,7 @@ def to_html(hand: Walkthrough, exact: Walkthrough) -> str:
         f"Colours: {_legend()} &nbsp; Keys: ← → (Home, End).</p>",
         _navigator(hand.stages),
     ]
-    body += [_stage(h, e) for h, e in zip(hand.stages, exact.stages, strict=True)]
+    body += [_stage(h, e, len(hand.steps)) for h, e in zip(hand.stages, exact.stages, strict=True)]
     return page(title, "\n".join(body), css=CSS, script=SCRIPT)
 
 
@@ -122,8 +123,9 @@ def _navigator(stages: list[Stage]) -> str:
         groups.setdefault(stage.t, []).append(
             f'<button type="button" title="{esc(stage.title)}" data-go="{stage.number}">{stage.number}</button>'
         )
+    names = {0: "given", ALL_STEPS: "all t"}
     pills = "".join(
-        f'<div class="group"><span>{"given" if t == 0 else f"t = {t}"}</span>{"".join(buttons)}</div>'
+        f'<div class="group"><span>{names.get(t, f"t = {t}")}</span>{"".join(buttons)}</div>'
         for t, buttons in groups.items()
     )
     return (
@@ -134,8 +136,8 @@ def _navigator(stages: list[Stage]) -> str:
     )
 
 
-def _stage(hand: Stage, exact: Stage) -> str:
-    heading = f"[{hand.number}] {hand.title}" + (f" (t = {hand.t})" if hand.t else "")
+def _stage(hand: Stage, exact: Stage, steps: int) -> str:
+    heading = f"[{hand.number}] {hand.title}" + (f" ({when(hand.t, steps)})" if hand.t else "")
     modes = [("given", hand)] if hand.t == 0 else [("hand", hand), ("exact", exact)]
     rows = []
     for k, row in enumerate(hand.rows):

@@ -7,7 +7,10 @@ For the LSTM, each time step t has the seeds' six stages (`shared/seeds/000_*.tx
 preceded once by [1] Given (sizes, weights, inputs). The RNN and GRU walkthroughs use the same frame
 with their own stages. The sLSTM adds the stabilized exponential gates and the normalizer; the mLSTM
 shows the projections, the outer product k vᵀ written into the matrix memory C, and the retrieval q̂ᵀC.
-The xLSTM cells' stages are in xlstm_stages.py, the Row they are made of in rows.py.
+The diagonal SSM and Mamba show Initialize · Discretize (Δ, Ā, B̄) · Update state · Output at every step,
+then, once for the whole sequence (t = ALL_STEPS), the convolution or matrix view and the family resemblance.
+The xLSTM cells' stages are in xlstm_stages.py, the state-space cells' in ssm_stages.py, the Row they are
+made of in rows.py.
 Renderers (text, markdown, json, html) only read a `Walkthrough`; nothing here
 computes anything that the reference trace does not already hold, except the labels.
 """
@@ -18,8 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.explain.walkthrough.example_file import to_dict
+from lstmkit.explain.walkthrough.example_file import STATE_SPACE, to_dict
 from lstmkit.explain.walkthrough.rows import Row, affine, eq
+from lstmkit.explain.walkthrough.ssm_stages import DISCRETE, mamba_stages, mamba_whole, ssm_stages, ssm_whole
 from lstmkit.explain.walkthrough.xlstm_stages import mlstm_stages, slstm_stages
 from lstmkit.reference import MODES, gru, lstm, mamba, mlstm, rnn, slstm, ssm
 from lstmkit.reference.examples import Example
@@ -59,7 +63,7 @@ def build(example: Example, mode: str = "hand") -> Walkthrough:
         raise ValueError(f"unknown mode {mode!r}, expected one of {', '.join(MODES)}")
     steps = trace(example, MODES[mode])
     stages = [Stage(1, 0, "Given", _given_rows(example))]
-    weights = {name: np.asarray(w) for name, w in to_dict(example)["weights"].items()}
+    weights = _weights(example)
     for t, (s, x) in enumerate(zip(steps, example.xs, strict=True), start=1):
         for title, rows, note in STAGES[example.cell](s, t, x, weights):
             stages.append(Stage(len(stages) + 1, t, title, rows, note))
@@ -80,11 +84,19 @@ RUN = {
 """cell -> run(params, xs, state0, rounding) -> [step trace]; Mamba's also takes gate=z."""
 
 
+def _weights(example: Example) -> dict:
+    """What the per-step stages read: the spec's weights (the seeds' concatenated layout), or for the state-space
+    cells their parameters (C × N even with one channel; the SSM's discretization too)."""
+    if example.cell in STATE_SPACE:
+        return example.params.checked()._asdict()
+    return {name: np.asarray(w) for name, w in to_dict(example)["weights"].items()}
+
+
 def _nothing(example: Example, steps: list, rounding):
     return ()
 
 
-WHOLE: dict = {}
+WHOLE: dict = {"ssm": ssm_whole, "mamba": mamba_whole}
 """cell -> stages(example, steps, rounding) yielding (title, rows, note) about the whole sequence, after the
 per-step stages (the SSM's convolution view, Mamba's matrix view)."""
 
@@ -99,6 +111,8 @@ def trace(example: Example, rounding) -> list:
 
 def _given_rows(ex: Example) -> list[Row]:
     spec = to_dict(ex)
+    if ex.cell in STATE_SPACE:
+        return _state_space_given_rows(ex, spec)
     sizes = f"{spec['input_size']}, {spec['hidden_size']}"
     rows = [Row("Sizes", "input size, hidden size", np.array([spec["input_size"], spec["hidden_size"]]))]
     if ex.cell == "mlstm":
@@ -130,6 +144,38 @@ ACTS_ON = {
     "w_f": "f̃ = w_f · x + b_f",
 }
 """How a weight is used, where it is not a matrix acting on [h, x] or a bias."""
+
+
+def _state_space_given_rows(ex: Example, spec: dict) -> list[Row]:
+    """Sizes (C channels, state size N), the inputs (and Mamba's gate inputs), h0, the weights and their use."""
+    rows = [Row("Sizes", "input channels C, state size N", np.array([spec["input_size"], spec["state_size"]]))]
+    rows += [Row(f"X{t}", f"input at t = {t}", np.asarray(x)) for t, x in enumerate(ex.xs, start=1)]
+    if ex.gate is not None:
+        rows += [Row(f"z{t}", f"gate input at t = {t}", np.asarray(z)) for t, z in enumerate(ex.gate, start=1)]
+    rows.append(Row("h0", "initial state", np.asarray(spec["initial_state"]["h"])))
+    uses = MAMBA_USES
+    if ex.cell == "ssm":
+        a_formula, b_formula, _ = DISCRETE[spec["discretization"]]
+        step = f"the step Δ; {spec['discretization']}: Ā = {a_formula}, B̄ = {b_formula}"
+        uses = {**SSM_USES, "delta": step}
+    return rows + [Row(name, uses[name], np.asarray(w)) for name, w in spec["weights"].items()]
+
+
+SSM_USES = {
+    "A": "decay rates, negative: ΔA = Δ ⊙ A",
+    "B": "input weights: B̄ from B by the discretization",
+    "C": "read-out: y_t = Σ_n C ⊙ h_t + D x_t",
+    "D": "skip: D x_t",
+}
+MAMBA_USES = {
+    "A": "decay rates, negative (A = -exp(A_log)): Ā_t = exp(Δ_t A)",
+    "W_delta": "Δ_t = softplus(W_delta x_t + b_delta)",
+    "b_delta": "Δ_t = softplus(W_delta x_t + b_delta)",
+    "W_B": "B_t = W_B x_t",
+    "W_C": "C_t = W_C x_t",
+    "D": "skip: y_t = h_t C_t + D x_t",
+}
+"""How each state-space weight is used (the Given stage)."""
 
 
 def _initialize(s, t: int, x: np.ndarray):
@@ -268,4 +314,12 @@ def _gru_stages(s: gru.GRUStep, t: int, x: np.ndarray, w: dict[str, np.ndarray])
     )
 
 
-STAGES = {"lstm": _lstm_stages, "rnn": _rnn_stages, "gru": _gru_stages, "slstm": slstm_stages, "mlstm": mlstm_stages}
+STAGES = {
+    "lstm": _lstm_stages,
+    "rnn": _rnn_stages,
+    "gru": _gru_stages,
+    "slstm": slstm_stages,
+    "mlstm": mlstm_stages,
+    "ssm": ssm_stages,
+    "mamba": mamba_stages,
+}
