@@ -130,8 +130,7 @@ def array_shape(name: str, value) -> tuple[int, ...]:
     try:
         return np.asarray(value, dtype=np.float64).shape
     except (TypeError, ValueError):
-        as_array(name, value, ())  # raises, saying why the value is not an array of numbers
-        raise
+        return as_array(name, value, ()).shape  # as_array raises, saying why these are not numbers (ragged rows)
 
 
 def discretize(p: SSMParams, rounding: Rounding = exact) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -152,7 +151,7 @@ def zero_state(input_size: int, state_size: int) -> SSMState:
 
 
 def _as_state(name: str, state, C: int, N: int, label: str) -> SSMState:
-    """`state` as a SSMState of a finite (C, N) h, or ValueError naming `name` (not a state) or `label` (its h)."""
+    """`state` as an SSMState of a finite (C, N) h, or ValueError naming `name` (not a state) or `label` (its h)."""
     if not is_state(state, SSMState):
         raise ValueError(f"{name} is a {type(state).__name__}, expected an SSMState(h)")
     return SSMState(as_array(label, state.h, (C, N), "channels, state size"))

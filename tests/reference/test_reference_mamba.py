@@ -242,6 +242,15 @@ def test_large_step_overwrites_and_small_step_keeps():
     assert np.all(A_bars[0] == 1.0) and np.all(A_bars[-1] < 1e-40)
 
 
+def test_random_is_mambas_initialisation():
+    p = mamba.MambaParams.random(C, N, seed=20)
+    assert_close(p.A, -np.tile(np.arange(1.0, N + 1), (C, 1)), "A = -(1..N)", atol=0.0)
+    assert_close(p.D, np.ones(C), "D", atol=0.0)
+    dt = mamba.softplus(p.b_delta)  # b_Δ is the inverse softplus of Δ at init
+    assert np.all((1e-3 <= dt) & (dt <= 1e-1)), dt
+    assert all(np.abs(w).max() <= 1 / np.sqrt(C) for w in (p.W_delta, p.W_B, p.W_C))
+
+
 # ---- the extremes --------------------------------------------------------------------------------------------------
 
 
