@@ -32,9 +32,9 @@ EXERCISE_EXAMPLES = """examples:
   lstmkit exercise --answers                          # its answer key
   lstmkit exercise --cell gru --seed 3 -o ex.html     # ex.html, ex-answers.html and ex.json
   lstmkit exercise --seed 4 -o ex.html --replace      # again: replaces ex-answers.html and ex.json too
-  lstmkit exercise --cell ssm --input-size 1 --steps 3                 # a diagonal SSM, one channel
-  lstmkit exercise --cell ssm --input-size 1 --discretization bilinear # the same numbers, bilinear
-  lstmkit exercise --cell mamba --state-size 1                         # Mamba's selective scan, gated
+  lstmkit exercise --cell ssm --seed 1161 --steps 3 --input-size 1    # a diagonal SSM, one channel, zoh
+  lstmkit exercise --cell ssm --seed 1161 --steps 3 --input-size 1 --discretization bilinear
+  lstmkit exercise --cell mamba --seed 23 --steps 3 --input-size 1    # Mamba's selective scan, gated
   lstmkit walkthrough --spec ex.json                  # check your answers (hand mode)"""
 
 

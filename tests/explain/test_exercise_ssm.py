@@ -1,15 +1,20 @@
 """`lstmkit exercise --cell ssm | mamba`: friendly seeded draws, what makes one dull, the function tables that
 give every exp, softplus and SiLU the hand needs, and the sheets against the hand-mode walkthrough."""
 
+import json
+import re
+import shlex
+
 import numpy as np
 import pytest
 
-from lstmkit.explain import exercise
+from lstmkit.explain import exercise, walkthrough
 from lstmkit.explain.exercise import problem, sheets
-from lstmkit.explain.walkthrough import example_file, stages
+from lstmkit.explain.walkthrough import as_text, example_file, stages
 from lstmkit.reference.mamba import silu, softplus
 from lstmkit.reference.rounding import hand
 from lstmkit.reference.ssm import DISCRETIZATIONS
+from tests.explain.test_exercise import computed_values, html_answers, markdown_answers
 from tests.helpers import lstmkit, one_line_error
 
 CELLS = ("ssm", "mamba")
@@ -44,8 +49,10 @@ def test_ssm_draws_friendly_numbers(seed, size):
     ex = draw("ssm", seed, size)
     p = ex.params
     assert set(p.delta.tolist()) <= {0.5, 1.0}
-    dA = tenths(p.delta[:, None] * p.A)
-    assert dA.min() >= -15 and dA.max() <= -1  # ΔA in -1.5..-0.1, exactly on the tenths
+    dA = tenths(p.delta[:, None] * p.A)  # exactly on the tenths
+    assert set(dA.ravel().tolist()) <= {-1.0, -2.0, -5.0, -7.0, -9.0, -12.0, -16.0}
+    a_bar = np.exp(dA / 10)
+    np.testing.assert_allclose(a_bar, np.round(a_bar, 1), atol=0.02)  # Ā close to a tenth
     tenths(p.A)  # A itself has one decimal
     for m in (p.B, p.C):
         integers(m, -2, 2)
@@ -80,15 +87,15 @@ def test_same_seed_same_draw_different_seed_different_one(cell):
 
 
 def test_the_discretization_does_not_change_the_numbers():
-    """A seed draws the same numbers for every discretization (unless that one's draw is dull and redrawn)."""
-    same = 0
+    """Every draw's numbers are the same for every discretization, so a seed gives the same numbers unless one
+    discretization finds its first draw dull and redraws."""
     for seed in range(10):
-        zoh = example_file.to_dict(draw("ssm", seed, (3, 1, 2)))
-        for name in DISCRETIZATIONS[1:]:
-            spec = {**zoh, "discretization": name}
-            if not exercise.is_dull(example_file.from_dict(spec)):
-                assert example_file.to_dict(draw("ssm", seed, (3, 1, 2), name)) == spec
-                same += 1
+        raw = [problem._draw_ssm(np.random.default_rng(seed), 3, 1, 2, name) for name in DISCRETIZATIONS]
+        assert all({**r, "discretization": "zoh"} == raw[0] for r in raw), seed
+    same = 0
+    for seed in range(20):
+        specs = [example_file.to_dict(draw("ssm", seed, (3, 1, 2), name)) for name in DISCRETIZATIONS]
+        same += all(spec["weights"] == specs[0]["weights"] and spec["inputs"] == specs[0]["inputs"] for spec in specs)
     assert same >= 15
 
 
@@ -102,6 +109,8 @@ def lively(cell: str, seed: int, size) -> None:
     matrices = (p.B, p.C) if cell == "ssm" else (p.W_delta, p.W_B, p.W_C)
     assert all(np.any(m, axis=-1).all() if cell == "ssm" else np.any(m) for m in matrices)
     steps = stages.trace(ex, hand)
+    for c in range(p.input_size):
+        assert any(np.any(s.h[c]) for s in steps), f"channel {c + 1} does nothing"
     for s in steps:
         assert np.any(s.h) and np.any(s.y if cell == "ssm" else s.out)
         assert max(np.max(np.abs(v)) for v in s if v is not None) <= problem.LARGE
@@ -136,6 +145,8 @@ def test_dull_ssm_draws_are_recognised():
     assert exercise.is_dull(edited(ex, inputs=(np.asarray(ex.xs) * 20).tolist()))  # blows up
     quiet = edited(ex, inputs=[[0, 0], [0, 0]], initial_state={"h": [[0, 0], [0, 0]]})
     assert exercise.is_dull(quiet)  # nothing ever enters the state
+    one_quiet = edited(ex, inputs=[[0, 1], [0, 1]], initial_state={"h": [[0, 0], [1, 1]]})
+    assert exercise.is_dull(one_quiet)  # channel 1 never holds anything
 
 
 def test_dull_mamba_draws_are_recognised():
@@ -145,6 +156,7 @@ def test_dull_mamba_draws_are_recognised():
         zeros = np.zeros_like(getattr(ex.params, name)).tolist()
         assert exercise.is_dull(edited(ex, {name: zeros})), name
     assert exercise.is_dull(edited(ex, gate=[[0, 0], [0, 0]]))  # the gate closes every output
+    assert exercise.is_dull(edited(ex, inputs=[[0, 1], [0, 2]]))  # channel 1's state stays empty
     assert exercise.is_dull(edited(ex, inputs=(np.asarray(ex.xs) * 20).tolist()))  # blows up
     one = draw("mamba", 0, (2, 1, 2))
     constant = edited(one, inputs=[[1], [1]], gate=[[1], [1]], weights={"W_delta": [[1]], "b_delta": [0]})
@@ -236,3 +248,94 @@ def test_library_errors_name_the_problem():
         exercise.random_example("ssm", 0, discretization="euler")
     with pytest.raises(ValueError, match="state size is 9"):
         exercise.random_example("ssm", 0, hidden_size=9)
+
+
+# --- the sheets (against the hand-mode walkthrough) ---------------------------------------------------------
+
+
+def make(cell: str, seed: int, size=(2, 2, 2), discretization: str = "zoh") -> exercise.Exercise:
+    return exercise.make(cell, seed, *size, discretization if cell == "ssm" else "zoh")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("size", SIZES)
+def test_answer_key_is_the_hand_walkthrough(cell, size):
+    for seed in (0, 7):
+        ex = make(cell, seed, size)
+        hand_walkthrough = walkthrough.build(ex.example, "hand")
+        expected = computed_values(hand_walkthrough)
+        assert markdown_answers(sheets.answers_markdown(ex)) == expected
+        assert html_answers(sheets.answers_html(ex)) == expected
+        tenths(expected)
+        rows = {(stage.t, row.label): row.value for stage in ex.hand.stages for row in stage.rows}
+        for t, s in enumerate(stages.trace(ex.example, hand), start=1):  # the states, straight from the reference
+            np.testing.assert_array_equal(rows[(t, f"h{t}")], s.h)
+
+
+@pytest.mark.parametrize("discretization", DISCRETIZATIONS)
+def test_every_discretization_has_its_own_answer_key(discretization):
+    ex = make("ssm", 3, (3, 1, 2), discretization)
+    assert f"--discretization {discretization}" in ex.command
+    expected = computed_values(walkthrough.build(ex.example, "hand"))
+    assert markdown_answers(sheets.answers_markdown(ex)) == expected
+    formula = "(1 + ΔA/2) / (1 - ΔA/2)" if discretization == "bilinear" else "exp(ΔA)"
+    assert f"| Ā | {formula} |" in sheets.worksheet_markdown(ex)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_worksheet_has_one_empty_box_per_number(cell):
+    ex = make(cell, 3, (3, 2, 3))
+    count = len(computed_values(ex.hand))
+    md = sheets.worksheet_markdown(ex)
+    assert md.count(sheets.BOX_MD) == count and markdown_answers(md) == []
+    page = sheets.worksheet_html(ex)
+    assert re.findall(r'<span class="box"[^>]*>([^<]*)</span>', page) == [""] * count
+    assert "data-value" not in page and "data-exact" not in page
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_whole_sequence_stages_say_t_1_to_T(cell):
+    ex = make(cell, 2, (3, 1, 2))
+    whole = [stage for stage in ex.hand.stages if stage.t == stages.ALL_STEPS]
+    assert whole and ex.hand.stages[-len(whole) :] == whole  # after the last step
+    for text in (sheets.worksheet_markdown(ex), sheets.answers_markdown(ex)):
+        for stage in whole:
+            assert f"## [{stage.number}] {stage.title}  (t = 1..3)\n" in text
+    for page in (sheets.worksheet_html(ex), sheets.answers_html(ex)):
+        for stage in whole:
+            assert f"<h2>[{stage.number}] {stage.title}  (t = 1..3)</h2>" in page
+    for text in (sheets.worksheet_markdown(ex), sheets.answers_html(ex)):
+        assert "(t = -1)" not in text and "(t = 3)" in text
+
+
+def test_the_worksheet_keeps_notes_that_quote_no_values():
+    ex = make("mamba", 1, (3, 2, 2))
+    md, key = sheets.worksheet_markdown(ex), sheets.answers_markdown(ex)
+    assert "Selection, one Δ per channel" in key and "Selection" not in md  # it quotes Δ and Ā
+    assert "ZOH for A, Euler for B." in md  # a note of fixed text stays
+    ssm_md = sheets.worksheet_markdown(make("ssm", 1, (3, 1, 2)))
+    assert "A linear recurrence: no σ, no tanh" in ssm_md and "the SSM is time-invariant" in ssm_md
+
+
+@pytest.mark.parametrize(("cell", "extra"), [("ssm", ["--discretization", "bilinear"]), ("mamba", [])])
+def test_saved_spec_reads_back_with_walkthrough(cell, extra, tmp_path, capsys):
+    argv = ["exercise", "--cell", cell, "--seed", "8", "--steps", "3", "--input-size", "1", *extra]
+    code, out, _ = lstmkit(capsys, *argv, "-o", tmp_path / "ex.md")
+    assert code == 0 and "ex.json" in out
+    code, out, _ = lstmkit(capsys, "walkthrough", "--spec", tmp_path / "ex.json", "--format", "json")
+    assert code == 0
+    ex = make(cell, 8, (3, 1, 2), "bilinear" if extra else "zoh")
+    assert json.loads(out) == as_text.to_json_dict(ex.hand)  # the walkthrough of the spec is the exercise
+    answers = markdown_answers((tmp_path / "ex-answers.md").read_text())
+    assert answers == computed_values(ex.hand)
+
+
+@pytest.mark.parametrize(("cell", "extra"), [("ssm", ["--discretization", "zoh-euler"]), ("mamba", [])])
+def test_the_printed_command_makes_the_same_page(cell, extra, capsys):
+    code, first, _ = lstmkit(capsys, "exercise", "--cell", cell, "--seed", "9", "--state-size", "3", *extra)
+    assert code == 0
+    command = next(line.strip() for line in first.splitlines() if line.strip().startswith("lstmkit exercise "))
+    assert "--state-size 3" in command and "--hidden-size" not in command
+    assert ("--discretization zoh-euler" in command) == (cell == "ssm")
+    _, again, _ = lstmkit(capsys, *shlex.split(command)[1:])
+    assert again == first
