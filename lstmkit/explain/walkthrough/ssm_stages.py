@@ -127,7 +127,7 @@ def _update(s, t: int, at: str, note: str):
         Row(keep, "what the state keeps", s.A_bar_h, terms=eq(("", a, s.A_bar), ("⊙", f"h{p}", s.h_prev))),
         Row(
             write,
-            "what the input writes (each channel's x times its row)",
+            "what the input writes",
             s.B_bar_x,
             terms=eq(("", b, s.B_bar), ("⊙", f"X{t}", s.x)),
         ),
