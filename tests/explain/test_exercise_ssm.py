@@ -291,6 +291,11 @@ def test_worksheet_has_one_empty_box_per_number(cell):
     page = sheets.worksheet_html(ex)
     assert re.findall(r'<span class="box"[^>]*>([^<]*)</span>', page) == [""] * count
     assert "data-value" not in page and "data-exact" not in page
+    for name in example_file.to_dict(ex.example)["weights"]:  # [1] Given in full
+        assert f"| {name} |" in md and f'<td class="what">{name}</td>' in page
+    grid = "exp(z) at z = -(row + column)"
+    assert grid in md and f'<p class="caption">{grid}' in page
+    assert ("| z | softplus(z) | SiLU(z) |" in md) == (cell == "mamba") and "| z | σ(z) |" not in md
 
 
 @pytest.mark.parametrize("cell", CELLS)

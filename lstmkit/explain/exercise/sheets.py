@@ -67,8 +67,8 @@ CALCULATOR = {
     "bilinear": "A calculator is fine; the table below gives Ā = (1 + ΔA/2) / (1 - ΔA/2) at every ΔA a multiple "
     "of 0.1 down to -1.9.",
     "mamba": "A calculator is fine: softplus(z) = log(1 + e^z), SiLU(z) = z / (1 + e^(-z)). The tables below "
-    "give exp at every multiple of 0.1 down to -2.9 (it rounds to 0 from -3 on), softplus and SiLU at -3..3 "
-    "(beyond, softplus rounds to z or to 0).",
+    "give exp at every multiple of 0.1 down to -2.9 (it rounds to 0 from -3 down), softplus and SiLU at -3..3 "
+    "(softplus(z) rounds to z from 3 up and to 0 from -3 down).",
 }
 """The last rule, by cell (the ssm's by its discretization)."""
 MADE_BY = "Made by the command below; the same command always gives the same exercise (add --answers for the key)."
@@ -130,13 +130,9 @@ def _tenths(name: str, f: Callable, count: int) -> Table:
     return Table(f"{name} at z = -(row + column): z = -1.3 is row -1, column .3", header, rows)
 
 
-SQUASHING = ("σ", "tanh", "exp", "softplus", "SiLU")
-"""A row whose formula is one of these and that has a source names the row it acts on."""
-
-
 def _formula(row: Row, earlier: list[Row]) -> str:
     """'σ' becomes 'σ(pre f1)', naming the earlier row whose value the function acts on."""
-    if row.source is None or row.formula not in SQUASHING:
+    if row.source is None or row.formula not in ("σ", "tanh"):
         return row.formula
     for before in reversed(earlier):
         if before.value is row.source:
@@ -255,6 +251,7 @@ tr[data-label] td.what, tr[data-label] td.how { padding-top: .6rem; }
 .exact { font-size: .75em; color: var(--muted); margin-top: 1px; }
 .note { font-style: italic; color: var(--muted); margin: .5rem 0 0; }
 p.caption { margin: .6rem 0 .2rem; color: var(--muted); }
+table.functions { margin-bottom: .6rem; }
 table.functions td, table.functions th { padding: 2px 10px; text-align: right; border-bottom: 1px solid var(--line); }
 details.spec pre { background: var(--band); padding: .6rem; border-radius: 6px; overflow-x: auto; }
 @media print {
