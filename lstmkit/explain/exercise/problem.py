@@ -47,7 +47,9 @@ A state-space cell's draw is dull when
     step (that channel does nothing), or a hand-mode value exceeds LARGE in magnitude (the numbers blow
     up past pencil and paper).
 
-Sizes are for pencil and paper: 1 to 4 time steps, input, hidden and state sizes 1 to 4.
+Sizes are for pencil and paper: 1 to 4 time steps, input, hidden and state sizes 1 to 4. For ssm and mamba
+`hidden_size` is the state size N (the CLI's --state-size), and `Exercise.command` prints --state-size
+(and the ssm's --discretization), so the printed line makes the exercise again.
 """
 
 from __future__ import annotations
