@@ -2,6 +2,8 @@
 small character LSTM does inside, both from real runs of lstmkit.
 
     docs/walkthrough-page.png    `lstmkit walkthrough --format html`, stage [4] (gates, t = 1), 1100 × 760
+    docs/mamba-selection.png     `lstmkit walkthrough --cell mamba --format html`, stage [11] (Discretize, t = 3:
+                                 the selection), 1100 × 1460 shrunk to 900 wide
     docs/explain-gates.png       `lstmkit explain` of an LSTM trained on Shakespeare (hidden 64, 1,500 steps),
                                  its gates and cell state over a line of Romeo and Juliet
     docs/explain-cell.png        the same run: one cell's tanh(c) over a passage of the test split
@@ -47,6 +49,16 @@ def walkthrough_page(work: Path) -> None:
     save_small(work / "page.png", ROOT / "docs" / "walkthrough-page.png", width=1100)
 
 
+def mamba_page(work: Path) -> None:
+    page_file = work / "mamba.html"
+    assert main(["walkthrough", "--cell", "mamba", "--format", "html", "-o", str(page_file)]) == 0
+    with open_page(page_file, 1100, 1460) as (page, problems):
+        page.goto(page_file.as_uri() + "#stage-11")
+        page.screenshot(path=str(work / "mamba.png"))
+        assert problems == [], problems
+    save_small(work / "mamba.png", ROOT / "docs" / "mamba-selection.png")
+
+
 def explain_pictures(work: Path) -> None:
     if not (RUN / "latest").exists():
         argv = [
@@ -88,4 +100,5 @@ def explain_pictures(work: Path) -> None:
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         walkthrough_page(Path(folder))
+        mamba_page(Path(folder))
         explain_pictures(Path(folder))
