@@ -120,7 +120,7 @@ def _size_and_discretization(args) -> tuple[int, str]:
 
     state_space = args.cell in STATE_SPACE
     if state_space and args.hidden_size is not None:
-        raise ValueError(f"--hidden-size is for the gated cells, {args.cell} has a state size: use --state-size")
+        raise ValueError(f"--hidden-size is for lstm, gru, rnn, slstm; {args.cell} has a state size: use --state-size")
     if not state_space and args.state_size is not None:
         raise ValueError(f"--state-size is for ssm and mamba, {args.cell} has a hidden size: use --hidden-size")
     if args.cell != "ssm" and args.discretization is not None:

@@ -226,7 +226,7 @@ BAD = [
     (["--cell", "mamba", "--state-size", "0"], "state size is 0, expected an integer from 1 to 4"),
     (["--cell", "mamba", "--input-size", "5"], "input size is 5, expected an integer from 1 to 4"),
     (["--cell", "ssm", "--steps", "5"], "steps is 5, expected an integer from 1 to 4"),
-    (["--cell", "ssm", "--hidden-size", "2"], "--hidden-size is for the gated cells, ssm has a state size"),
+    (["--cell", "ssm", "--hidden-size", "2"], "--hidden-size is for lstm, gru, rnn, slstm; ssm has a state size"),
     (["--cell", "lstm", "--state-size", "2"], "--state-size is for ssm and mamba, lstm has a hidden size"),
     (["--cell", "mamba", "--discretization", "zoh"], "--discretization is for --cell ssm only"),
     (["--cell", "ssm", "--discretization", "euler"], "invalid choice: 'euler'"),
