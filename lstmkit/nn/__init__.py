@@ -13,6 +13,7 @@ rnn/     LSTM, GRU, RNN and their cells (torch.nn's kernels, a readable trace, a
 slstm/   the sLSTM recurrence: the cell as written, its Python and C++ loops
 mlstm/   the mLSTM recurrence: state, recurrent, parallel and chunkwise forms
 xlstm/   the xLSTM layers, blocks, configuration and language models
+mamba/   Mamba's selective scan (so far its recurrent form, the definition; the layers and models follow)
 parts/   what the layers share: causal convolution, head-wise maps, norms, initialisations
 compat/  the xLSTM authors' models imported and exported
 masks.py finite.py state_check.py   the checks every streaming layer shares (masks, values, states)
