@@ -78,20 +78,20 @@ def selective_scan_recurrent(
     batch, T, channels, N = _check(x, delta, A, B, C, D, z, state)
     check_masks(reset, valid, (batch, T), "(B, T)")
     state = MambaState.zeros(batch, channels, N, like=x) if state is None else state
+    nothing = [None] * T
+    steps = zip(
+        x.unbind(1),
+        delta.unbind(1),
+        B.unbind(1),
+        C.unbind(1),
+        nothing if z is None else z.unbind(1),
+        nothing if reset is None else reset.unbind(1),
+        nothing if valid is None else valid.unbind(1),
+        strict=True,
+    )
     ys = []
-    for t in range(T):
-        y, state = selective_scan_step(
-            x[:, t],
-            delta[:, t],
-            A,
-            B[:, t],
-            C[:, t],
-            D,
-            None if z is None else z[:, t],
-            state,
-            reset=None if reset is None else reset[:, t],
-            valid=None if valid is None else valid[:, t],
-        )
+    for x_t, delta_t, B_t, C_t, z_t, reset_t, valid_t in steps:  # unbind, not x[:, t]: backward stays O(T)
+        y, state = selective_scan_step(x_t, delta_t, A, B_t, C_t, D, z_t, state, reset=reset_t, valid=valid_t)
         ys.append(y)
     y = torch.stack(ys, 1) if ys else x.new_zeros(batch, 0, channels)
     return y, state
