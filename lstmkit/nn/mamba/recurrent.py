@@ -75,8 +75,7 @@ def selective_scan_recurrent(
     valid: Tensor | None = None,
 ) -> tuple[Tensor, MambaState]:
     """The scan over T steps, one step at a time: y (B, T, D) and the final state (B, D, N)."""
-    batch, T, channels, N = _check(x, delta, A, B, C, D, z, state)
-    check_masks(reset, valid, (batch, T), "(B, T)")
+    batch, T, channels, N = check_inputs(x, delta, A, B, C, D, z, state, reset, valid)
     state = MambaState.zeros(batch, channels, N, like=x) if state is None else state
     nothing = [None] * T
     steps = zip(
@@ -95,6 +94,13 @@ def selective_scan_recurrent(
         ys.append(y)
     y = torch.stack(ys, 1) if ys else x.new_zeros(batch, 0, channels)
     return y, state
+
+
+def check_inputs(x, delta, A, B, C, D, z, state, reset, valid) -> tuple[int, int, int, int]:
+    """`_check` and the masks (B, T): (batch, T, channels, N), or one ValueError."""
+    batch, T, channels, N = _check(x, delta, A, B, C, D, z, state)
+    check_masks(reset, valid, (batch, T), "(B, T)")
+    return batch, T, channels, N
 
 
 def _check(x, delta, A, B, C, D, z, state) -> tuple[int, int, int, int]:

@@ -1,9 +1,10 @@
-"""The normalisations of the xLSTM blocks.
+"""The normalisations of the xLSTM and Mamba blocks.
 
     LayerNorm:  y = (x - mean(x)) / √(var(x) + eps) · w (+ b)          over the last axis
     HeadNorm:   the same per head: x (..., NH·DH) is normalised over each head's DH features,
                 then one weight (and bias) of size NH·DH scales all of them ("group norm" in the paper)
-    RMSNorm:    y = x / √(mean(x²) + eps) · w (+ b)                       (xLSTM 7B)
+    RMSNorm:    y = x / √(mean(x²) + eps) · w (+ b)                       (xLSTM 7B, Mamba)
+    GatedRMSNorm: y = RMSNorm per group of (x ⊙ SiLU(z)) · w                (Mamba-2, before out_proj)
 
 Weights are plain scales initialised to 1. The xLSTM authors' small models store w - 1 instead
 (`weight_proxy = 1 + weight`, initialised to 0); `lstmkit.nn.compat` adds the 1 when importing.
@@ -62,3 +63,24 @@ class RMSNorm(LayerNorm):
     def forward(self, x: Tensor) -> Tensor:
         y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
         return y if self.bias is None else y + self.bias
+
+
+class GatedRMSNorm(LayerNorm):
+    """Mamba-2's norm before out_proj: gate first, then RMS-normalise each group of `group_size` features.
+
+    y = RMSNorm_groups(x ⊙ SiLU(z)) · w          x, z (..., size); the groups split the last axis evenly
+    """
+
+    def __init__(self, size: int, group_size: int, eps: float = 1e-5, device=None, dtype=None) -> None:
+        if group_size < 1 or size % group_size:
+            raise ValueError(f"group_size {group_size} does not divide size {size}")
+        super().__init__(size, eps, False, device, dtype)
+        self.group_size = group_size
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        gated = (x * F.silu(z)).unflatten(-1, (self.size // self.group_size, self.group_size))
+        normed = gated * torch.rsqrt(gated.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.flatten(-2) * self.weight
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, group_size={self.group_size}, eps={self.eps}"
