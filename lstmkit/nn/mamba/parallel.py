@@ -73,7 +73,7 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, h0, reset, valid):
-        a = _decay(delta, A, reset, valid)  # (B, T, D, N)
+        a = _decay(delta, A, reset, valid, out=x.new_empty(*B.shape[:2], *A.shape))  # (B, T, D, N)
         h = (delta * x)[..., None] * B[:, :, None, :]  # b_t, then h_t in place
         if valid is not None:
             h.masked_fill_(~valid[:, :, None, None], 0.0)
@@ -91,7 +91,7 @@ class _SelectiveScan(torch.autograd.Function):
         batch, T, channels, N = h.shape
         shifted = h.new_empty(batch, T + 1, channels, N)  # a_t at t, and a_{t+1} one step on (0 past the end)
         a, a_next = shifted[:, :T], shifted[:, 1:]
-        a.copy_(_decay(delta, A, reset, valid))
+        _decay(delta, A, reset, valid, out=a)
         shifted[:, T].zero_()
         dh = dy[..., None] * C[:, :, None, :]  # g_t, then dh_t in place
         dh[:, -1] += dh_last
@@ -103,8 +103,8 @@ class _SelectiveScan(torch.autograd.Function):
         dlog[:, 0].mul_(h0).mul_(dh[:, 0])
         del h
         delta_on = delta if valid is None else delta.masked_fill(~valid[..., None], 0.0)  # padding: a_t = 1
-        dA = torch.einsum("btdn,btd->dn", dlog, delta_on)
-        d_delta_a = torch.einsum("btdn,dn->btd", dlog, A)
+        d_delta_a = (dlog * A).sum(-1)  # (B, T, D)
+        dA = dlog.mul_(delta_on[..., None]).sum((0, 1))  # (D, N); einsum would copy dlog into its order first
         del dlog, shifted
         u = delta * x  # (B, T, D)
         du = torch.matmul(dh, B[..., None])[..., 0]  # (B, T, D)
@@ -116,9 +116,9 @@ class _SelectiveScan(torch.autograd.Function):
         return du * delta, du * x + d_delta_a, dA, dB, dC, dh0, None, None
 
 
-def _decay(delta: Tensor, A: Tensor, reset: Tensor | None, valid: Tensor | None) -> Tensor:
-    """a_t = exp(Δ_t ⊗ A) (B, T, D, N); 0 where a document starts, 1 at padding."""
-    a = torch.exp(delta[..., None] * A)
+def _decay(delta: Tensor, A: Tensor, reset: Tensor | None, valid: Tensor | None, *, out: Tensor) -> Tensor:
+    """a_t = exp(Δ_t ⊗ A) (B, T, D, N) written into `out`; 0 where a document starts, 1 at padding."""
+    a = torch.mul(delta[..., None], A, out=out).exp_()
     if reset is not None:
         a.masked_fill_(reset[:, :, None, None], 0.0)
     if valid is not None:
@@ -144,8 +144,9 @@ def _scan(a: Tensor, b: Tensor, h0: Tensor, *, reverse: bool) -> None:
     b_c = b[:, span].unflatten(1, (K, L))
     first, *others = steps
     end, product = b_c[:, :, first].clone(), a_c[:, :, first].clone()  # (B, K, D, N)
+    spare = torch.empty_like(end)  # two buffers in turn: no allocation per step
     for l in others:  # 1. each chunk from zero
-        end = torch.addcmul(b_c[:, :, l], a_c[:, :, l], end)
+        end, spare = torch.addcmul(b_c[:, :, l], a_c[:, :, l], end, out=spare), end
         product.mul_(a_c[:, :, l])
     entering = torch.empty_like(end)
     h = h0
