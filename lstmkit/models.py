@@ -7,6 +7,7 @@
     body   rnn | gru | lstm         lstmkit.nn.RNN/GRU/LSTM, num_layers, batch_first (packed for lengths)
            slstm | mlstm | xlstm    lstmkit.nn.xLSTMStack with blocks "s"·L, "m"·L, or `blocks`
            xlstm-large              the 7B layout's blocks (RMSNorm, mLSTM, SwiGLU) on vectors
+           mamba | mamba2           lstmkit.nn.MambaStack of num_layers Mamba or Mamba-2 blocks, state size N
     head   nn.Linear(H, O): at every position (tag) or at each row's last valid step (regress, classify)
 
 A language model ("tag" task, token ids in, one logit per token out) can also stream: the same outputs
@@ -32,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmkit.nn import GRU, LSTM, RNN, xLSTMConfig, xLSTMStack
+from lstmkit.nn import GRU, LSTM, RNN, Mamba2Config, MambaConfig, MambaStack, xLSTMConfig, xLSTMStack
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.xlstm.large import LargeStack, xLSTMLargeConfig
 from lstmkit.tasks.base import TaskSpec
@@ -40,28 +41,30 @@ from lstmkit.tasks.base import TaskSpec
 BodyState = Tensor | tuple[Tensor, Tensor] | LMState
 """The recurrent state a body carries between `stream` calls (see SequenceModel.stream)."""
 
-MODEL_NAMES = ("rnn", "gru", "lstm", "slstm", "mlstm", "xlstm", "xlstm-large")
+MODEL_NAMES = ("rnn", "gru", "lstm", "slstm", "mlstm", "xlstm", "xlstm-large", "mamba", "mamba2")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    """One of rnn, gru, lstm, slstm, mlstm, xlstm, xlstm-large."""
+    """One of rnn, gru, lstm, slstm, mlstm, xlstm, xlstm-large, mamba, mamba2."""
     hidden_size: int = 64
-    """Width H of the recurrent state (the embedding width E for the xLSTM family)."""
+    """Width H of the recurrent state (the embedding width E for the xLSTM and Mamba families)."""
     num_layers: int = 1
-    """Stacked layers (rnn, gru, lstm) or blocks (slstm, mlstm, xlstm-large); xlstm uses `blocks`."""
+    """Stacked layers (rnn, gru, lstm) or blocks (slstm, mlstm, xlstm-large, mamba, mamba2); xlstm uses `blocks`."""
     blocks: str = "msm"
     """xlstm only: one letter per block, m = mLSTM, s = sLSTM."""
     num_heads: int = 4
-    """Heads of the xLSTM family's cells."""
+    """Heads of the xLSTM family's cells and of Mamba-2 (head dim = 2·H / num_heads); Mamba has none."""
+    state_size: int = 16
+    """mamba, mamba2: N, the state per channel (Mamba) or per head dimension (Mamba-2)."""
     forget_bias: float = 1.0
     """lstm only: initial forget-gate bias (keeps gradients alive over long lags)."""
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}, expected one of {', '.join(MODEL_NAMES)}")
-        for field in ("hidden_size", "num_layers", "num_heads"):
+        for field in ("hidden_size", "num_layers", "num_heads", "state_size"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field} is {value!r}, expected a positive integer")
@@ -70,6 +73,11 @@ class ModelConfig:
         bias = self.forget_bias
         if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
             raise ValueError(f"forget_bias is {bias!r}, expected a finite number")
+        if self.name == "mamba2" and (2 * self.hidden_size) % self.num_heads:
+            raise ValueError(
+                f"num_heads {self.num_heads} does not divide mamba2's inner width {2 * self.hidden_size} "
+                "(2 · hidden_size)"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +97,8 @@ class SequenceModel(nn.Module):
             self.body = LargeStack(
                 xLSTMLargeConfig(vocab_size=1, embedding_dim=H, num_heads=config.num_heads, num_blocks=L)
             )
+        elif config.name in ("mamba", "mamba2"):
+            self.body = MambaStack(state_space_config(config))
         else:
             blocks = {"slstm": "s" * L, "mlstm": "m" * L}.get(config.name, config.blocks)
             stack = xLSTMConfig(
@@ -114,7 +124,8 @@ class SequenceModel(nn.Module):
         the whole of it. `state` is whatever the body carries (None: a fresh start):
             rnn, gru                           h (L, B, H)
             lstm                               (h, c), each (L, B, H)
-            slstm, mlstm, xlstm, xlstm-large   LMState, one state per block, bottom to top
+            slstm, mlstm, xlstm, xlstm-large,  LMState, one state per block, bottom to top
+            mamba, mamba2
         """
         if self.spec.kind != "tag":
             raise ValueError(f'stream needs a "tag" task (one output per position), got kind {self.spec.kind!r}')
@@ -130,6 +141,14 @@ class SequenceModel(nn.Module):
         return self.head(h[torch.arange(B, device=h.device), last])
 
 
+def state_space_config(config: ModelConfig) -> MambaConfig | Mamba2Config:
+    """The MambaStack's configuration for a "mamba" or "mamba2" ModelConfig (vocab_size unused: 1)."""
+    H, L, N = config.hidden_size, config.num_layers, config.state_size
+    if config.name == "mamba":
+        return MambaConfig(vocab_size=1, embedding_dim=H, num_layers=L, state_size=N)
+    return Mamba2Config(vocab_size=1, embedding_dim=H, num_layers=L, state_size=N, head_dim=2 * H // config.num_heads)
+
+
 build_model = SequenceModel
 """The same class under the name earlier releases used; new code calls `SequenceModel(config, spec)`."""
 
@@ -137,6 +156,7 @@ build_model = SequenceModel
 # ---- sizes, estimated before anything is allocated ---------------------------------------------------------------
 
 ACTIVATIONS_PER_UNIT = {"rnn": 4, "gru": 12, "lstm": 12, "slstm": 24, "mlstm": 24, "xlstm": 24, "xlstm-large": 24}
+ACTIVATIONS_PER_UNIT |= {"mamba": 24, "mamba2": 24}  # mamba's torch scan adds 2·N more: its (B, T, 2H, N) states
 """Floats one layer keeps for backward per sequence position and unit of H (gates, cell, hidden, their
 nonlinearities), roughly: the estimate is meant to refuse sizes that cannot fit, not to predict memory use."""
 TRAINING_BYTES_PER_PARAMETER = 16
@@ -185,7 +205,8 @@ def check_fits(
             f"{what}, more than the {_size(available)} of memory here; choose smaller sizes"
         )
     layers = len(config.blocks) if config.name == "xlstm" else config.num_layers
-    per_unit = ACTIVATIONS_PER_UNIT[config.name] if training else 2
+    per_unit = ACTIVATIONS_PER_UNIT[config.name] + (2 * config.state_size if config.name == "mamba" else 0)
+    per_unit = per_unit if training else 2
     activations = batch_size * length * (config.hidden_size * layers * per_unit * 4 + 8 * (spec.input_size or 1))
     if weights + activations > available:
         raise ValueError(

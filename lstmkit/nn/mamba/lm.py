@@ -55,6 +55,7 @@ class MambaStack(nn.Module):
         self.config = config
         self.blocks = nn.ModuleList(MambaBlock(config, device, dtype) for _ in range(config.num_layers))
         self.norm = RMSNorm(config.embedding_dim, eps=config.norm_eps, device=device, dtype=dtype)
+        self.reset_parameters()  # the out-projections scaled for this depth
 
     def reset_parameters(self) -> None:
         for block in self.blocks:
