@@ -11,3 +11,7 @@ See `lstmkit.nn.compat.xlstm` for the quirks it handles (configurations: `xlstm_
 from lstmkit.nn.compat.xlstm import from_xlstm, mlstm_state_from_xlstm, to_xlstm
 
 __all__ = ["from_xlstm", "mlstm_state_from_xlstm", "to_xlstm"]
+
+from lstmkit.nn.compat.hf import from_hf, to_hf
+
+__all__ += ["from_hf", "to_hf"]
