@@ -21,6 +21,8 @@ SIZES = {
     "slstm": (1200, 900),
     "mlstm": (1200, 700),
     "memory": (1200, 450),
+    "ssm": (1200, 700),
+    "delta": (1200, 700),
     "gradients": (900, 500),
 }
 """Width and height in pixels of each kind of picture."""
@@ -84,8 +86,10 @@ def time_axis(ax, labels: tuple[str, ...]) -> None:
     ax.set_xlabel("step")
 
 
-def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...]) -> bytes:
-    """One units × time heatmap per panel, stacked, each with its colour bar."""
+def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...], unit: str = "unit") -> bytes:
+    """One units × time heatmap per panel, stacked, each with its colour bar; `unit` names the rows."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = figure(kind)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     T = len(labels)
@@ -101,7 +105,8 @@ def heatmaps(kind: str, title: str, panels: list[Panel], labels: tuple[str, ...]
             extent=(0.5, T + 0.5, U - 0.5, -0.5),
         )
         ax.set_title(panel.title, fontsize=10, loc="left")
-        ax.set_ylabel("unit")
+        ax.set_ylabel(unit)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # no tick between two units
         fig.colorbar(image, ax=ax, pad=0.01)
     time_axis(axes[-1], labels)
     fig.suptitle(title)

@@ -13,10 +13,14 @@ One set of pictures per layer (rnn, gru, lstm: "layerL") or block (xLSTM family:
     PREFIX-slstm.png    sLSTM: cell c, normalizer n, stabilizer m and output h, units × time heatmaps
     PREFIX-mlstm.png    mLSTM: stabilizer m and normalizer size ‖n‖ of every head over time
     PREFIX-memory.png   mLSTM: head 0's memory C (DK × DV) after chosen steps
+    PREFIX-ssm.png      Mamba, Mamba-2: log step size Δ and state size ‖h‖ of every channel (Mamba-2: head),
+                        units × time heatmaps
+    PREFIX-deltaN.png   Mamba, Mamba-2, a text model: each character on the colour of channel (head) N's log Δ
 
 `gradient_plot(curves)` draws `lstmkit gradients`' curves. Every figure has a fixed size in pixels
 (SIZES, keyed by the name after PREFIX-); steps are counted from 1 (step t: after reading t tokens).
-figures.py holds what every picture shares (size, PNG, time axis, heatmaps), text_pictures.py the cell and words.
+figures.py holds what every picture shares (size, PNG, time axis, heatmaps), text_pictures.py the cell, words
+and Δ text pictures.
 """
 
 from __future__ import annotations
@@ -28,13 +32,23 @@ from lstmkit.explain.trained.recording import (
     GRUActivations,
     Inputs,
     LSTMActivations,
+    Mamba2Activations,
+    MambaActivations,
     Recording,
     RNNActivations,
     mLSTMActivations,
     record,
     sLSTMActivations,
 )
-from lstmkit.explain.trained.text_pictures import COLUMNS, ROWS, TEXT_AXES, cell_picture, words_picture
+from lstmkit.explain.trained.text_pictures import (
+    COLUMNS,
+    ROWS,
+    TEXT_AXES,
+    cell_picture,
+    delta_picture,
+    log_delta,
+    words_picture,
+)
 
 __all__ = [
     "COLUMNS",
@@ -42,16 +56,20 @@ __all__ = [
     "SIZES",
     "TEXT_AXES",
     "cell_picture",
+    "delta_picture",
     "explain_run",
     "gate_pictures",
     "gradient_plot",
     "memory_picture",
     "mlstm_picture",
     "slstm_picture",
+    "ssm_picture",
     "words_picture",
 ]
 
 MAX_MEMORY_STEPS = 8
+BLOCKS = sLSTMActivations | mLSTMActivations | MambaActivations | Mamba2Activations
+"""What a block (not a layer) of the xLSTM and Mamba families records."""
 
 
 def gate_pictures(name: str, layer, labels: tuple[str, ...]) -> bytes:
@@ -102,6 +120,21 @@ def mlstm_picture(name: str, layer: mLSTMActivations, labels: tuple[str, ...]) -
     return png(fig)
 
 
+def ssm_picture(name: str, layer: MambaActivations | Mamba2Activations, labels: tuple[str, ...]) -> bytes:
+    """log Δ and ‖h‖ of every channel (Mamba) or head (Mamba-2), units × time."""
+    unit, over, family = (
+        ("channel", "N", "Mamba") if isinstance(layer, MambaActivations) else ("head", "P × N", "Mamba-2")
+    )
+    panels = [
+        spread(
+            "log step size Δ (large: takes in the input and forgets; small: keeps the state)", log_delta(layer.delta)
+        ),
+        spread(f"state size ‖h‖ (over {over}) after each step", layer.size),
+    ]
+    title = f"{name} ({family}): step size and state size per {unit}, {unit}s × time"
+    return heatmaps("ssm", title, panels, labels, unit=unit)
+
+
 def memory_picture(
     name: str, layer: mLSTMActivations, labels: tuple[str, ...], steps: list[int], head: int = 0
 ) -> bytes:
@@ -142,7 +175,7 @@ def gradient_plot(curves) -> bytes:
 
 
 def layer_name(index: int, layer) -> str:
-    if isinstance(layer, sLSTMActivations | mLSTMActivations):
+    if isinstance(layer, BLOCKS):
         return f"block{index}"
     return f"layer{index}"
 
@@ -181,7 +214,12 @@ def pictures_of(
         if isinstance(layer, mLSTMActivations):
             pictures[f"{prefix}-mlstm.png"] = mlstm_picture(name, layer, labels)
             pictures[f"{prefix}-memory.png"] = memory_picture(name, layer, labels, steps)
-        if inputs.text is not None and has_units(layer):
+        if isinstance(layer, MambaActivations | Mamba2Activations):
+            pictures[f"{prefix}-ssm.png"] = ssm_picture(name, layer, labels)
+        if inputs.text is not None and isinstance(layer, MambaActivations | Mamba2Activations):
+            unit = most_varying_unit(layer) if cell is None else cell
+            pictures[f"{prefix}-delta{unit}.png"] = delta_picture(name, layer, unit, inputs)
+        elif inputs.text is not None and has_units(layer):
             unit = most_varying_unit(layer) if cell is None else cell
             pictures[f"{prefix}-cell{unit}.png"] = cell_picture(name, layer, unit, inputs)
         if inputs.text is not None and kind == "classify" and isinstance(layer, LSTMActivations):
@@ -193,7 +231,7 @@ def choose_layers(recording: Recording, layer: int | None) -> list[tuple[int, ob
     layers = list(enumerate(recording.layers))
     if layer is None:
         return layers
-    what = "blocks" if isinstance(layers[0][1], sLSTMActivations | mLSTMActivations) else "layers"
+    what = "blocks" if isinstance(layers[0][1], BLOCKS) else "layers"
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers):
         raise ValueError(
             f"layer {layer} is out of range, expected 0 to {len(layers) - 1} (the model has {len(layers)} {what})"
@@ -216,11 +254,20 @@ def check_cell(chosen: list[tuple[int, object]], cell: int | None, inputs: Input
             "matrix per head; choose an sLSTM block with the layer"
         )
     index, layer = with_units[0]
-    units = layer.h.shape[1]
+    units, word = units_of(layer)
     if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell < units:
         raise ValueError(
-            f"cell {cell} is out of range, expected 0 to {units - 1} ({layer_name(index, layer)} has {units} units)"
+            f"cell {cell} is out of range, expected 0 to {units - 1} ({layer_name(index, layer)} has {units} {word})"
         )
+
+
+def units_of(layer) -> tuple[int, str]:
+    """How many units the text picture can show, and what they are."""
+    if isinstance(layer, MambaActivations):
+        return layer.delta.shape[1], "channels"
+    if isinstance(layer, Mamba2Activations):
+        return layer.delta.shape[1], "heads"
+    return layer.h.shape[1], "units"
 
 
 def check_steps(chosen: list[tuple[int, object]], steps: list[int] | None, T: int) -> list[int]:
@@ -241,5 +288,8 @@ def check_steps(chosen: list[tuple[int, object]], steps: list[int] | None, T: in
 
 def most_varying_unit(layer) -> int:
     """The unit whose picture shows the most: the largest standard deviation over time of its coloured value."""
-    values = np.tanh(layer.c) if isinstance(layer, LSTMActivations) else layer.h
+    if isinstance(layer, MambaActivations | Mamba2Activations):
+        values = log_delta(layer.delta)
+    else:
+        values = np.tanh(layer.c) if isinstance(layer, LSTMActivations) else layer.h
     return int(np.argmax(values.std(axis=0)))

@@ -10,6 +10,11 @@ Nothing is recomputed by hand; every number comes from the model's own code:
     rnn, gru, lstm                   body.trace(...): the readable loop, tested equal to PyTorch's kernel
     slstm, mlstm, xlstm, xlstm-large the body stepped one token at a time with its state carried (tested
                                      equal to one whole-sequence call); each block's state read after each step
+    mamba, mamba2                    the same stepping; Δ, which no state holds, taken by a forward hook from
+                                     the mixer's own projection at each step: Mamba Δ = softplus(dt_proj's
+                                     output), Mamba-2 Δ = layer.delta(the last H columns of in_proj's output).
+                                     That softplus and that slice are all that is computed here; the state
+                                     sizes are the norms of the states the blocks return
 
 What is recorded, per layer (rnn, gru, lstm) or block (xLSTM family), bottom to top:
 
@@ -18,8 +23,11 @@ What is recorded, per layer (rnn, gru, lstm) or block (xLSTM family), bottom to 
     RNNActivations     h                        (T, H)
     sLSTMActivations   c, n, m, h               each (T, E)   cell, normalizer, stabilizer, output
     mLSTMActivations   C (T, NH, DK, DV), n (T, NH, DK), m (T, NH)   the matrix memory, per head
+    MambaActivations   delta, size              each (T, I)   step size Δ; ‖h‖ over N, per channel
+    Mamba2Activations  delta, size              each (T, NH)  step size Δ; ‖h‖ over P × N, per head
 
-Shapes: T time steps, H hidden units, E embedding width, NH heads, DK key size, DV value size.
+Shapes: T time steps, H hidden units, E embedding width, NH heads, DK key size, DV value size;
+Mamba: I inner channels (2E), N state size; Mamba-2: P head size (I / NH).
 
 Inputs, by what the run's task reads:
     a character language model (the run stores its vocabulary)   text -> the vocabulary's ids
@@ -35,8 +43,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit.nn.mamba.lm import MambaStack
+from lstmkit.nn.mamba.mixer import MambaMixer
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.slstm import sLSTMState
 from lstmkit.tasks.real.shakespeare import CharVocab
@@ -111,6 +122,20 @@ class mLSTMActivations(NamedTuple):
     """Stabilizer (T, NH)."""
 
 
+class MambaActivations(NamedTuple):
+    delta: np.ndarray
+    """Step size Δ (T, I) of every channel: large Δ takes in the input and forgets, small Δ keeps the state."""
+    size: np.ndarray
+    """State size (T, I): ‖h‖ over N of every channel's state after each step."""
+
+
+class Mamba2Activations(NamedTuple):
+    delta: np.ndarray
+    """Step size Δ (T, NH) of every head: large Δ takes in the input and forgets, small Δ keeps the state."""
+    size: np.ndarray
+    """State size (T, NH): ‖h‖ over P × N of every head's state after each step."""
+
+
 class Recording(NamedTuple):
     inputs: Inputs
     layers: tuple
@@ -183,6 +208,8 @@ def record(model, inputs: Inputs) -> Recording:
         embedded = model.encoder(x)  # (1, T, H)
         if isinstance(model.body, nn.RNNBase):
             layers = trace_layers(model.body, embedded)
+        elif isinstance(model.body, MambaStack):
+            layers = step_mamba(model.body, embedded)
         else:
             layers = step_blocks(model.body, embedded)
         output = model(x)[0]
@@ -224,3 +251,35 @@ def step_blocks(body, embedded: Tensor) -> tuple:
 def cell_of(block_state):
     """The cell's state inside a block's state: sLSTMState or mLSTMState (xlstm-large blocks carry it bare)."""
     return block_state if isinstance(block_state, mLSTMState) else block_state.cell
+
+
+def step_mamba(body: MambaStack, embedded: Tensor) -> tuple:
+    """Feed the body one step at a time with the state carried; each mixer's Δ from a hook, ‖h‖ after each step."""
+    deltas = [[] for _ in body.blocks]  # per block: one (1, 1, U) per step
+    hooks = [delta_hook(block.layer, into) for block, into in zip(body.blocks, deltas, strict=True)]
+    state, sizes = None, []
+    try:
+        for t in range(embedded.shape[1]):
+            _, state = body(embedded[:, t : t + 1], state)
+            sizes.append([state_size(block_state.ssm.h[0]) for block_state in state.blocks])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    layers = []
+    for block, per_step, size in zip(body.blocks, deltas, zip(*sizes, strict=True), strict=True):
+        Kind = MambaActivations if isinstance(block.layer, MambaMixer) else Mamba2Activations
+        layers.append(Kind(to_numpy(torch.cat(per_step, dim=1)[0]), to_numpy(torch.stack(size))))
+    return tuple(layers)
+
+
+def delta_hook(layer, into: list):
+    """A forward hook that appends the mixer's Δ (1, T, U) to `into` each time the mixer runs."""
+    if isinstance(layer, MambaMixer):  # Δ = softplus(W_dt δ + b_dt), as MambaMixer.selection
+        return layer.dt_proj.register_forward_hook(lambda _module, _args, out: into.append(F.softplus(out)))
+    H = layer.config.num_heads  # in_proj's output is [z | x B C | δ], δ its last H columns
+    return layer.in_proj.register_forward_hook(lambda _module, _args, out: into.append(layer.delta(out[..., -H:])))
+
+
+def state_size(h: Tensor) -> Tensor:
+    """‖h‖ per channel over N (Mamba: h (I, N) -> (I,)) or per head over P × N (Mamba-2: (NH, P, N) -> (NH,))."""
+    return torch.linalg.vector_norm(h, dim=-1 if h.dim() == 2 else (-2, -1))

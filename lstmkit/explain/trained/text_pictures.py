@@ -2,9 +2,12 @@
 
     cell_picture(name, layer, unit, inputs)            # unit's tanh(c) (LSTM) or h after each character
     words_picture(name, layer, inputs, output)         # sentiment, LSTM: words on their mean input gate i
+    delta_picture(name, layer, unit, inputs)           # Mamba, Mamba-2: log Δ of one channel or head
 
-The cell picture is Karpathy's "interpretable cell": values in [-1, 1], blue -1, red +1. A text longer
-than the grid (COLUMNS · ROWS characters) shows its beginning and says so in the title.
+The cell picture is Karpathy's "interpretable cell": values in [-1, 1], blue -1, red +1. The Δ picture
+colours from the smallest log Δ over the text (dark: the unit keeps its state) to the largest (bright: it
+takes in this character and forgets). A text longer than the grid (COLUMNS · ROWS characters) shows its
+beginning and says so in the title.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 import numpy as np
 
 from lstmkit.explain.trained.figures import DPI, figure, png, visible
-from lstmkit.explain.trained.recording import Inputs, LSTMActivations
+from lstmkit.explain.trained.recording import Inputs, LSTMActivations, MambaActivations
 
 COLUMNS, ROWS = 64, 24
 """The text pictures' grid of characters; a longer text shows its first COLUMNS · ROWS characters."""
@@ -73,6 +76,26 @@ def cell_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
     fig.colorbar(ax.images[0], cax=bar, orientation="horizontal")
     cut = "" if shown == len(inputs.text) else f", first {shown} of {len(inputs.text)} characters"
     fig.suptitle(f"{name}: {what} after each character (blue -1, red +1){cut}")
+    return png(fig)
+
+
+def log_delta(delta: np.ndarray) -> np.ndarray:
+    """log Δ, with a Δ that underflowed to 0 shown at the smallest positive float instead of -inf."""
+    return np.log(np.maximum(delta, np.finfo(delta.dtype).tiny))
+
+
+def delta_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
+    """The text, each character on the colour of log Δ of `unit` (a channel, or a Mamba-2 head) at it."""
+    what = f"{'channel' if isinstance(layer, MambaActivations) else 'head'} {unit}"
+    per_char = log_delta(layer.delta[:, unit])[list(inputs.char_ends)]
+    low, high = float(per_char.min()), float(per_char.max())
+    fig = figure("delta", layout=None)
+    ax = fig.add_axes(TEXT_AXES)
+    shown = text_grid(ax, list(inputs.text), per_char, cmap="viridis", vmin=low, vmax=max(high, low + 1e-12))
+    bar = fig.add_axes((0.3, 0.05, 0.4, 0.025))
+    fig.colorbar(ax.images[0], cax=bar, orientation="horizontal")
+    cut = "" if shown == len(inputs.text) else f", first {shown} of {len(inputs.text)} characters"
+    fig.suptitle(f"{name}: log step size Δ of {what} at each character (dark: keeps its state, bright: takes in){cut}")
     return png(fig)
 
 
