@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lstmkit.nn.cpp_build import build
+from lstmkit.nn import cpp_build
 from lstmkit.nn.mamba.recurrent import MambaState, _check
 from lstmkit.nn.masks import check_masks
 
@@ -44,7 +44,7 @@ COMPUTED_AS = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 @functools.cache
 def extension():
     """`torch.ops.lstmkit_selective_scan`, built on first use; None (after one warning) when it cannot be built."""
-    return build(NAME, SOURCE, FLAGS, "the selective scan's C++ loop", "the recurrent form")
+    return cpp_build.build(NAME, SOURCE, FLAGS, "the selective scan's C++ loop", "the recurrent form")
 
 
 def usable(x: Tensor, *others: Tensor | None) -> bool:

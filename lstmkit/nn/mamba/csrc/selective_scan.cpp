@@ -28,9 +28,9 @@
 #include <limits>
 #include <vector>
 
-// The loops are compiled twice, for AVX-512 and for the baseline, and the loader picks one for the CPU it runs on.
+// The loops are compiled three times, for AVX-512, for AVX2 + FMA and for the baseline, and the loader picks one for the CPU it runs on.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LANES_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#define LANES_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LANES_CLONES
 #endif
@@ -46,7 +46,7 @@ constexpr int64_t W = 16;
 // normal numbers), above hi +inf; 2^k is built as 2·2^(k-1) so that k = 128 (1024) stays representable.
 inline float exp_lanes(float x) {
   constexpr float lo = -86.0f, hi = 88.7f, magic = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
-  const float xc = std::min(std::max(x, lo), hi);
+  const float xc = x < lo ? lo : x > hi ? hi : x;
   float kf = xc * 1.44269504088896341f + magic;
   int32_t kbits;
   std::memcpy(&kbits, &kf, sizeof kbits);
@@ -57,13 +57,13 @@ inline float exp_lanes(float x) {
   const int32_t sbits = (kbits - 0x4B400000 + 126) << 23;
   float s;
   std::memcpy(&s, &sbits, sizeof s);
-  const float e = 2 * p * s;
-  return x < lo ? 0.0f : x > hi ? std::numeric_limits<float>::infinity() : e;
+  const float e = 2 * p * s, low = x < lo ? 0.0f : e;  // every value computed: selects, no branches
+  return x > hi ? std::numeric_limits<float>::infinity() : low;
 }
 
 inline double exp_lanes(double x) {
   constexpr double lo = -707.0, hi = 709.7, magic = 6755399441055744.0;  // 1.5·2^52
-  const double xc = std::min(std::max(x, lo), hi);
+  const double xc = x < lo ? lo : x > hi ? hi : x;
   double kd = xc * 1.4426950408889634 + magic;
   int64_t kbits;
   std::memcpy(&kbits, &kd, sizeof kbits);
@@ -76,8 +76,8 @@ inline double exp_lanes(double x) {
   const int64_t sbits = (kbits - int64_t(0x4338000000000000) + 1022) << 52;
   double s;
   std::memcpy(&s, &sbits, sizeof s);
-  const double e = 2 * p * s;
-  return x < lo ? 0.0 : x > hi ? std::numeric_limits<double>::infinity() : e;
+  const double e = 2 * p * s, low = x < lo ? 0.0 : e;
+  return x > hi ? std::numeric_limits<double>::infinity() : low;
 }
 
 // Σ_j v[j] as a tree of vertical adds (v is overwritten), which vectorizes without reassociating floating point.
@@ -121,7 +121,7 @@ struct Lanes {
 
 // One forward step of an item: h (N, W) in place, y0 = Σ_n h C + D x (W); with Keep, the state entering the step
 // into carry and exp(Δ A) into e (the backward's recomputation). A reset multiplies the state by keep = 0, a padded
-// step selects the old state: no branch in the lanes' loop, which the compiler vectorizes.
+// step does not store: no branch in the lanes' loops, which the compiler vectorizes.
 template <bool Keep, typename scalar>
 LANES_CLONES void step(int64_t N, const scalar* __restrict At, const Lanes<scalar>& in, const scalar* __restrict Bt,
                        const scalar* __restrict Ct, bool r, bool v, scalar* __restrict h, scalar* __restrict y0,
@@ -130,14 +130,16 @@ LANES_CLONES void step(int64_t N, const scalar* __restrict At, const Lanes<scala
   scalar acc[W] = {}, dt[W], dtx[W];
   for (int64_t j = 0; j < W; ++j) dt[j] = in.dt[j], dtx[j] = in.dtx[j];
   for (int64_t n = 0; n < N; ++n) {
+    scalar hn[W];
     for (int64_t j = 0; j < W; ++j) {
       const int64_t k = n * W + j;
-      const scalar old = h[k], a = exp_lanes(dt[j] * At[k]);
-      const scalar hn = a * (old * keep) + dtx[j] * Bt[n];
-      acc[j] += hn * Ct[n];
-      if constexpr (Keep) carry[k] = old, e[k] = a;
-      h[k] = v ? hn : old;
+      const scalar a = exp_lanes(dt[j] * At[k]);
+      hn[j] = a * (h[k] * keep) + dtx[j] * Bt[n];
+      acc[j] += hn[j] * Ct[n];
+      if constexpr (Keep) carry[k] = h[k], e[k] = a;
     }
+    if (v)
+      for (int64_t j = 0; j < W; ++j) h[n * W + j] = hn[j];
   }
   for (int64_t j = 0; j < W; ++j) y0[j] = acc[j] + in.Dx[j];
 }
@@ -315,14 +317,14 @@ std::vector<Tensor> backward(const Tensor& dy_, const Tensor& dh_T_, const Tenso
   auto in = contiguous({x_, delta_, A_, B_, C_, D_, z_, reset_, valid_, dy_, dh_T_, ckpt_});
   const Tensor &x = in[0], &dy = in[9], &dh_T = in[10], &ckpt = in[11];
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), N = A_.size(1), NT = (D + W - 1) / W;
-  Tensor dx = at::empty_like(x), ddelta = at::empty_like(x), dz = at::empty({z_.numel() ? B : 0, T, D}, x.options());
+  Tensor dx = at::empty_like(x), ddelta = at::empty_like(x), dz = at::empty({z_.dim() == 3 ? B : 0, T, D}, x.options());
   Tensor dh0 = at::empty({B, D, N}, x.options()), dA_b = at::empty({B, D, N}, x.options());
   Tensor dD_b = at::empty({B, D}, x.options());
   Tensor dB_t = at::zeros({NT, B, T, N}, x.options()), dC_t = at::zeros({NT, B, T, N}, x.options());
   dispatch(x, [&](auto zero) {
     using scalar = decltype(zero);
     const Scan<scalar> s = scan_of<scalar>(x, in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], K);
-    const Grads g{dx.data_ptr(), ddelta.data_ptr(), z_.numel() ? dz.data_ptr() : nullptr, dh0.data_ptr(),
+    const Grads g{dx.data_ptr(), ddelta.data_ptr(), z_.dim() == 3 ? dz.data_ptr() : nullptr, dh0.data_ptr(),
                   dA_b.data_ptr(), dD_b.data_ptr(), dB_t.data_ptr(), dC_t.data_ptr()};
     at::parallel_for(0, B * NT, 1, [&](int64_t begin, int64_t end) {
       for (int64_t item = begin; item < end; ++item)
