@@ -33,7 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from lstmkit.nn.compat import mamba_hf
+from lstmkit.nn.compat.mamba_hf import config_from_hf, config_to_hf, model_class, weights_from_hf, weights_to_hf
 from lstmkit.nn.mamba.lm import Mamba2LM, MambaLM
 
 CONFIG = "config.json"
@@ -55,9 +55,7 @@ class Format(NamedTuple):
     """Our model -> their tensors, as save_pretrained writes them."""
 
 
-MAMBA = Format(
-    mamba_hf.config_from_hf, mamba_hf.model_class, mamba_hf.weights_from_hf, mamba_hf.config_to_hf, mamba_hf.weights_to_hf
-)
+MAMBA = Format(config_from_hf, model_class, weights_from_hf, config_to_hf, weights_to_hf)
 FORMATS = {"mamba": MAMBA, "mamba2": MAMBA}
 """model_type -> its format."""
 EXPORTS = {MambaLM: MAMBA, Mamba2LM: MAMBA}
@@ -181,7 +179,7 @@ def read_tensors(folder: Path) -> dict[str, Tensor]:
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         with safe_open(str(path), framework="pt") as file:
-            return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open is no dict)
+            return {key: file.get_tensor(key) for key in file.keys()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
         raise ValueError(f"{path} is not a valid safetensors file ({error})") from None
 

@@ -14,7 +14,7 @@
     their tensor                               ours
     backbone.embeddings.weight                 embedding.weight
     backbone.layers.{i}.norm.weight            stack.blocks.{i}.norm.weight
-    backbone.layers.{i}.mixer.NAME             stack.blocks.{i}.layer.NAME   (conv1d.weight: (C, 1, K) there, (C, K) here)
+    backbone.layers.{i}.mixer.NAME             stack.blocks.{i}.layer.NAME (conv1d.weight: (C, 1, K) there, (C, K))
     backbone.norm_f.weight                     stack.norm.weight
     lm_head.weight                             head.weight   (absent from their files when tied)
 
@@ -73,7 +73,9 @@ def _common_from_hf(hf: dict) -> dict:
     """The fields MambaConfig and Mamba2Config share, read from their config dict."""
     act = hf.get("hidden_act", "silu")
     if act != "silu":
-        raise ValueError(f"config.json 'hidden_act' is {act!r}, expected 'silu' (the only activation lstmkit's Mamba has)")
+        raise ValueError(
+            f"config.json 'hidden_act' is {act!r}, expected 'silu' (the only activation lstmkit's Mamba has)"
+        )
     number = (int, float)
     return {
         "vocab_size": _field(hf, "vocab_size", int),
@@ -113,7 +115,9 @@ def _mamba_config(hf: dict, common: dict) -> MambaConfig:
         raise ValueError(f"config.json 'time_step_rank' is {rank!r}, expected an integer or 'auto'")
     inner = hf.get("intermediate_size", common["expand"] * E)
     if inner != common["expand"] * E:
-        raise ValueError(f"config.json 'intermediate_size' is {inner!r}, expected expand · hidden_size = {common['expand'] * E}")
+        raise ValueError(
+            f"config.json 'intermediate_size' is {inner!r}, expected expand · hidden_size = {common['expand'] * E}"
+        )
     tie = _field(hf, "tie_word_embeddings", bool, True)
     return MambaConfig(**common, dt_rank=rank, tie_weights=tie)
 
@@ -217,7 +221,9 @@ def weights_from_hf(model: MambaLM, theirs: dict[str, Tensor], where: str) -> di
     for key, tensor in theirs.items():
         name = our_name(key)
         if name is None or name not in expected:
-            raise ValueError(f"{where}: unexpected tensor {key!r} (not a parameter of a {type(model).__name__} of this config)")
+            raise ValueError(
+                f"{where}: unexpected tensor {key!r} (not a parameter of a {type(model).__name__} of this config)"
+            )
         if name in ours:
             raise ValueError(f"{where}: tensor {key!r} is given twice (as backbone.embedding and backbone.embeddings)")
         if name.endswith("conv1d.weight") and tensor.dim() == 3 and tensor.shape[1] == 1:
