@@ -11,7 +11,7 @@ The state is (convolution state, SSDState): the last K-1 inputs of the convoluti
 and h (B, H, P, N); a fresh one is all zeros, which is also what a document reset gives.
 
 Parameter names are those of Hugging Face's `Mamba2Mixer` (and mamba_ssm's), so checkpoints map one to one
-(`lstmkit.nn.compat.mamba`); the convolution's weight is (I + 2GN, K) here, (I + 2GN, 1, K) there.
+(`lstmkit.nn.compat.mamba_hf`); the convolution's weight is (I + 2GN, K) here, (I + 2GN, 1, K) there.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The state is (convolution state, MambaState): the last K-1 inputs of the convolu
 fresh one is all zeros, which is also what a document reset gives.
 
 Parameter names are those of Hugging Face's `MambaMixer` (and mamba_ssm's), so checkpoints map one to one
-(`lstmkit.nn.compat.mamba`); the convolution's weight is (I, K) here, (I, 1, K) there.
+(`lstmkit.nn.compat.mamba_hf`); the convolution's weight is (I, K) here, (I, 1, K) there.
 """
 
 from __future__ import annotations
