@@ -1,11 +1,12 @@
 """`lstmkit explain`: the recorded activations of tiny trained runs, and the pictures drawn from them.
 
-Five runs are trained once per module through `lstmkit train` (3 steps, 8 units): an LSTM of 2 layers on
+Seven runs are trained once per module through `lstmkit train` (3 steps, 8 units): an LSTM of 2 layers on
 the adding problem (vectors), a GRU on parity (token ids), an LSTM on Shakespeare (characters), an LSTM
-on sentiment (UTF-8 bytes) and an xLSTM "ms" on Shakespeare. The real datasets come from the test cache
-that tests/tasks/test_tasks_real.py fills. The activations are checked against independent paths in float64
-(the NumPy reference cells; one whole-sequence forward of the xLSTM body), the pictures by their PNG
-header, pixel size and, for the text picture, the colour behind each character.
+on sentiment (UTF-8 bytes), an xLSTM "ms", a Mamba of 2 blocks and a Mamba-2 on Shakespeare. The real datasets
+come from the test cache that tests/tasks/test_tasks_real.py fills. The activations are checked against
+independent paths in float64 (the NumPy reference cells; one whole-sequence forward of the xLSTM and Mamba
+bodies), the pictures by their PNG header, pixel size and, for the text pictures, the colour behind each
+character.
 """
 
 from __future__ import annotations
@@ -18,21 +19,33 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from lstmkit.cli import main
 from lstmkit.experiment import load_run
 from lstmkit.explain.gradients import gradient_by_lag
-from lstmkit.explain.trained.pictures import COLUMNS, ROWS, SIZES, TEXT_AXES, cell_picture, gradient_plot
+from lstmkit.explain.trained.pictures import (
+    COLUMNS,
+    ROWS,
+    SIZES,
+    TEXT_AXES,
+    cell_picture,
+    delta_picture,
+    gradient_plot,
+)
 from lstmkit.explain.trained.recording import (
     GRUActivations,
     LSTMActivations,
+    Mamba2Activations,
+    MambaActivations,
     encode_text,
     inputs_for,
     mLSTMActivations,
     record,
     sLSTMActivations,
 )
+from lstmkit.nn.mamba.mixer import MambaMixer
 from lstmkit.reference import gru, lstm
 from tests.helpers import CACHE, largest_difference, lstmkit, png_size
 
@@ -44,6 +57,8 @@ RUNS = {
     "bard-lstm": (*BARD, "--model", "lstm"),
     "sentiment-lstm": ("--task", "sentiment", "--task-arg", "max_len=40", "--cache-dir", CACHE, "--model", "lstm"),
     "bard-xlstm": (*BARD, "--model", "xlstm", "--blocks", "ms"),
+    "bard-mamba": (*BARD, "--model", "mamba", "--num-layers", "2", "--state-size", "4"),
+    "bard-mamba2": (*BARD, "--model", "mamba2", "--state-size", "4"),
 }
 TRICKY = '<script>alert("x")</script> I loved it, $5 off $x$ -- a café & 100% fun!\n'
 
@@ -114,6 +129,54 @@ def test_xlstm_states_stepped_equal_whole_sequence_forwards(runs):
     assert C.shape == (T, 4, 16, 16) and np.abs(C[-1]).max() > 0, "the memory holds something"
 
 
+def whole_sequence_delta(mixer, u: torch.Tensor) -> torch.Tensor:
+    """Δ (T, U) as the mixer computes it in one call over the whole of its input u (1, T, E)."""
+    c = mixer.config
+    if isinstance(mixer, MambaMixer):
+        x, _ = mixer.in_proj(u).chunk(2, dim=-1)
+        x_c = F.silu(mixer.conv1d(x)[0])
+        return mixer.selection(x_c)[0][0]
+    _, _, dt = mixer.in_proj(u).split([c.inner_size, c.conv_size, c.num_heads], dim=-1)
+    return mixer.delta(dt)[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds"), [("bard-mamba", [MambaActivations] * 2), ("bard-mamba2", [Mamba2Activations])]
+)
+@torch.no_grad()
+def test_mamba_delta_and_state_sizes_equal_whole_sequence_calls(runs, name, kinds):
+    """Δ, recorded one step at a time, equals what each mixer's own selection (Mamba) or delta (Mamba-2) gives
+    on its whole input at once; the state size after step t is the norm (over N, or over P × N per head) of the
+    state one whole-sequence forward over the first t tokens returns. Float64."""
+    run = as_float64(runs[name])
+    inputs = encode_text(run, "ROMEO: What say you?")
+    recording = record(run.model, inputs)
+    body, T = run.model.body, inputs.x.shape[1]
+    assert [type(layer) for layer in recording.layers] == kinds
+    mixer_inputs = []
+    hooks = [
+        block.layer.register_forward_pre_hook(lambda _m, args: mixer_inputs.append(args[0])) for block in body.blocks
+    ]
+    _, final = body(run.model.encoder(inputs.x))
+    for hook in hooks:
+        hook.remove()
+    for b, (layer, block, u) in enumerate(zip(recording.layers, body.blocks, mixer_inputs, strict=True)):
+        delta = whole_sequence_delta(block.layer, u).numpy()
+        units = block.layer.config.inner_size if kinds[0] is MambaActivations else block.layer.config.num_heads
+        assert layer.delta.shape == layer.size.shape == (T, units)
+        difference = largest_difference(layer.delta, delta)
+        assert difference < 1e-12, f"block {b} Δ: largest difference {difference:.3g}"
+        assert delta.std(axis=0).max() > 1e-6, "Δ changes with the input"
+    for t in (1, 7, T):
+        state = final if t == T else body(run.model.encoder(inputs.x[:, :t]))[1]
+        for b, (layer, block_state) in enumerate(zip(recording.layers, state.blocks, strict=True)):
+            h = block_state.ssm.h[0].numpy()  # (I, N) or (NH, P, N)
+            size = np.sqrt((h**2).sum(axis=tuple(range(1, h.ndim))))
+            difference = largest_difference(layer.size[t - 1], size)
+            assert difference < 1e-10, f"block {b} ‖h‖ after step {t}: largest difference {difference:.3g}"
+    assert all(layer.size[-1].max() > 0 for layer in recording.layers), "the states hold something"
+
+
 def test_text_encodings(runs):
     bard, sentiment = load_run(runs["bard-lstm"]), load_run(runs["sentiment-lstm"])
     chars = encode_text(bard, "ROMEO:\nhi")
@@ -144,6 +207,13 @@ def test_text_encodings(runs):
             ["--text", "To be, or not to be", "--steps", 1, 5, 19],
             {"block0-mlstm.png", "block0-memory.png", "block1-slstm.png", "block1-cell*.png"},
         ),
+        (
+            "bard-mamba",
+            ["--text", "To be, or not to be"],
+            {"block0-ssm.png", "block0-delta*.png", "block1-ssm.png", "block1-delta*.png"},
+        ),
+        ("bard-mamba2", ["--text", "To be, or not to be", "--cell", 2], {"block0-ssm.png", "block0-delta2.png"}),
+        ("bard-mamba2", ["--layer", 0], {"block0-ssm.png", "block0-delta*.png"}),
     ],
 )
 def test_explain_writes_pngs_of_the_right_size(runs, tmp_path, capsys, name, argv, expected):
@@ -186,6 +256,29 @@ def test_each_character_sits_on_the_colour_of_its_cell(runs):
         row, column = (row + 1, 0) if ch == "\n" else (row, column + 1)
 
 
+def test_each_character_sits_on_the_colour_of_its_delta(runs):
+    """The Δ picture read back: character k's box has viridis' colour of log Δ_k of the head, scaled to the text."""
+    run = load_run(runs["bard-mamba2"])
+    inputs = encode_text(run, "First Citizen:\nBefore we proceed")
+    layer = record(run.model, inputs).layers[0]
+    head = 3
+    data = delta_picture("block 0", layer, head, inputs)
+    width, height = SIZES["delta"]
+    assert png_size(data, at_least=1001) == (width, height)
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=int)
+    left, bottom, w, h = TEXT_AXES
+    box_w, box_h = w * width / COLUMNS, h * height / ROWS
+    top = (1 - bottom - h) * height
+    log_delta = np.log(layer.delta[:, head])
+    low, high = log_delta.min(), log_delta.max()
+    cmap, row, column = mpl.colormaps["viridis"], 0, 0
+    for k, ch in enumerate(inputs.text):
+        x, y = int(left * width + column * box_w + 2), int(top + row * box_h + 2)
+        expected = np.array(cmap((log_delta[k] - low) / (high - low))[:3]) * 255
+        assert np.abs(pixels[y, x] - expected).max() <= 3, f"character {k} {ch!r}: {pixels[y, x]} != {expected}"
+        row, column = (row + 1, 0) if ch == "\n" else (row, column + 1)
+
+
 def test_gradient_plot():
     curves = gradient_by_lag(length=30, hidden_size=8, input_size=4)
     assert png_size(gradient_plot(curves), at_least=1001) == SIZES["gradients"]
@@ -208,6 +301,10 @@ def test_gradient_plot():
         ("bard-xlstm", ["--text", "ROMEO", "--steps", 0, 6], ["step 0 is out of range, expected 1 to 5"]),
         ("bard-xlstm", ["--text", "ROMEO", "--layer", 0, "--cell", 1], ["mLSTM blocks", "sLSTM block"]),
         ("bard-xlstm", ["--text", "ROMEO", "--layer", -1], ["layer -1 is out of range", "2 blocks"]),
+        ("bard-mamba", ["--text", "ROMEO", "--cell", 16], ["cell 16 is out of range, expected 0 to 15", "16 channels"]),
+        ("bard-mamba2", ["--text", "ROMEO", "--cell", 4], ["cell 4 is out of range, expected 0 to 3", "4 heads"]),
+        ("bard-mamba", ["--text", "ROMEO", "--layer", 2], ["layer 2 is out of range", "2 blocks"]),
+        ("bard-mamba2", ["--text", "ROMEO", "--steps", 2], ["no chosen layer is an mLSTM block"]),
     ],
 )
 def test_bad_input_is_one_line(runs, tmp_path, capsys, name, argv, needles):
