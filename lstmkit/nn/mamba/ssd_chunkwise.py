@@ -151,7 +151,7 @@ def chunk_states(U: Tensor, d: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
     """h_{c+1} = d_c h_c + U_c over the chunks: the states the chunks start from (B, G, NC, Hg, P, N), and the
     last. U (B, G, NC, Hg, P, N), d (B, G, Hg, NC), h0 (B, G, Hg, P, N)."""
     h, starts = h0, []
-    for c in range(U.shape[2]):
+    for U_c, d_c in zip(U.unbind(2), d[..., None, None].unbind(3), strict=True):  # unbind: backward stays O(NC)
         starts.append(h)
-        h = d[:, :, :, c, None, None] * h + U[:, :, c]
+        h = d_c * h + U_c
     return torch.stack(starts, dim=2), h
