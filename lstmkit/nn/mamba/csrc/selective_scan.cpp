@@ -90,7 +90,7 @@ scalar lane_sum(scalar* v) {
 
 template <typename scalar>
 scalar sigmoid(scalar v) {
-  return 1 / (1 + std::exp(-v));  // exp(-v) = inf gives 0, never NaN
+  return 1 / (1 + exp_lanes(-v));  // exp(-v) = inf gives 0, never NaN
 }
 
 template <typename scalar>
