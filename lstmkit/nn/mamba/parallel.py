@@ -28,6 +28,7 @@ bfloat16 run in float32 and come back in their own dtype.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -73,12 +74,10 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, delta, A, B, C, h0, reset, valid):
-        a = _decay(delta, A, reset, valid, out=x.new_empty(*B.shape[:2], *A.shape))  # (B, T, D, N)
-        h = (delta * x)[..., None] * B[:, :, None, :]  # b_t, then h_t in place
+        h = (delta * x)[..., None] * B[:, :, None, :]  # b_t (B, T, D, N), then h_t in place
         if valid is not None:
             h.masked_fill_(~valid[:, :, None, None], 0.0)
-        _scan(a, h, h0, reverse=False)
-        del a
+        _scan(_Decay(delta, A, reset, None if valid is None else ~valid), h, h0, reverse=False)
         y = torch.matmul(h, C[..., None])[..., 0]  # (B, T, D)
         ctx.save_for_backward(x, delta, A, B, C, h0, h)
         ctx.masks = (reset, valid)
@@ -88,42 +87,75 @@ class _SelectiveScan(torch.autograd.Function):
     def backward(ctx, dy, dh_last):
         x, delta, A, B, C, h0, h = ctx.saved_tensors
         reset, valid = ctx.masks
-        batch, T, channels, N = h.shape
-        shifted = h.new_empty(batch, T + 1, channels, N)  # a_t at t, and a_{t+1} one step on (0 past the end)
-        a, a_next = shifted[:, :T], shifted[:, 1:]
-        _decay(delta, A, reset, valid, out=a)
-        shifted[:, T].zero_()
-        dh = dy[..., None] * C[:, :, None, :]  # g_t, then dh_t in place
+        padding = None if valid is None else ~valid
+        dh = dy[..., None] * C[:, :, None, :]  # g_t (B, T, D, N), then dh_t in place
         dh[:, -1] += dh_last
-        _scan(a_next, dh, torch.zeros_like(h0), reverse=True)
+        _scan(_Decay.next(delta, A, reset, padding), dh, torch.zeros_like(h0), reverse=True)
         dC = torch.matmul(dy[:, :, None, :], h)[:, :, 0]  # (B, T, N)
-        dh0 = a[:, 0] * dh[:, 0]
-        dlog = a  # da_t ⊙ a_t = dh_t ⊙ h_{t-1} ⊙ a_t, the gradient of Δ_t A, written over a
-        dlog[:, 1:].mul_(h[:, :-1]).mul_(dh[:, 1:])
-        dlog[:, 0].mul_(h0).mul_(dh[:, 0])
-        del h
-        delta_on = delta if valid is None else delta.masked_fill(~valid[..., None], 0.0)  # padding: a_t = 1
-        d_delta_a = (dlog * A).sum(-1)  # (B, T, D)
-        dA = dlog.mul_(delta_on[..., None]).sum((0, 1))  # (D, N); einsum would copy dlog into its order first
-        del dlog, shifted
+        d_delta_a, dA, dh0 = _decay_grads(_Decay(delta, A, reset, padding), h0, h, dh)
         u = delta * x  # (B, T, D)
         du = torch.matmul(dh, B[..., None])[..., 0]  # (B, T, D)
         dB = torch.matmul(u[:, :, None, :], dh)[:, :, 0]  # (B, T, N)
-        if valid is not None:  # padding: b_t = 0 and a_t = 1 whatever x, Δ, B
-            du.masked_fill_(~valid[..., None], 0.0)
-            dB.masked_fill_(~valid[..., None], 0.0)
-            d_delta_a.masked_fill_(~valid[..., None], 0.0)
+        if padding is not None:  # b_t = 0 there whatever x, Δ, B
+            du.masked_fill_(padding[..., None], 0.0)
+            dB.masked_fill_(padding[..., None], 0.0)
         return du * delta, du * x + d_delta_a, dA, dB, dC, dh0, None, None
 
 
-def _decay(delta: Tensor, A: Tensor, reset: Tensor | None, valid: Tensor | None, *, out: Tensor) -> Tensor:
-    """a_t = exp(Δ_t ⊗ A) (B, T, D, N) written into `out`; 0 where a document starts, 1 at padding."""
-    a = torch.mul(delta[..., None], A, out=out).exp_()
-    if reset is not None:
-        a.masked_fill_(reset[:, :, None, None], 0.0)
-    if valid is not None:
-        a.masked_fill_(~valid[:, :, None, None], 1.0)
-    return a
+class _Decay(NamedTuple):
+    """What a_t is made of, step by step: a_t is computed where a scan uses it and never stored whole (a (B, T, D, N)
+    tensor less to allocate, fill and read back)."""
+
+    delta: Tensor
+    """Δ (B, T, D)."""
+    A: Tensor
+    """(D, N)."""
+    zero: Tensor | None
+    """(B, T): a_t = 0 (a document starts at t)."""
+    one: Tensor | None
+    """(B, T): a_t = 1 (padding; wins over zero)."""
+
+    @classmethod
+    def next(cls, delta: Tensor, A: Tensor, reset: Tensor | None, padding: Tensor | None) -> _Decay:
+        """a_{t+1} at t, and 0 at t = T - 1 (nothing comes back from past the end): backward's coefficients."""
+        batch, T = delta.shape[:2]
+        end = torch.ones(batch, 1, dtype=torch.bool, device=delta.device)
+        starts = end.new_zeros(batch, T - 1) if reset is None else reset[:, 1:]
+        one = None if padding is None else torch.cat([padding[:, 1:], ~end], 1)
+        return cls(torch.cat([delta[:, 1:], delta[:, :1]], 1), A, torch.cat([starts, end], 1), one)
+
+    def at(self, pick, out: Tensor) -> Tensor:
+        """a at the steps `pick` selects from a (B, T, ...) tensor, written into `out` (B, ..., D, N)."""
+        a = torch.mul(pick(self.delta)[..., None], self.A, out=out).exp_()
+        if self.zero is not None:
+            a.masked_fill_(pick(self.zero)[..., None, None], 0.0)
+        if self.one is not None:
+            a.masked_fill_(pick(self.one)[..., None, None], 1.0)
+        return a
+
+
+def _decay_grads(decay: _Decay, h0: Tensor, h: Tensor, dh: Tensor, block: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+    """dΔ through a (B, T, D), dA (D, N) and dh0 (B, D, N) from da_t ⊙ a_t = dh_t ⊙ h_{t-1} ⊙ a_t, the gradient of
+    Δ_t A, block by block of time (a recomputed, nothing of size T kept)."""
+    batch, T, channels, N = h.shape
+    delta = decay.delta if decay.one is None else decay.delta.masked_fill(decay.one[..., None], 0.0)  # a = 1: no Δ
+    d_delta = torch.empty_like(delta)
+    dA = h.new_zeros(channels, N)
+    buffer = h.new_empty(batch, min(block, T), channels, N)
+    for t0 in range(0, T, block):
+        span = slice(t0, min(T, t0 + block))
+        a = decay.at(lambda t: t[:, span], buffer[:, : span.stop - t0])  # noqa: B023
+        if t0 == 0:
+            dh0 = a[:, 0] * dh[:, 0]
+            h_prev = torch.cat([h0[:, None], h[:, : span.stop - 1]], 1)
+        else:
+            h_prev = h[:, t0 - 1 : span.stop - 1]
+        dlog = a.mul_(h_prev).mul_(dh[:, span])
+        d_delta[:, span] = torch.einsum("btdn,dn->btd", dlog, decay.A)
+        dA += dlog.mul_(delta[:, span, :, None]).sum((0, 1))
+    if decay.one is not None:
+        d_delta.masked_fill_(decay.one[..., None], 0.0)
+    return d_delta, dA, dh0
 
 
 def _chunk_length(T: int) -> int:
@@ -131,23 +163,25 @@ def _chunk_length(T: int) -> int:
     return max(1, round(math.sqrt(T / 2)))
 
 
-def _scan(a: Tensor, b: Tensor, h0: Tensor, *, reverse: bool) -> None:
+def _scan(decay: _Decay, b: Tensor, h0: Tensor, *, reverse: bool) -> None:
     """b_t := h_t = a_t ⊙ h_{t-1} + b_t for t = 0..T-1 from h_{-1} = h0, in place; reverse: h_t = a_t ⊙ h_{t+1} + b_t
     for t = T-1..0 from h_T = h0. The K chunks of L steps cover the first (last, reversed) K·L steps; the rest
     follow one step at a time."""
-    T = a.shape[1]
+    T = b.shape[1]
     L = _chunk_length(T)
     K, rest = T // L, T % L
     span = slice(rest, T) if reverse else slice(0, K * L)
     steps = range(L - 1, -1, -1) if reverse else range(L)
-    a_c = a[:, span].unflatten(1, (K, L))  # (B, K, L, D, N)
-    b_c = b[:, span].unflatten(1, (K, L))
+    at = lambda l: lambda t: t[:, span].unflatten(1, (K, L))[:, :, l]  # noqa: E731  step l of every chunk
+    b_c = b[:, span].unflatten(1, (K, L))  # (B, K, L, D, N)
+    a = torch.empty_like(b_c[:, :, 0])  # (B, K, D, N), a_t of one step of every chunk
     first, *others = steps
-    end, product = b_c[:, :, first].clone(), a_c[:, :, first].clone()  # (B, K, D, N)
+    end, product = b_c[:, :, first].clone(), decay.at(at(first), a).clone()
     spare = torch.empty_like(end)  # two buffers in turn: no allocation per step
     for l in others:  # 1. each chunk from zero
-        end, spare = torch.addcmul(b_c[:, :, l], a_c[:, :, l], end, out=spare), end
-        product.mul_(a_c[:, :, l])
+        decay.at(at(l), a)
+        end, spare = torch.addcmul(b_c[:, :, l], a, end, out=spare), end
+        product.mul_(a)
     entering = torch.empty_like(end)
     h = h0
     for k in range(K - 1, -1, -1) if reverse else range(K):  # 2. across chunks
@@ -155,8 +189,9 @@ def _scan(a: Tensor, b: Tensor, h0: Tensor, *, reverse: bool) -> None:
         h = torch.addcmul(end[:, k], product[:, k], h)
     previous = entering
     for l in steps:  # 3. each chunk from its entering state
-        b_c[:, :, l].addcmul_(a_c[:, :, l], previous)
+        b_c[:, :, l].addcmul_(decay.at(at(l), a), previous)
         previous = b_c[:, :, l]
+    a_t = torch.empty_like(h0)
     for t in range(rest - 1, -1, -1) if reverse else range(K * L, T):  # the steps left over
-        b[:, t].addcmul_(a[:, t], h)
+        b[:, t].addcmul_(decay.at(lambda v: v[:, t], a_t), h)  # noqa: B023
         h = b[:, t]
