@@ -14,7 +14,7 @@ recomputes each chunk of K steps from its checkpoint into a per-item scratch, th
 dtypes: float32 and float64 run as they are; float16 and bfloat16 are computed in float32 and returned in their
 own dtype (the gradients too).
 
-Build: `lstmkit.nn.cpp_build.extension` compiles the source once into torch's extension cache, under a lock;
+Build: `lstmkit.nn.cpp_build.build` compiles the source once into torch's extension cache, under a lock;
 when the build fails it warns once and `usable()` is False, and the caller uses the recurrent form.
 
 Shapes: B batch, T time, D channels, N state size, K steps per checkpoint.
