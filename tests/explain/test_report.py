@@ -1,12 +1,12 @@
 """`lstmkit report`: the pages of tiny real runs, read back and checked against the runs' own artefacts.
 
-Five runs are trained once per module through `lstmkit train` (6 steps, 8 units, evaluations at steps 3
-and 6): an LSTM on the adding problem, an LSTM and an xLSTM "ms" on Shakespeare, an LSTM on sentiment in a
-folder whose name is HTML, and a GRU on parity. Each gets its page through `lstmkit report`. What a page
-shows is compared with what the run holds: meta.json (configs, step), metrics.jsonl (the last evaluation),
-`lstmkit eval` (the test metrics), `lstmkit generate` (the samples), `explain_run` (the pictures, byte for
-byte) and the model's own outputs on the test sequences drawn with the same seed. The real datasets come
-from the test cache that tests/tasks/test_tasks_real.py fills.
+Seven runs are trained once per module through `lstmkit train` (6 steps, 8 units, evaluations at steps 3
+and 6): an LSTM on the adding problem, an LSTM, an xLSTM "ms" and a Mamba-2 on Shakespeare, an LSTM on
+sentiment in a folder whose name is HTML, and a GRU and a Mamba on parity. Each gets its page through
+`lstmkit report`. What a page shows is compared with what the run holds: meta.json (configs, step),
+metrics.jsonl (the last evaluation), `lstmkit eval` (the test metrics), `lstmkit generate` (the samples),
+`explain_run` (the pictures, byte for byte) and the model's own outputs on the test sequences drawn with the
+same seed. The real datasets come from the test cache that tests/tasks/test_tasks_real.py fills.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ RUNS = {
     "bard-xlstm": (*BARD, "--model", "xlstm", "--blocks", "ms"),
     "sentiment-lstm": ("--task", "sentiment", "--task-arg", "max_len=40", "--cache-dir", CACHE, "--model", "lstm"),
     "parity-gru": ("--task", "parity", "--task-arg", "max_length=12", "--model", "gru"),
+    "bard-mamba2": (*BARD, "--model", "mamba2", "--state-size", "4"),
+    "parity-mamba": ("--task", "parity", "--task-arg", "max_length=12", "--model", "mamba", "--state-size", "4"),
 }
 FOLDERS = {"sentiment-lstm": "sent<i>ment"}
 """Run folders named otherwise than the run: a name that is HTML must show as text."""
@@ -58,6 +60,8 @@ PICTURES = {
     "bard-xlstm": {"block0-mlstm.png", "block0-memory.png", "block1-slstm.png", "block1-cell*.png"},
     "sentiment-lstm": {"layer0-gates.png", "layer0-cell*.png", "layer0-words.png"},
     "parity-gru": {"layer0-gates.png"},
+    "bard-mamba2": {"block0-ssm.png", "block0-delta*.png"},
+    "parity-mamba": {"block0-ssm.png"},
 }
 
 
@@ -152,13 +156,24 @@ def test_page_is_self_contained_and_every_png_decodes(pages, name):
         assert f'<section class="card" id="{section}">' in page
 
 
-@pytest.mark.parametrize(("name", "inputs"), [("adding-lstm", None), ("bard-lstm", BARD_PROMPT)])
+@pytest.mark.parametrize(
+    ("name", "inputs"), [("adding-lstm", None), ("bard-lstm", BARD_PROMPT), ("parity-mamba", None)]
+)
 def test_pictures_are_explain_runs_own(runs, pages, name, inputs):
     """The embedded PNGs are, byte for byte, what `explain_run` draws for the same input."""
     run = load_run(runs[name])
     drawn = explain_run(run, inputs_for(run, inputs, CACHE, seed=0))
     embedded = {alt: data for alt, data in images(pages[name]).items() if not alt.startswith("learning curves")}
     assert embedded == drawn
+
+
+def test_mamba_pictures_have_their_own_captions(pages):
+    """The Mamba family's pictures are named in their captions: Δ and ‖h‖ per channel or head, the Δ text."""
+    captions = dict(re.findall(r'alt="([^"]+)" src="[^"]+"><figcaption>([^<]*)</figcaption>', pages["bard-mamba2"]))
+    ssm, delta = captions.pop("block0-ssm.png"), captions.popitem()
+    assert not captions and "log step size Δ and state size ‖h‖" in html.unescape(ssm)
+    unit = re.fullmatch(r"block0-delta(\d+)\.png", delta[0]).group(1)
+    assert f"each character on the colour of unit {unit}&#x27;s log step size Δ" in delta[1]
 
 
 @pytest.mark.parametrize("name", RUNS)
@@ -172,7 +187,8 @@ def test_header_and_config_equal_meta_json(runs, pages, name):
     assert header["parameters"] == f"{sum(p.numel() for p in model.parameters()):,}"
     assert header["steps trained"] == f"{meta['step']} of {meta['train']['steps']}" == "6 of 6"
     assert header["run folder"] == str(runs[name]) and header["checkpoint"] == "step-00000006"
-    assert header["model"] == {"bard-xlstm": "xlstm-ms", "parity-gru": "gru"}.get(name, "lstm")
+    labels = {"bard-xlstm": "xlstm-ms", "parity-gru": "gru", "bard-mamba2": "mamba2", "parity-mamba": "mamba"}
+    assert header["model"] == labels.get(name, "lstm")
     assert header["lstmkit"].startswith(meta["lstmkit"])
 
 
@@ -193,7 +209,7 @@ def test_final_metrics_equal_the_log_and_lstmkit_eval(runs, pages, name, capsys)
     assert cells.get("baseline", {}) == ({} if baseline is None else {BASELINE_METRIC[kind]: baseline})
 
 
-@pytest.mark.parametrize("name", ["bard-lstm", "bard-xlstm"])
+@pytest.mark.parametrize("name", ["bard-lstm", "bard-xlstm", "bard-mamba2"])
 def test_samples_are_what_lstmkit_generate_writes(runs, pages, name, capsys):
     found = samples(pages[name])
     assert [seed for seed, _, _ in found] == list(range(SAMPLES))
