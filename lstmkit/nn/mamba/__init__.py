@@ -16,7 +16,8 @@ from lstmkit.nn.mamba.config import Mamba2Config, MambaConfig
 from lstmkit.nn.mamba.lm import Mamba2LM, MambaBlock, MambaLM, MambaStack
 from lstmkit.nn.mamba.recurrent import MambaState, selective_scan_recurrent, selective_scan_step
 from lstmkit.nn.mamba.scan import selective_scan, ssd_scan
-from lstmkit.nn.mamba.ssd_recurrent import SSDState
+from lstmkit.nn.mamba.ssd_chunkwise import ssd_chunkwise
+from lstmkit.nn.mamba.ssd_recurrent import SSDState, ssd_recurrent, ssd_step
 
 __all__ = [
     "Mamba2Config",
@@ -30,5 +31,8 @@ __all__ = [
     "selective_scan",
     "selective_scan_recurrent",
     "selective_scan_step",
+    "ssd_chunkwise",
+    "ssd_recurrent",
     "ssd_scan",
+    "ssd_step",
 ]
