@@ -20,9 +20,11 @@ Blelloch scan does O(T log T) or walks strided halves log T times). Backward is 
     dh_t = g_t + a_{t+1} ⊙ dh_{t+1}    g_t = dy_t ⊗ C_t  (plus the final state's gradient at t = T-1)
     da_t = dh_t ⊙ h_{t-1},  db_t = dh_t,  dh0 = a_0 ⊙ dh_0
 
-then the chain rule through a_t = exp(Δ_t A) and b_t = Δ_t x_t B_t by hand. Only h (B, T, D, N) is kept for
-backward; a is recomputed there. The D skip and the gate stay in autograd (they are (B, T, D)). float16 and
-bfloat16 run in float32 and come back in their own dtype.
+then the chain rule through a_t = exp(Δ_t A) and b_t = Δ_t x_t B_t by hand. a_t is never stored whole: each
+scan step computes the a's it uses, so forward allocates one (B, T, D, N) tensor (b, then h, kept for backward)
+and backward one more (g, then dh); dΔ and dA are summed block by block of time. On CPU the cost of these large
+tensors is as much in first touching fresh memory as in arithmetic. The D skip and the gate stay in autograd (they
+are (B, T, D)). float16 and bfloat16 run in float32 and come back in their own dtype. Once differentiable.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from lstmkit.nn.mamba.recurrent import MambaState, _check
 from lstmkit.nn.masks import check_masks
@@ -84,6 +87,7 @@ class _SelectiveScan(torch.autograd.Function):
         return y, h[:, -1].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy, dh_last):
         x, delta, A, B, C, h0, h = ctx.saved_tensors
         reset, valid = ctx.masks
