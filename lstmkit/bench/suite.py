@@ -2,7 +2,7 @@
 
     run(families, quick, repeats, out_dir)  ->  out_dir/bench.json, out_dir/bench.md
 
-Families run in this order (names for `--only`): rnn, mlstm, slstm, lm, generation, memory, gpu.
+Families run in this order (names for `--only`): rnn, mlstm, slstm, lm, generation, memory, mamba, gpu.
 A family whose peer package is missing, and the GPU rows without CUDA, are skipped with one line.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lstmkit.bench import gpu, language_models, memory, rnn_layers, xlstm_cells
+from lstmkit.bench import gpu, language_models, mamba, memory, rnn_layers, xlstm_cells
 from lstmkit.bench.machine import describe, gemm_rates, header_lines
 from lstmkit.bench.peers import PeerMissing
 from lstmkit.bench.results import Row, markdown, table_header, table_row, to_json
@@ -28,6 +28,7 @@ FAMILIES: dict[str, Callable] = {
     "lm": language_models.training_rows,
     "generation": language_models.generation_rows,
     "memory": memory.rows,
+    "mamba": mamba.rows,
 }
 ALL = [*FAMILIES, "gpu"]
 

@@ -12,7 +12,9 @@ BENCH_EXAMPLES = """examples:
 
 families: rnn (LSTM/GRU/RNN vs torch.nn and an nn.LSTMCell loop), mlstm (forms vs T vs mlstm_kernels),
 slstm (vs the authors' vanilla sLSTM), lm (xLSTM LM training step vs xLSTMLMModel and xLSTMLarge),
-generation (latency vs context), memory (peak vs T), gpu (on a CUDA device, when there is one)."""
+generation (latency vs context), memory (peak vs T), mamba (selective scan and SSD vs mambapy and transformers,
+Mamba LM training step, generation and peak memory vs transformers' MambaForCausalLM and mambapy),
+gpu (on a CUDA device, when there is one)."""
 
 
 def add_verb(verbs) -> None:

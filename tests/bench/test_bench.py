@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from lstmkit.bench import language_models, memory, rnn_layers, suite, xlstm_cells
+from lstmkit.bench import language_models, mamba, mamba_models, memory, rnn_layers, suite, xlstm_cells
 from lstmkit.bench.peers import PeerMissing, need
 from lstmkit.bench.results import Row, table_row
 from lstmkit.bench.timing import race
@@ -37,6 +37,25 @@ def expected_rows() -> dict[str, int]:
         language_models.TRAINING: 2,
         language_models.GENERATION: len(language_models.QUICK_CONTEXTS) + 1,
         memory.FAMILY: len(memory.QUICK_LENGTHS),
+        **mamba_expected_rows(),
+    }
+
+
+def mamba_expected_rows() -> dict[str, int]:
+    """The mamba family's quick rows: per T and mode the control and mambapy rows, the parallel form's and the
+    sequential loop's where they run; SSD per T and mode; 2 training peers; generation as the xLSTM's; memory:
+    one peer row and the linearity row."""
+    scan = sum(
+        2 + (T <= mamba.PARALLEL_UP_TO) + (T <= mamba.SEQUENTIAL_UP_TO and mode == "fwd")
+        for T in mamba.QUICK_LENGTHS
+        for mode in ("fwd", "fwd+bwd")
+    )
+    return {
+        mamba.SCAN: scan,
+        mamba.SSD: len(mamba.QUICK_SSD_LENGTHS) * 2,
+        mamba_models.TRAINING: 2,
+        mamba_models.GENERATION: len(mamba_models.QUICK_CONTEXTS) + 1,
+        mamba_models.MEMORY: 2,
     }
 
 
@@ -50,7 +69,8 @@ def test_quick_suite_makes_every_row_with_a_finite_ratio(quick):
         assert row["ours_value"] > 0 and row["peer_value"] > 0, row
         assert row["ratio"] == pytest.approx(row["peer_value"] / row["ours_value"])
         if row["unit"] == "ms":
-            assert len(row["ours_runs"]) == data["settings"]["repeats"] or row["family"] == language_models.GENERATION
+            per_token = (language_models.GENERATION, mamba_models.GENERATION)
+            assert len(row["ours_runs"]) == data["settings"]["repeats"] or row["family"] in per_token
     assert counts == expected_rows()
     assert all(rate > 0 for rate in data["gemm_gflops"].values())
     for family in expected_rows():
@@ -69,6 +89,21 @@ def test_targets_and_gemm_fractions_are_where_the_issue_puts_them(quick):
     assert chunk_rows and all(r["gemm_fraction"]["torch.mm"] > 0 for r in chunk_rows)
     lstm = [r for r in data["rows"] if r["ours"] == "lstmkit LSTM"]
     assert all(r["gemm_fraction"]["oneDNN"] > 0 for r in lstm)
+
+
+def test_mamba_rows_have_their_control_targets_and_gemm_fractions(quick):
+    _, data, _ = quick
+    rows = [r for r in data["rows"] if r["family"] in mamba_expected_rows()]
+    control = [r for r in rows if r["peer"] == mamba.CONTROL]
+    assert control and all(r["ours"] == mamba.AUTO for r in control)
+    targets = {(r["family"], r["ours"], r["peer"], r["mode"], r["case"]): r["target"] for r in rows}
+    for T in mamba.QUICK_LENGTHS:
+        case = f"B2 T{T} D256 N16"
+        assert targets[(mamba.SCAN, mamba.AUTO, mamba.PSCAN, "fwd+bwd", case)] == (2.0 if T >= 1024 else None)
+    assert {r["target"] for r in rows if r["family"] == mamba_models.TRAINING} == {2.0}
+    assert all(r["gemm_fraction"]["torch.mm"] > 0 for r in rows if r["family"] in (mamba.SSD, mamba_models.TRAINING))
+    flat = [r for r in rows if r["case"].startswith(("flatness", "linearity"))]
+    assert [r["target"] for r in flat] == [pytest.approx(1 / 1.2), 1.0]
 
 
 def test_race_interleaves_and_rotates():
