@@ -1,6 +1,6 @@
 """Building a C++ source into torch operators on first use, shared by the C++ loops (sLSTM, the selective scan).
 
-    ops = build(name, source, flags, what, fallback)    torch.ops.<name>, or None after one warning
+    ops = build(name, lambda: compile_once(name, source, flags), what, fallback)   torch.ops.<name>, or None
 
 `torch.utils.cpp_extension.load` compiles the source once into torch's extension cache (`$TORCH_EXTENSIONS_DIR` or
 ~/.cache/torch_extensions/<python>_<device>/<name>); later processes only run ninja's no-op check. The sources
@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 
-def build(name: str, source: Path, flags: list[str], what: str, fallback: str):
-    """`torch.ops.<name>` compiled from `source` with `flags`; None, after a warning that `what` could not be built
-    and `fallback` is used, when the build fails."""
+def build(name: str, compile: Callable[[], None], what: str, fallback: str):
+    """`torch.ops.<name>` after `compile()` (usually `compile_once`); None, after a warning that `what` could not be
+    built and `fallback` is used, when it fails."""
     try:
-        compile_once(name, source, flags)
+        compile()
         return getattr(torch.ops, name)
     except Exception as error:  # any build failure means "use the fallback", never a crash
         lines = str(error).strip().splitlines() or [""]

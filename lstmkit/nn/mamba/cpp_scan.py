@@ -15,7 +15,7 @@ dtypes: float32 and float64 run as they are; float16 and bfloat16 are computed i
 own dtype (the gradients too).
 
 Build: `lstmkit.nn.cpp_build.build` compiles the source once into torch's extension cache, under a lock;
-when the build fails it warns once and `usable()` is False, and the caller uses the recurrent form.
+when the build fails it warns once and `usable()` is False, and `scan.selective_scan` uses the parallel scan in torch.
 
 Shapes: B batch, T time, D channels, N state size, K steps per checkpoint.
 """
@@ -44,7 +44,12 @@ COMPUTED_AS = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 @functools.cache
 def extension():
     """`torch.ops.lstmkit_selective_scan`, built on first use; None (after one warning) when it cannot be built."""
-    return cpp_build.build(NAME, SOURCE, FLAGS, "the selective scan's C++ loop", "the recurrent form")
+    return cpp_build.build(
+        NAME,
+        lambda: cpp_build.compile_once(NAME, SOURCE, FLAGS),
+        "the selective scan's C++ loop",
+        "the parallel scan in torch",
+    )
 
 
 def usable(x: Tensor, *others: Tensor | None) -> bool:

@@ -30,13 +30,12 @@ Shapes: B batch, T time, NH heads, DH head size, H = NH·DH.
 from __future__ import annotations
 
 import functools
-import os
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from lstmkit.nn import cpp_build
 from lstmkit.nn.slstm.layout import flat, heads
 
 SOURCE = Path(__file__).parent / "csrc" / "slstm.cpp"
@@ -46,39 +45,11 @@ NAME = "lstmkit_slstm"
 @functools.cache
 def extension():
     """`torch.ops.lstmkit_slstm`, built on first use; None (after one warning) when it cannot be built."""
-    try:
-        _build()
-        return getattr(torch.ops, NAME)
-    except Exception as error:  # any build failure means "use the Python loop", never a crash
-        lines = str(error).strip().splitlines() or [""]
-        why = next((line for line in lines if "error:" in line), lines[-1])  # a compiler's first error, if any
-        why = f"{type(error).__name__}: {why.strip()}"
-        warnings.warn(
-            f"lstmkit: could not build the sLSTM C++ loop ({why}); using the slower Python loop",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+    return cpp_build.build(NAME, _build, "the sLSTM C++ loop", "the slower Python loop")
 
 
 def _build() -> None:
-    import fcntl
-
-    from torch.utils import cpp_extension
-
-    build_dir = cpp_extension._get_build_directory(NAME, verbose=False)  # honours $TORCH_EXTENSIONS_DIR
-    with open(os.path.join(build_dir, "lstmkit.flock"), "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # released by the kernel even if this process dies
-        stale = Path(build_dir) / "lock"  # torch's own lock: under our flock nobody else is building
-        stale.unlink(missing_ok=True)
-        cpp_extension.load(
-            name=NAME,
-            sources=[str(SOURCE)],
-            extra_cflags=["-O3"],
-            build_directory=build_dir,
-            is_python_module=False,
-            verbose=False,
-        )
+    cpp_build.compile_once(NAME, SOURCE, ["-O3"])
 
 
 def usable(x: Tensor, *others: Tensor) -> bool:
