@@ -171,7 +171,7 @@ def test_mamba_pictures_have_their_own_captions(pages):
     """The Mamba family's pictures are named in their captions: Δ and ‖h‖ per channel or head, the Δ text."""
     captions = dict(re.findall(r'alt="([^"]+)" src="[^"]+"><figcaption>([^<]*)</figcaption>', pages["bard-mamba2"]))
     ssm, delta = captions.pop("block0-ssm.png"), captions.popitem()
-    assert not captions and "log step size Δ and state size ‖h‖" in html.unescape(ssm)
+    assert not captions and "log step size Δ and log state size ‖h‖" in html.unescape(ssm)
     unit = re.fullmatch(r"block0-delta(\d+)\.png", delta[0]).group(1)
     assert f"each character on the colour of unit {unit}&#x27;s log step size Δ" in delta[1]
 

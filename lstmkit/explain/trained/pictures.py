@@ -13,7 +13,7 @@ One set of pictures per layer (rnn, gru, lstm: "layerL") or block (xLSTM family:
     PREFIX-slstm.png    sLSTM: cell c, normalizer n, stabilizer m and output h, units × time heatmaps
     PREFIX-mlstm.png    mLSTM: stabilizer m and normalizer size ‖n‖ of every head over time
     PREFIX-memory.png   mLSTM: head 0's memory C (DK × DV) after chosen steps
-    PREFIX-ssm.png      Mamba, Mamba-2: log step size Δ and state size ‖h‖ of every channel (Mamba-2: head),
+    PREFIX-ssm.png      Mamba, Mamba-2: log step size Δ and log state size ‖h‖ of every channel (Mamba-2: head),
                         units × time heatmaps
     PREFIX-deltaN.png   Mamba, Mamba-2, a text model: each character on the colour of channel (head) N's log Δ
 
@@ -46,7 +46,7 @@ from lstmkit.explain.trained.text_pictures import (
     TEXT_AXES,
     cell_picture,
     delta_picture,
-    log_delta,
+    safe_log,
     words_picture,
 )
 
@@ -121,15 +121,15 @@ def mlstm_picture(name: str, layer: mLSTMActivations, labels: tuple[str, ...]) -
 
 
 def ssm_picture(name: str, layer: MambaActivations | Mamba2Activations, labels: tuple[str, ...]) -> bytes:
-    """log Δ and ‖h‖ of every channel (Mamba) or head (Mamba-2), units × time."""
+    """log Δ and log ‖h‖ of every channel (Mamba) or head (Mamba-2), units × time (blank where 0)."""
     unit, over, family = (
         ("channel", "N", "Mamba") if isinstance(layer, MambaActivations) else ("head", "P × N", "Mamba-2")
     )
     panels = [
         spread(
-            "log step size Δ (large: takes in the input and forgets; small: keeps the state)", log_delta(layer.delta)
+            "log step size Δ (large: takes in the input and forgets; small: keeps the state)", safe_log(layer.delta)
         ),
-        spread(f"state size ‖h‖ (over {over}) after each step", layer.size),
+        spread(f"log state size ‖h‖ (over {over}) after each step", safe_log(layer.size)),
     ]
     title = f"{name} ({family}): step size and state size per {unit}, {unit}s × time"
     return heatmaps("ssm", title, panels, labels, unit=unit)
@@ -289,7 +289,7 @@ def check_steps(chosen: list[tuple[int, object]], steps: list[int] | None, T: in
 def most_varying_unit(layer) -> int:
     """The unit whose picture shows the most: the largest standard deviation over time of its coloured value."""
     if isinstance(layer, MambaActivations | Mamba2Activations):
-        values = log_delta(layer.delta)
+        values = np.log(np.maximum(layer.delta, np.finfo(layer.delta.dtype).tiny))  # log Δ, finite
     else:
         values = np.tanh(layer.c) if isinstance(layer, LSTMActivations) else layer.h
     return int(np.argmax(values.std(axis=0)))

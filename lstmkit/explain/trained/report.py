@@ -59,7 +59,7 @@ CAPTIONS = {
     "slstm": "sLSTM cell c, normalizer n, stabilizer m and output h, units × time",
     "mlstm": "mLSTM stabilizer m and normalizer size ‖n‖ of every head over time",
     "memory": "mLSTM memory C of head 0 after a few steps, on one colour scale",
-    "ssm": "Mamba's log step size Δ and state size ‖h‖ of each channel (Mamba-2: each head), units × time",
+    "ssm": "Mamba's log step size Δ and log state size ‖h‖ of each channel (Mamba-2: each head), units × time",
     "delta": "the input text, each character on the colour of unit {unit}'s log step size Δ (bright: takes it in)",
 }
 CSS = """

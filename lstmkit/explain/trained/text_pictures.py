@@ -79,16 +79,16 @@ def cell_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
     return png(fig)
 
 
-def log_delta(delta: np.ndarray) -> np.ndarray:
-    """log Δ, with a Δ that underflowed to 0 shown at the smallest positive float instead of -inf."""
-    return np.log(np.maximum(delta, np.finfo(delta.dtype).tiny))
+def safe_log(values: np.ndarray) -> np.ndarray:
+    """log of positive values; NaN (no colour) where a value is 0, such as a Δ that underflowed or an empty state."""
+    return np.log(np.where(values > 0, values, np.nan))
 
 
 def delta_picture(name: str, layer, unit: int, inputs: Inputs) -> bytes:
     """The text, each character on the colour of log Δ of `unit` (a channel, or a Mamba-2 head) at it."""
     what = f"{'channel' if isinstance(layer, MambaActivations) else 'head'} {unit}"
-    per_char = log_delta(layer.delta[:, unit])[list(inputs.char_ends)]
-    low, high = float(per_char.min()), float(per_char.max())
+    per_char = safe_log(layer.delta[:, unit])[list(inputs.char_ends)]
+    low, high = float(np.nanmin(per_char)), float(np.nanmax(per_char))
     fig = figure("delta", layout=None)
     ax = fig.add_axes(TEXT_AXES)
     shown = text_grid(ax, list(inputs.text), per_char, cmap="viridis", vmin=low, vmax=max(high, low + 1e-12))
