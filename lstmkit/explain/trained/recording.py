@@ -16,7 +16,7 @@ Nothing is recomputed by hand; every number comes from the model's own code:
                                      That softplus and that slice are all that is computed here; the state
                                      sizes are the norms of the states the blocks return
 
-What is recorded, per layer (rnn, gru, lstm) or block (xLSTM family), bottom to top:
+What is recorded, per layer (rnn, gru, lstm) or block (xLSTM and Mamba families), bottom to top:
 
     LSTMActivations    i, f, g, o, c, h         each (T, H)
     GRUActivations     r, z, n, h               each (T, H)
@@ -139,7 +139,7 @@ class Mamba2Activations(NamedTuple):
 class Recording(NamedTuple):
     inputs: Inputs
     layers: tuple
-    """One *Activations per layer (rnn, gru, lstm) or block (xLSTM family), bottom to top."""
+    """One *Activations per layer (rnn, gru, lstm) or block (xLSTM and Mamba families), bottom to top."""
     output: np.ndarray
     """The model's output for the sequence: (O,) for regress and classify, (T, O) for tag."""
 
