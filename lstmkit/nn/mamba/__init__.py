@@ -14,6 +14,7 @@ The models: config.py (MambaConfig, Mamba2Config), mixer.py, mamba2_mixer.py, lm
 
 from lstmkit.nn.mamba.config import Mamba2Config, MambaConfig
 from lstmkit.nn.mamba.lm import Mamba2LM, MambaBlock, MambaLM, MambaStack
+from lstmkit.nn.mamba.parallel import selective_scan_parallel
 from lstmkit.nn.mamba.recurrent import MambaState, selective_scan_recurrent, selective_scan_step
 from lstmkit.nn.mamba.scan import selective_scan, ssd_scan
 from lstmkit.nn.mamba.ssd_chunkwise import ssd_chunkwise
@@ -29,6 +30,7 @@ __all__ = [
     "MambaState",
     "SSDState",
     "selective_scan",
+    "selective_scan_parallel",
     "selective_scan_recurrent",
     "selective_scan_step",
     "ssd_chunkwise",

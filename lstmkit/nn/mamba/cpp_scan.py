@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lstmkit.nn import cpp_build
+from lstmkit.nn.cpp_build import build, compile_once
 from lstmkit.nn.mamba.recurrent import MambaState, _check
 from lstmkit.nn.masks import check_masks
 
@@ -44,9 +44,9 @@ COMPUTED_AS = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 @functools.cache
 def extension():
     """`torch.ops.lstmkit_selective_scan`, built on first use; None (after one warning) when it cannot be built."""
-    return cpp_build.build(
+    return build(
         NAME,
-        lambda: cpp_build.compile_once(NAME, SOURCE, FLAGS),
+        lambda: compile_once(NAME, SOURCE, FLAGS),
         "the selective scan's C++ loop",
         "the parallel scan in torch",
     )

@@ -33,7 +33,7 @@ def form_function(form: str):
 
 def selective_scan(x, delta, A, B, C, D, z, state, *, reset=None, valid=None, form: str = "auto"):
     """Mamba's scan by `form`; arguments as `recurrent.selective_scan_recurrent`."""
-    from lstmkit.nn.mamba import recurrent
+    recurrent = importlib.import_module("lstmkit.nn.mamba.recurrent")
 
     if form == "auto":
         if x.shape[1] == 1 and state is not None:  # one step (generation)
@@ -49,7 +49,7 @@ def selective_scan(x, delta, A, B, C, D, z, state, *, reset=None, valid=None, fo
 
 def ssd_scan(x, delta, A, B, C, D, z, state, *, reset=None, valid=None, form: str = "auto", chunk_size=None):
     """Mamba-2's scan by `form`; arguments as `ssd_recurrent.ssd_recurrent`."""
-    from lstmkit.nn.mamba import ssd_recurrent
+    ssd_recurrent = importlib.import_module("lstmkit.nn.mamba.ssd_recurrent")  # the module, not the function
 
     if form == "auto":
         if x.shape[1] == 1 and state is not None:  # one step (generation); ssd_step checks its inputs

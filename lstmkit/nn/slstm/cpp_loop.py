@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lstmkit.nn import cpp_build
+from lstmkit.nn.cpp_build import build, compile_once
 from lstmkit.nn.slstm.layout import flat, heads
 
 SOURCE = Path(__file__).parent / "csrc" / "slstm.cpp"
@@ -45,11 +45,11 @@ NAME = "lstmkit_slstm"
 @functools.cache
 def extension():
     """`torch.ops.lstmkit_slstm`, built on first use; None (after one warning) when it cannot be built."""
-    return cpp_build.build(NAME, _build, "the sLSTM C++ loop", "the slower Python loop")
+    return build(NAME, _build, "the sLSTM C++ loop", "the slower Python loop")
 
 
 def _build() -> None:
-    cpp_build.compile_once(NAME, SOURCE, ["-O3"])
+    compile_once(NAME, SOURCE, ["-O3"])
 
 
 def usable(x: Tensor, *others: Tensor) -> bool:

@@ -138,7 +138,7 @@ def test_a_failed_build_warns_once_and_is_not_usable(monkeypatch):
     def no_compiler(*args):
         raise RuntimeError("Error building extension\nc++: error: no such compiler")
 
-    monkeypatch.setattr(cpp_scan.cpp_build, "compile_once", no_compiler)
+    monkeypatch.setattr(cpp_scan, "compile_once", no_compiler)
     cpp_scan.extension.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="could not build the selective scan.*no such compiler"):
