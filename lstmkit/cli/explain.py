@@ -26,7 +26,8 @@ def add_verb(verbs) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="the unit whose value colours the text (Mamba: a channel's Δ; Mamba-2: a head's; default: the one that varies most)",
+        help="the unit whose value colours the text (Mamba: a channel's Δ; Mamba-2: a head's; "
+        "default: the one that varies most)",
     )
     e.add_argument("--layer", type=int, default=None, metavar="L", help="only this layer or block (default: all)")
     e.add_argument(
