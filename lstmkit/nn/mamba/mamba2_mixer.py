@@ -7,6 +7,7 @@
     y         = SSD(x, Δ, A, B, C) + D ⊙ x        H heads of head_dim P, groups of heads share B and C
     out       = W_out GatedRMSNorm(y, z)          RMSNorm per group of (y ⊙ SiLU(z))
 
+One token (generation) takes the scan's step without re-checking what the mixer computed (`scan.ssd_step`).
 The state is (convolution state, SSDState): the last K-1 inputs of the convolution (B, K-1, I + 2GN)
 and h (B, H, P, N); a fresh one is all zeros, which is also what a document reset gives.
 
@@ -16,6 +17,7 @@ Parameter names are those of Hugging Face's `Mamba2Mixer` (and mamba_ssm's), so 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.mamba.config import Mamba2Config
 from lstmkit.nn.mamba.mixer import initial_delta, inverse_softplus
-from lstmkit.nn.mamba.scan import ssd_scan
+from lstmkit.nn.mamba.scan import ssd_scan, ssd_step
 from lstmkit.nn.mamba.ssd_recurrent import SSDState
 from lstmkit.nn.parts.causal_conv import CausalConv1d
 from lstmkit.nn.parts.norms import GatedRMSNorm
@@ -119,9 +121,10 @@ class Mamba2Mixer(nn.Module):
         x, B, C = F.silu(xBC).split([I, GN, GN], dim=-1)
         heads = (batch, T, H, c.head_dim)
         groups = (batch, T, c.num_groups, c.state_size)
-        A = -torch.exp(self.A_log)
+        A = self.A_log.exp().neg()
         valid = valid_mask(lengths, T, u.device)
-        y, ssm = ssd_scan(
+        scan = ssd_step if T == 1 else functools.partial(ssd_scan, form=c.scan, chunk_size=c.chunk_size)
+        y, ssm = scan(
             x.reshape(heads),
             self.delta(dt),
             A,
@@ -132,7 +135,5 @@ class Mamba2Mixer(nn.Module):
             state.ssm,
             reset=reset,
             valid=valid,
-            form=c.scan,
-            chunk_size=c.chunk_size,
         )
         return self.out_proj(self.norm(y.reshape(batch, T, I), z)), Mamba2LayerState(conv_state, ssm)

@@ -8,6 +8,7 @@
     y      = SSM(x_c, Δ, A, B, C) + D ⊙ x_c      the selective scan (`scan.selective_scan`)
     out    = W_out (y ⊙ SiLU(z))
 
+One token (generation) takes the scan's step without re-checking what the mixer computed (`scan.selective_step`).
 The state is (convolution state, MambaState): the last K-1 inputs of the convolution and h (B, I, N); a
 fresh one is all zeros, which is also what a document reset gives.
 
@@ -17,6 +18,7 @@ Parameter names are those of Hugging Face's `MambaMixer` (and mamba_ssm's), so c
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -27,7 +29,7 @@ from torch import Tensor, nn
 from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.mamba.config import MambaConfig
 from lstmkit.nn.mamba.recurrent import MambaState
-from lstmkit.nn.mamba.scan import selective_scan
+from lstmkit.nn.mamba.scan import selective_scan, selective_step
 from lstmkit.nn.parts.causal_conv import CausalConv1d
 from lstmkit.nn.state_check import check_state_tensors
 
@@ -115,11 +117,10 @@ class MambaMixer(nn.Module):
         x_c, conv_state = self.conv1d(x, state.conv, reset=reset, lengths=lengths)
         x_c = F.silu(x_c)
         delta, B, C = self.selection(x_c)
-        A = -torch.exp(self.A_log)
+        A = self.A_log.exp().neg()
         valid = valid_mask(lengths, T, u.device)
-        y, ssm = selective_scan(
-            x_c, delta, A, B, C, self.D, z, state.ssm, reset=reset, valid=valid, form=self.config.scan
-        )
+        scan = selective_step if T == 1 else functools.partial(selective_scan, form=self.config.scan)
+        y, ssm = scan(x_c, delta, A, B, C, self.D, z, state.ssm, reset=reset, valid=valid)
         return self.out_proj(y), MambaLayerState(conv_state, ssm)
 
 
