@@ -13,6 +13,8 @@ Files, one idea each:
     rnn_layers.py       LSTM / GRU / RNN vs torch.nn and a loop of nn.LSTMCell
     xlstm_cells.py      mLSTM forms vs T, and the sLSTM layer, vs the xLSTM authors' kernels
     language_models.py  xLSTM LM training step, and generation latency vs context
+    mamba.py            the selective scan and SSD vs mambapy and transformers
+    mamba_models.py     Mamba LM training step, generation and peak memory vs transformers and mambapy
     memory.py           peak memory vs T, each in a fresh process
     gpu.py              the same on a CUDA GPU, when there is one
     suite.py            runs the families, prints, writes bench.json and bench.md

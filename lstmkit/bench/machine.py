@@ -52,6 +52,10 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+PEERS = ("xlstm", "mlstm-kernels", "transformers", "mambapy")
+"""The peer packages whose versions every benchmark header names."""
+
+
 def describe() -> dict:
     """CPU model, cores, threads, versions, and the GPU when there is one."""
     info = {
@@ -63,7 +67,7 @@ def describe() -> dict:
         "date": date.today().isoformat(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    for package in ("xlstm", "mlstm-kernels"):
+    for package in PEERS:
         try:
             info[package] = version(package)
         except PackageNotFoundError:
@@ -84,10 +88,10 @@ def _cpu_model() -> str:
 
 def header_lines(machine: dict, gemm: dict[str, float], settings: dict) -> list[str]:
     rates = ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in gemm.items())
-    peers = ", ".join(f"{p} {machine[p]}" for p in ("xlstm", "mlstm-kernels") if machine.get(p)) or "not installed"
+    peers = ", ".join(f"{p} {machine[p]}" for p in PEERS if machine.get(p)) or "not installed"
     return [
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} "
-        f"threads), Python {machine['python']}; authors' packages: {peers}; {machine['date']}.",
+        f"threads), Python {machine['python']}; peers: {peers}; {machine['date']}.",
         f"Float32 GEMM rate ({settings['gemm_n']}³): {rates}.",
         f"Median of {settings['repeats']} interleaved rounds after a warm-up; ratio = peer / ours (above 1: ours is "
         "faster or smaller).",
