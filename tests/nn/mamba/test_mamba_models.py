@@ -1,5 +1,6 @@
 """MambaLM and Mamba2LM: every scan form gives the same model, streaming (whole == pieces == one token at a time),
-right padding, document resets (values and gradients), generation, the authors' initialisation, bad input."""
+right padding, document resets (values and gradients), generation (tests/nn/lm_contract.py), the authors'
+initialisation, low precision, bad input."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstmkit.nn import LMState, Mamba2Config, Mamba2LM, MambaConfig, MambaLM
-from tests.helpers import assert_close, document_spans, peak
-from tests.nn.xlstm.test_xlstm_models import _leaves, _row, states_close
+from lstmkit.nn import Mamba2Config, Mamba2LM, MambaConfig, MambaLM
+from tests.helpers import assert_close, peak
+from tests.nn.lm_contract import (
+    check_greedy_generation_is_argmax_of_a_full_forward,
+    check_padding_and_reset_gradients_equal_each_document_alone,
+    check_reset_starts_a_fresh_document,
+    check_right_padding_leaves_the_state_untouched,
+    check_whole_equals_pieces,
+    leaves,
+    states_close,
+)
 
 F64 = torch.float64
 V = 29
@@ -68,95 +77,27 @@ def test_every_scan_form_gives_the_same_model(family):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("cuts", [(1,), (5, 6, 19), tuple(range(1, 23))])
 def test_whole_equals_pieces(name, cuts):
-    model = MODELS[name]()
-    x = tokens(3, 23)
-    whole, final = model(x)
-    pieces, state = [], None
-    for start, stop in zip((0, *cuts), (*cuts, 23), strict=True):
-        logits, state = model(x[:, start:stop], state)
-        pieces.append(logits)
-    assert_close(torch.cat(pieces, dim=1), whole, atol=1e-10 * peak(whole))
-    states_close(state, final)
+    check_whole_equals_pieces(MODELS[name](), V, cuts)
 
 
 @pytest.mark.parametrize("name", ["mamba", "mamba2"])
 def test_right_padding_leaves_the_state_untouched(name):
-    model = MODELS[name]()
-    x = tokens(4, 17)
-    lengths = torch.tensor([17, 9, 1, 0])
-    logits, state = model(x, lengths=lengths)
-    more = tokens(4, 5, seed=3)
-    after, _ = model(more, state)
-    for row, length in enumerate(lengths.tolist()):
-        prefix_state = None
-        if length:
-            alone, prefix_state = model(x[row : row + 1, :length])
-            assert_close(logits[row, :length], alone[0], atol=1e-10 * peak(alone[0]))
-        continued, _ = model(more[row : row + 1], prefix_state)
-        assert_close(after[row], continued[0], atol=1e-10 * peak(continued[0]))
+    check_right_padding_leaves_the_state_untouched(MODELS[name](), V)
 
 
 @pytest.mark.parametrize("name", ["mamba", "mamba2"])
 def test_reset_starts_a_fresh_document(name):
-    model = MODELS[name]()
-    x = tokens(2, 21)
-    reset = torch.zeros(2, 21, dtype=torch.bool)
-    reset[0, 7] = reset[0, 15] = True
-    reset[1, 0] = True  # a reset at the start changes nothing
-    logits, state = model(x, reset=reset)
-    plain, plain_state = model(x)
-    assert_close(logits[1], plain[1], atol=1e-10 * peak(plain[1]))
-    for start, stop in ((0, 7), (7, 15), (15, 21)):
-        alone, alone_state = model(x[:1, start:stop])
-        assert_close(logits[0, start:stop], alone[0], f"document {start}..{stop}", atol=1e-10 * peak(alone[0]))
-    more = tokens(2, 4, seed=5)
-    after, _ = model(more, state)
-    expected = (
-        model(more[:1], alone_state)[0][0],
-        model(more[1:], LMState(tuple(_row(s, 1) for s in plain_state.blocks)))[0][0],
-    )
-    for row in (0, 1):
-        assert_close(after[row], expected[row], f"row {row} continued", atol=1e-10 * peak(expected[row]))
-    assert (logits[0, 7:] - plain[0, 7:]).abs().max() > 1e-6  # the reset did something
+    check_reset_starts_a_fresh_document(MODELS[name](), V)
 
 
 @pytest.mark.parametrize("name", ["mamba", "mamba2"])
 def test_padding_and_reset_gradients_equal_each_document_alone(name):
-    model, lengths = MODELS[name](), [19, 4, 0]
-    x = tokens(3, 19)
-    reset = torch.rand(3, 19, generator=torch.Generator().manual_seed(0)) < 0.2
-    logits, state = model(x, lengths=torch.tensor(lengths), reset=reset)
-    g = torch.Generator().manual_seed(1)
-    valid = torch.arange(19) < torch.tensor(lengths)[:, None]
-    w_logits = torch.randn(logits.shape, generator=g, dtype=F64) * valid[..., None]
-    w_state = [torch.randn(t.shape, generator=g, dtype=F64) for t in _leaves(state)]
-    params = list(model.parameters())
-
-    def state_loss(state, at: int, row: int):
-        return sum((t[at] * w[row]).sum() for t, w in zip(_leaves(state), w_state, strict=True))
-
-    loss = (logits * w_logits).sum() + state_loss(state, 0, 0) + state_loss(state, 1, 1)
-    batch = torch.autograd.grad(loss, params)
-    alone_loss = 0.0
-    for row, length in enumerate(lengths):
-        for start, stop in document_spans(reset[row], length):
-            alone, alone_state = model(x[row : row + 1, start:stop])
-            alone_loss = alone_loss + (alone * w_logits[row : row + 1, start:stop]).sum()
-        if length:
-            alone_loss = alone_loss + state_loss(alone_state, 0, row)
-    expected = torch.autograd.grad(alone_loss, params)
-    for (param, _), a, e in zip(model.named_parameters(), batch, expected, strict=True):
-        assert_close(a, e, f"gradient of {param}", atol=1e-10 * peak(e))
+    check_padding_and_reset_gradients_equal_each_document_alone(MODELS[name](), V)
 
 
 @pytest.mark.parametrize("name", ["mamba", "mamba2"])
 def test_greedy_generation_is_argmax_of_a_full_forward(name):
-    model = MODELS[name]()
-    prompt = tokens(2, 6)
-    out = model.generate(prompt, max_new_tokens=12, temperature=0)
-    assert out.shape == (2, 18) and torch.equal(out[:, :6], prompt)
-    logits, _ = model(out[:, :-1])
-    assert torch.equal(out[:, 6:], logits[:, 5:].argmax(-1))
+    check_greedy_generation_is_argmax_of_a_full_forward(MODELS[name](), V)
 
 
 def test_mamba_initialisation_follows_the_authors():
@@ -198,7 +139,7 @@ def test_low_precision_stays_finite_and_close(family, dtype):
     expected, _ = model(x)
     low = model.to(dtype)
     logits, state = low(x)
-    assert logits.dtype == dtype and all(t.dtype == dtype for t in _leaves(state))
+    assert logits.dtype == dtype and all(t.dtype == dtype for t in leaves(state))
     assert torch.isfinite(logits).all()
     tolerance = {torch.float32: 1e-4, torch.bfloat16: 0.1, torch.float16: 0.02}[dtype]
     assert_close(logits.double(), expected, atol=tolerance * peak(expected) * 10, check_dtype=False)
