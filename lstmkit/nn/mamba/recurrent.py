@@ -50,8 +50,8 @@ def selective_scan_step(
     """One step: x, Δ, z (B, D), B, C (B, N), masks (B,) -> y (B, D), the new state."""
     h = state.h if reset is None else torch.where(reset[:, None, None], torch.zeros_like(state.h), state.h)
     A_bar = torch.exp(delta[:, :, None] * A)  # (B, D, N)
-    h_new = A_bar * h + (delta * x)[:, :, None] * B[:, None, :]
-    y = (h_new * C[:, None, :]).sum(-1)
+    h_new = torch.addcmul((delta * x)[:, :, None] * B[:, None, :], A_bar, h)
+    y = torch.bmm(h_new, C[:, :, None])[..., 0]  # Σ_n h C: one product, not a multiply and a sum
     if D is not None:
         y = y + D * x
     if z is not None:
