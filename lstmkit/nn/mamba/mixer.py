@@ -8,7 +8,8 @@
     y      = SSM(x_c, Δ, A, B, C) + D ⊙ x_c      the selective scan (`scan.selective_scan`)
     out    = W_out (y ⊙ SiLU(z))
 
-One token (generation) takes the scan's step without re-checking what the mixer computed (`scan.selective_step`).
+One token (generation) runs through one C++ call (`mixer_step.py`) on the CPU in float32/float64 without
+gradients; otherwise it takes the scan's step without re-checking what the mixer computed (`scan.selective_step`).
 The state is (convolution state, MambaState): the last K-1 inputs of the convolution and h (B, I, N); a
 fresh one is all zeros, which is also what a document reset gives.
 
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from lstmkit.nn.lm_inputs import valid_mask
 from lstmkit.nn.mamba.config import MambaConfig
+from lstmkit.nn.mamba.mixer_step import cpp_step_usable, mixer_step
 from lstmkit.nn.mamba.recurrent import MambaState
 from lstmkit.nn.mamba.scan import selective_scan, selective_step
 from lstmkit.nn.parts.causal_conv import CausalConv1d
@@ -113,6 +115,9 @@ class MambaMixer(nn.Module):
             state = self.empty_state(batch, u)
         else:
             self.check_state(state, batch, u)
+        if T == 1 and reset is None and lengths is None and cpp_step_usable(self, u):
+            out, conv_state, ssm = mixer_step(self, u, state)  # generation: one C++ call
+            return out, MambaLayerState(conv_state, ssm)
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, T, I) each
         x_c, conv_state = self.conv1d(x, state.conv, reset=reset, lengths=lengths)
         x_c = F.silu(x_c)
