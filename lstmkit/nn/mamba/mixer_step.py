@@ -7,8 +7,9 @@
 on (B, ·) tensors, the four projections as ATen matrix products and the rest as plain loops. Why: in Python one
 token is some 65 small operations per mixer, each costing more in dispatch than in arithmetic. The tests hold
 it equal to the mixer's Python path (float64, 1e-12). Forward only: `cpp_step_usable` is False when gradients
-are wanted, for tensors off the CPU or not float32/float64, or when the build failed (one warning); the mixer
-then takes its Python path. Built on first use, as the scan's loops are (`lstmkit.nn.cpp_build`).
+are wanted, for tensors off the CPU or not float32/float64, when forward hooks are on the mixer's parts, or when
+the build failed (one warning); the mixer then takes its Python path. Built on first use, as the scan's loops
+are (`lstmkit.nn.cpp_build`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import functools
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lstmkit.nn.cpp_build import build, compile_once
 from lstmkit.nn.mamba.recurrent import MambaState
@@ -38,12 +39,21 @@ def cpp_step_usable(mixer, u: Tensor) -> bool:
     wants_grad = torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)
     return (
         not wants_grad
+        and not hooked(mixer)
         and u.device.type == "cpu"
         and u.dtype in (torch.float32, torch.float64)
         and weight.dtype == u.dtype
         and weight.device.type == "cpu"
         and extension() is not None
     )
+
+
+def hooked(mixer) -> bool:
+    """Forward hooks on the mixer's parts (as `lstmkit explain` puts on dt_proj to read Δ), or global ones: they
+    must see the parts called, so the mixer takes its Python path."""
+    parts = (mixer.in_proj, mixer.conv1d, mixer.x_proj, mixer.dt_proj, mixer.out_proj)
+    local = any(part._forward_hooks or part._forward_pre_hooks for part in parts)
+    return local or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
 
 
 def mixer_step(mixer, u: Tensor, state) -> tuple[Tensor, Tensor, MambaState]:

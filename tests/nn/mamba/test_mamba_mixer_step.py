@@ -65,6 +65,10 @@ def test_where_it_applies():
     assert not mixer_step.cpp_step_usable(layer, u)  # gradients wanted
     with torch.no_grad():
         assert mixer_step.cpp_step_usable(layer, u)
+        hook = layer.dt_proj.register_forward_hook(lambda *_: None)  # hooks must see the parts called
+        assert not mixer_step.cpp_step_usable(layer, u)
+        hook.remove()
+        assert mixer_step.cpp_step_usable(layer, u)
         assert not mixer_step.cpp_step_usable(layer.to(torch.bfloat16), u.bfloat16())
 
 
