@@ -66,6 +66,8 @@ ROWS = {
     ],
     "train": [
         (["--steps", "0"], ["steps"]),
+        (["--model", "mamba", "--state-size", "0"], ["state_size"]),
+        (["--model", "mamba2", "--num-heads", "3"], ["num_heads 3", "mamba2"]),
         (["--lr", "-1"], ["lr"]),
         (["--lr", "nan"], ["lr"]),
         (["--warmup", "-1"], ["warmup"]),
@@ -131,6 +133,8 @@ ROWS = {
         (["{bard}", "--top-k", "0"], ["top_k"]),
         (["{bard}", "--prompt", ""], ["prompt"]),
         (["{bard}", "--prompt", "☃"], ["☃"]),
+        (["{bard}", "--dtype", "bfloat16"], ["--dtype"]),
+        (["{bard}", "--dtype", "float8"], ["--dtype"]),
         (["{planted-up}"], ["latest"]),
     ],
     "data": [
