@@ -1,6 +1,6 @@
 """lstmkit's benchmark suite: our layers against their peers, side by side, in one process.
 
-    lstmkit bench                    the full suite (about 3½ minutes on 2 cores), tables + runs/bench/
+    lstmkit bench                    the full suite, tables + runs/bench/
     lstmkit bench --quick            small sizes, 2 rounds: every row, in seconds (what `make test` runs)
     lstmkit bench --only rnn mlstm   some families
 
