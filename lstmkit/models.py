@@ -105,6 +105,8 @@ class SequenceModel(nn.Module):
                 vocab_size=1, embedding_dim=H, blocks=blocks, mlstm_heads=config.num_heads, slstm_heads=config.num_heads
             )
             self.body = xLSTMStack(stack)
+        if isinstance(self.body, (xLSTMStack, LargeStack)):
+            self.body.reset_parameters()  # each block for its place in the stack (forget-bias schedule, depth)
         self.head = nn.Linear(H, spec.num_outputs)
 
     def features(self, x: Tensor, lengths: Tensor | None) -> Tensor:

@@ -147,6 +147,25 @@ class LargeBlock(nn.Module):
         self.layer = LargeMLSTMLayer(config, **kw)
         self.ffn_norm = RMSNorm(E, config.norm_eps, config.use_bias, **kw)
         self.ffn = FeedForward(E, config.ffn_inner_size, activation="swish", bias=config.use_bias, **kw)
+        self.config = config
+
+    def reset_parameters(self) -> None:
+        """This block's part of `xLSTMLarge.reset_parameters` (E = embedding_dim, L = num_blocks)."""
+        E, L = self.config.embedding_dim, self.config.num_blocks
+        small, wang = small_init_std(E), wang_init_std(E, L)
+        layer = self.layer
+        for linear in (layer.q, layer.k, layer.v, layer.ogate, layer.out_proj):
+            nn.init.normal_(linear.weight, 0.0, wang if linear is layer.out_proj else small)
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
+        nn.init.zeros_(layer.igate.weight)
+        nn.init.constant_(layer.igate.bias, -10.0)
+        nn.init.zeros_(layer.fgate.weight)
+        with torch.no_grad():
+            layer.fgate.bias.copy_(torch.linspace(3.0, 6.0, self.config.num_heads))
+        self.ffn.reset_parameters(L)
+        for norm in (self.norm, self.ffn_norm, layer.outnorm):
+            norm.reset_parameters()
 
     def forward(
         self,
@@ -184,24 +203,11 @@ class xLSTMLarge(nn.Module):
         igate: weight 0, bias -10 (the 7B paper: keeps early exponential input gates small)
         fgate: weight 0, bias linspace(3, 6) over heads              norms: 1; biases: 0.
         """
-        E, L = self.config.embedding_dim, self.config.num_blocks
-        small, wang = small_init_std(E), wang_init_std(E, L)
+        small = small_init_std(self.config.embedding_dim)
         nn.init.normal_(self.embedding.weight, 0.0, small)
         nn.init.normal_(self.head.weight, 0.0, small)
         for block in self.blocks:
-            layer = block.layer
-            for linear in (layer.q, layer.k, layer.v, layer.ogate, layer.out_proj):
-                nn.init.normal_(linear.weight, 0.0, wang if linear is layer.out_proj else small)
-                if linear.bias is not None:
-                    nn.init.zeros_(linear.bias)
-            nn.init.zeros_(layer.igate.weight)
-            nn.init.constant_(layer.igate.bias, -10.0)
-            nn.init.zeros_(layer.fgate.weight)
-            with torch.no_grad():
-                layer.fgate.bias.copy_(torch.linspace(3.0, 6.0, self.config.num_heads))
-            block.ffn.reset_parameters(L)
-            for norm in (block.norm, block.ffn_norm, layer.outnorm):
-                norm.reset_parameters()
+            block.reset_parameters()
         if isinstance(self.norm, RMSNorm):
             self.norm.reset_parameters()
 
@@ -228,6 +234,12 @@ class LargeStack(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(LargeBlock(config) for _ in range(config.num_blocks))
         self.norm = RMSNorm(config.embedding_dim, config.norm_eps)
+
+    def reset_parameters(self) -> None:
+        """Every block as `xLSTMLarge.reset_parameters` does it (this stack's depth), the norm 1."""
+        for block in self.blocks:
+            block.reset_parameters()
+        self.norm.reset_parameters()
 
     def forward(
         self,
