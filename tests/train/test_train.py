@@ -46,14 +46,15 @@ def test_every_model_family_learns(name, tmp_path):
     torch.manual_seed(0)
     task = FirstTokenTask("tag" if name in ("mlstm", "xlstm-large") else "classify")
     model = SequenceModel(ModelConfig(name, hidden_size=16, num_heads=2), task.spec)
-    config = TrainConfig(**FAST)
+    steps = 80 if name == "xlstm-large" else 40  # the 7B init's input-gate bias -10 opens the memory slowly
+    config = TrainConfig(**(FAST | {"steps": steps}))
     from lstmkit.train import evaluate
 
     before = evaluate(model, task, config)["loss"]
     after = train(model, task, config, tmp_path, progress=False)
     assert after["loss"] < 0.7 * before, (before, after)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["step"] == 40 and sum(r["split"] == "train" for r in records) == 40
+    assert records[-1]["step"] == steps and sum(r["split"] == "train" for r in records) == steps
 
 
 def test_learning_rate_schedule():
