@@ -29,8 +29,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.nn.cpp_build import build, compile_once
-from lstmkit.nn.mamba.recurrent import MambaState, _check
-from lstmkit.nn.masks import check_masks
+from lstmkit.nn.mamba.recurrent import MambaState, check_inputs
 
 SOURCE = Path(__file__).parent / "csrc" / "selective_scan.cpp"
 NAME = "lstmkit_selective_scan"
@@ -77,8 +76,7 @@ def selective_scan_cpp(
     valid: Tensor | None = None,
 ) -> tuple[Tensor, MambaState]:
     """The scan in C++: y (B, T, D) and the final state (B, D, N), as `selective_scan_recurrent`."""
-    batch, _, channels, N = _check(x, delta, A, B, C, D, z, state)
-    reset, valid = check_masks(reset, valid, tuple(x.shape[:2]), "(B, T)")
+    batch, _, channels, N = check_inputs(x, delta, A, B, C, D, z, state, reset, valid)
     h0 = x.new_zeros(batch, channels, N) if state is None else state.h
     if not usable(x, delta, A, B, C, D, z, h0):
         raise ValueError(f"x is {x.dtype} on {x.device}, expected CPU float tensors and a built C++ extension")

@@ -37,8 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmkit.nn.mamba.recurrent import MambaState, _check
-from lstmkit.nn.masks import check_masks
+from lstmkit.nn.mamba.recurrent import MambaState, check_inputs
 
 # B batch, T time, D channels, N state size, L chunk length, K number of chunks
 
@@ -57,8 +56,7 @@ def selective_scan_parallel(
     valid: Tensor | None = None,
 ) -> tuple[Tensor, MambaState]:
     """`selective_scan_recurrent`'s signature and values, all steps at once: y (B, T, D), the final state."""
-    batch, T, channels, N = _check(x, delta, A, B, C, D, z, state)
-    check_masks(reset, valid, (batch, T), "(B, T)")
+    batch, T, channels, N = check_inputs(x, delta, A, B, C, D, z, state, reset, valid)
     state = MambaState.zeros(batch, channels, N, like=x) if state is None else state
     if T == 0:
         return x.new_zeros(batch, 0, channels), state

@@ -75,9 +75,15 @@ def selective_scan_recurrent(
     valid: Tensor | None = None,
 ) -> tuple[Tensor, MambaState]:
     """The scan over T steps, one step at a time: y (B, T, D) and the final state (B, D, N)."""
-    batch, T, channels, N = check_inputs(x, delta, A, B, C, D, z, state, reset, valid)
+    batch, _, channels, N = check_inputs(x, delta, A, B, C, D, z, state, reset, valid)
     state = MambaState.zeros(batch, channels, N, like=x) if state is None else state
-    nothing = [None] * T
+    return walk_time(selective_scan_step, x, delta, A, B, C, D, z, state, reset=reset, valid=valid)
+
+
+def walk_time(step, x, delta, A, B, C, D, z, state, *, reset, valid):
+    """y (B, T, ...) and the final state from `step` called on each time step in turn (shared with Mamba-2's
+    recurrent form); the tensors are walked with unbind, not x[:, t], so that backward stays O(T)."""
+    nothing = [None] * x.shape[1]
     steps = zip(
         x.unbind(1),
         delta.unbind(1),
@@ -89,10 +95,10 @@ def selective_scan_recurrent(
         strict=True,
     )
     ys = []
-    for x_t, delta_t, B_t, C_t, z_t, reset_t, valid_t in steps:  # unbind, not x[:, t]: backward stays O(T)
-        y, state = selective_scan_step(x_t, delta_t, A, B_t, C_t, D, z_t, state, reset=reset_t, valid=valid_t)
+    for x_t, delta_t, B_t, C_t, z_t, reset_t, valid_t in steps:
+        y, state = step(x_t, delta_t, A, B_t, C_t, D, z_t, state, reset=reset_t, valid=valid_t)
         ys.append(y)
-    y = torch.stack(ys, 1) if ys else x.new_zeros(batch, 0, channels)
+    y = torch.stack(ys, 1) if ys else x.new_zeros(x.shape[0], 0, *x.shape[2:])
     return y, state
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit.nn.finite import check_finite
+from lstmkit.nn.mamba.recurrent import walk_time
 from lstmkit.nn.masks import check_masks
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -79,23 +80,7 @@ def ssd_recurrent(
 
 
 def _loop(x, delta, A, B, C, D, z, state, *, reset, valid) -> tuple[Tensor, SSDState]:
-    nothing = [None] * x.shape[1]
-    steps = zip(
-        x.unbind(1),
-        delta.unbind(1),
-        B.unbind(1),
-        C.unbind(1),
-        nothing if z is None else z.unbind(1),
-        nothing if reset is None else reset.unbind(1),
-        nothing if valid is None else valid.unbind(1),
-        strict=True,
-    )
-    ys = []
-    for x_t, delta_t, B_t, C_t, z_t, reset_t, valid_t in steps:  # unbind, not x[:, t]: backward stays O(T)
-        y, state = step_unchecked(x_t, delta_t, A, B_t, C_t, D, z_t, state, reset=reset_t, valid=valid_t)
-        ys.append(y)
-    y = torch.stack(ys, 1) if ys else x.new_zeros(x.shape[0], 0, *x.shape[2:])
-    return y, state
+    return walk_time(step_unchecked, x, delta, A, B, C, D, z, state, reset=reset, valid=valid)
 
 
 def step_unchecked(x, delta, A, B, C, D, z, state, *, reset, valid) -> tuple[Tensor, SSDState]:
