@@ -316,3 +316,33 @@ def parse_record(line: str, path: Path, number: int) -> dict:
             f"{path} is corrupt: line {number} has split {excerpt(record.get('split'))}, expected a string"
         )
     return record
+
+
+class Log:
+    """metrics.jsonl, one JSON record per line, flushed as written; a no-op on ranks other than 0.
+    Opened with O_NOFOLLOW: a symlink planted in its place is refused, never appended to."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.file = None
+        if path is not None:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            except OSError as error:
+                if os.path.islink(path):
+                    raise CheckpointError(
+                        f"{path} is a symlink; refused (a run's log is never written through a symlink)"
+                    ) from None
+                raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise CheckpointError(f"{path} is not a regular file; refused")
+            self.file = os.fdopen(fd, "a")
+
+    def write(self, record: dict) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()

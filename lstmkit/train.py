@@ -11,7 +11,8 @@ the task's metric and tokens/s; metrics appended to RUN_DIR/metrics.jsonl; check
 exactly: model, optimizer, learning-rate step, the data generator and torch's RNG are all restored, so
 a run killed and resumed ends with the same weights as one never interrupted. A loss that is not
 finite stops training with `TrainingDiverged`; the last good checkpoint stays (the message says when none was
-written yet).
+written yet). `curriculum` draws the first steps' batches from easier task arguments and `init_from` starts from
+another run's weights (both in `lstmkit.curriculum`).
 
 The run folder (decisions): rank 0 holds its lock (`lstmkit.checkpoint.RunLock`) for the whole run, so a second
 writer is refused. A fresh run refuses a folder that holds a checkpoint, and one that holds a training log but
@@ -30,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -49,8 +49,9 @@ from lstmkit.checkpoint import (
     save_checkpoint,
     write_text_atomic,
 )
+from lstmkit.curriculum import describe, parse_curriculum, phase_at, phase_tasks, warm_start
 from lstmkit.distributed import all_sum, launcher_holds_lock, rank_and_world, shard, share_of_loss
-from lstmkit.run_files import check_optimizer_fits, read_records
+from lstmkit.run_files import Log, check_optimizer_fits, read_records
 from lstmkit.tasks.base import compute_loss, compute_metrics, count_targets
 
 
@@ -82,6 +83,12 @@ class TrainConfig:
     """Checkpoint every this many steps (and at the end)."""
     seed: int = 0
     """Seeds the data generator and torch (dropout); `lstmkit train` also draws the initial weights from it."""
+    curriculum: str = ""
+    """Easier task arguments first: phases NAME=VALUE[,NAME=VALUE]@STEPS separated by /, then the task as given
+    (e.g. max_length=10@2500; see lstmkit.curriculum); '' = none."""
+    init_from: str = ""
+    """Start from the newest weights of this run folder (or this checkpoint folder) instead of a fresh
+    initialisation: a warm start, the optimizer fresh; '' = none."""
 
     def __post_init__(self) -> None:
         """One check per field, each message naming it (the CLI's flag is the name with dashes: --min-lr-ratio)."""
@@ -93,6 +100,14 @@ class TrainConfig:
         _check_real("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "a number in [0, 1]")
         _check_real("weight_decay", self.weight_decay, lambda v: 0 <= v < math.inf, "a finite number ≥ 0")
         _check_real("clip", self.clip, lambda v: v > 0, "a number > 0 (inf: no clipping)")
+        if not isinstance(self.init_from, str):
+            raise ValueError(f"init_from is {_shown(self.init_from)}, expected a run folder's path, or ''")
+        phased = sum(phase.steps for phase in parse_curriculum(self.curriculum))
+        if phased > self.steps:
+            raise ValueError(
+                f"curriculum is {self.curriculum!r}: its phases last {phased} steps, expected at most "
+                f"steps ({self.steps})"
+            )
 
 
 MAX_SEED = 2**63 - 1
@@ -192,6 +207,8 @@ def _train(
     rank: int,
     world: int,
 ) -> dict:
+    phases = parse_curriculum(config.curriculum)
+    tasks = phase_tasks(task, phases)  # one per phase, then the task as given; checked before anything is written
     model.to(device).train()
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -200,6 +217,8 @@ def _train(
     start, stored = _start(model, optimizer, data, config, run_dir, resume, writer=rank == 0)
     if start == config.steps:  # a finished run: nothing to train, nothing to write
         return {**stored, "step": start}
+    if start == 0 and config.init_from:
+        meta = {**(meta or {}), "init_from": warm_start(model, config.init_from)}
     outputs = _Outputs(
         model=model,
         optimizer=optimizer,
@@ -223,7 +242,8 @@ def _train(
             if step > start and step % config.checkpoint_every == 0:
                 outputs.checkpoint(step, metrics)
             tic = time.perf_counter()
-            batch = shard(_to(task.batch(config.batch_size, data, "train"), device), rank, world)
+            phase = phase_at(phases, step)
+            batch = shard(_to(tasks[phase].batch(config.batch_size, data, "train"), device), rank, world)
             loss = compute_loss(task.spec, net(batch.x, batch.lengths), batch)
             weighted, batch_loss = _over_processes(loss, task.spec, batch, world)
             if not math.isfinite(batch_loss):
@@ -236,7 +256,8 @@ def _train(
             tokens_per_s = config.batch_size * batch.x.shape[1] / (time.perf_counter() - tic)
             outputs.log.write({"step": step + 1, "split": "train", "loss": batch_loss, "lr": lr})
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step")
-            bar.update(job, advance=1, info=f"loss {batch_loss:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
+            where = f"{describe(phases, phase)}  " if phases else ""
+            bar.update(job, advance=1, info=f"{where}loss {batch_loss:.4g}  {shown}  {tokens_per_s:,.0f} tok/s")
     metrics = outputs.evaluate(config.steps)
     outputs.log.close()
     outputs.checkpoint(config.steps, metrics)
@@ -352,33 +373,3 @@ def _kept(run_dir: Path, config: TrainConfig) -> str:
     if os.path.lexists(run_dir / "latest"):
         return f"the last good checkpoint is kept in {run_dir}"
     return f"no checkpoint was written yet (the first is due at step {min(config.checkpoint_every, config.steps)})"
-
-
-class Log:
-    """metrics.jsonl, one JSON record per line, flushed as written; a no-op on ranks other than 0.
-    Opened with O_NOFOLLOW: a symlink planted in its place is refused, never appended to."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.file = None
-        if path is not None:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-            except OSError as error:
-                if os.path.islink(path):
-                    raise CheckpointError(
-                        f"{path} is a symlink; refused (a run's log is never written through a symlink)"
-                    ) from None
-                raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise CheckpointError(f"{path} is not a regular file; refused")
-            self.file = os.fdopen(fd, "a")
-
-    def write(self, record: dict) -> None:
-        if self.file is not None:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lstmkit"
 
 TRAINING = ("train", "checkpoint", "run_files", "files", "models", "experiment", "compare", "distributed", "resume")
+TRAINING += ("curriculum", "evaluation")
 LAYERS = {
     # layer: (its modules and packages, the layers it may import besides its own)
     "reference": (("lstmkit.reference",), ()),

@@ -15,6 +15,9 @@ TRAIN_EXAMPLES = """examples:
   lstmkit train --task mqar --task-arg length=128 --task-arg num_pairs=8 --model mlstm
   lstmkit train --task shakespeare --model lstm --hidden-size 256 --run-dir runs/bard
   lstmkit train --run-dir runs/bard --resume            # continue where it stopped, same settings
+  lstmkit train --task parity --model slstm --steps 5500 --curriculum max_length=10@2500
+                                                        # lengths 3-10 for 2,500 steps, then 3-40
+  lstmkit train --task parity --model slstm --init-from runs/parity-slstm --lr 1e-3   # a warm start
   lstmkit train --task adding --model lstm --nproc 2    # data-parallel over 2 processes (torchrun, gloo)"""
 
 
@@ -40,6 +43,7 @@ def add_verb(verbs) -> None:
 def run_train(args) -> int:
     """Every check first (settings, task, sizes, the run folder), then the folder is claimed and training starts."""
     from lstmkit import distributed
+    from lstmkit.curriculum import check_warm_start, parse_curriculum, phase_tasks
     from lstmkit.experiment import fresh_run_dir, make_task, new_model, run_meta, sequence_length
     from lstmkit.files import check_output_dir
     from lstmkit.models import check_fits
@@ -58,6 +62,9 @@ def run_train(args) -> int:
             f"evenly; choose a multiple of {args.nproc}"
         )
     task = make_task(task_name, task_args, args.cache_dir)  # fails here, before any process starts
+    phase_tasks(task, parse_curriculum(config.curriculum))  # every phase's task builds
+    if config.init_from and not args.resume:
+        check_warm_start(model_config.to_dict(), config.init_from)
     try:
         check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
     except ValueError as error:  # on --resume the sizes come from the run's meta.json: blame it
