@@ -30,6 +30,7 @@ from lstmkit.nn.rnn.dropin import quantize_dynamic
 from lstmkit.nn.rnn.gru import GRU, GRUCell
 from lstmkit.nn.rnn.lstm import LSTM, LSTMCell
 from lstmkit.nn.rnn.rnn import RNN, RNNCell
+from lstmkit.nn.transformer import CausalTransformer, TransformerState
 from lstmkit.nn.xlstm.blocks import FeedForward, mLSTMBlock, sLSTMBlock
 from lstmkit.nn.xlstm.config import xLSTMConfig
 from lstmkit.nn.xlstm.large import xLSTMLarge, xLSTMLargeConfig
@@ -41,6 +42,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "CausalTransformer",
     "FeedForward",
     "GRUCell",
     "GRUTrace",
@@ -54,6 +56,7 @@ __all__ = [
     "MambaStack",
     "RNNCell",
     "RNNTrace",
+    "TransformerState",
     "generate",
     "mLSTMBlock",
     "mLSTMLayer",
