@@ -15,6 +15,7 @@ model or train section, and a folder `lstmkit.train.check_run_folder` refuses. `
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -87,10 +88,10 @@ def resumed_settings(given: Given, run_dir: str | Path | None, check_folder: boo
     if check_folder:
         check_output_dir(run_dir)
         check_run_folder(run_dir, resume=True)
+    model_config, config = ModelConfig(**meta["model"]), TrainConfig(**meta["train"])  # fields added later: defaults
     refuse_changes("task", meta["task"], {"name": given.task, "args": given.task_args})
-    refuse_changes("model", meta["model"], given.model)
-    refuse_changes("training", meta["train"], given.train)
-    model_config, config = ModelConfig(**meta["model"]), TrainConfig(**meta["train"])
+    refuse_changes("model", model_config.to_dict(), given.model)
+    refuse_changes("training", asdict(config), given.train)
     return Settings(meta["task"]["name"], meta["task"]["args"], model_config, config, run_dir)
 
 

@@ -150,6 +150,11 @@ def check_meta(meta: object, path: Path) -> None:
             _wrong(path, "vocab", vocab, "a list of single characters")
 
 
+ADDED_LATER = {"model": {"state_size"}, "train": {"curriculum", "init_from"}}
+"""Config fields that runs written by earlier versions lack: a missing one reads as its default (the value those
+runs had in effect); every other field must be present."""
+
+
 def check_config(cls, value: object, path: Path, where: str) -> None:
     """`value` holds exactly the fields of dataclass `cls`, each of its annotated type, and builds a `cls`."""
     if not isinstance(value, dict):
@@ -161,11 +166,11 @@ def check_config(cls, value: object, path: Path, where: str) -> None:
             f"checkpoint {path} is corrupt: meta.json field {where} has unknown keys "
             f"{cut(', '.join(map(str, unknown)))}"
         )
-    missing = sorted(set(fields) - set(value))
+    missing = sorted(set(fields) - set(value) - ADDED_LATER.get(where, set()))
     if missing:
         raise CheckpointError(f"checkpoint {path} is corrupt: meta.json field {where} lacks {', '.join(missing)}")
     for name, annotation in fields.items():
-        if not _has_type(value[name], str(annotation)):
+        if name in value and not _has_type(value[name], str(annotation)):
             _wrong(path, f"{where}.{name}", value[name], f"of type {annotation}")
     try:
         cls(**value)

@@ -179,3 +179,21 @@ def test_the_cli_takes_both_and_refuses_bad_ones_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "refused").exists()
     code, _, err = lstmkit(capsys, "train", "--run-dir", tmp_path / "a", "--resume", "--curriculum", "max_length=6@3")
     one_line_error(code, err, "curriculum is 'max_length=5@3', not 'max_length=6@3'")
+
+
+def test_a_run_written_before_these_fields_existed_still_loads_and_resumes(tmp_path, capsys):
+    """meta.json from an earlier version lacks train.curriculum, train.init_from and model.state_size: they read as
+    their defaults (run_files.ADDED_LATER); any other missing field is still corruption."""
+    from lstmkit.experiment import load_run
+    from lstmkit.resume import Given, run_settings
+
+    parity = ("--task", "parity", "--task-arg", "max_length=12", "--steps", 6)
+    assert lstmkit(capsys, "train", *parity, *TINY, "--run-dir", tmp_path / "old")[0] == 0
+    path = tmp_path / "old" / "step-00000006" / "meta.json"
+    meta = json.loads(path.read_text())
+    for section, key in (("train", "curriculum"), ("train", "init_from"), ("model", "state_size")):
+        del meta[section][key]
+    path.write_text(json.dumps(meta))
+    assert load_run(tmp_path / "old").model.config.state_size == 16
+    settings = run_settings(Given(None, {}, {}, {"curriculum": ""}), tmp_path / "old", resume=True)
+    assert settings.train.curriculum == "" and settings.train.init_from == ""
