@@ -8,6 +8,8 @@
            slstm | mlstm | xlstm    lstmkit.nn.xLSTMStack with blocks "s"·L, "m"·L, or `blocks`
            xlstm-large              the 7B layout's blocks (RMSNorm, mLSTM, SwiGLU) on vectors
            mamba | mamba2           lstmkit.nn.MambaStack of num_layers Mamba or Mamba-2 blocks, state size N
+           transformer              lstmkit.nn.CausalTransformer: num_layers pre-norm torch.nn.TransformerEncoderLayer,
+                                    num_heads, feed-forward 4·H, sinusoidal positions (a baseline for the tables)
     head   nn.Linear(H, O): at every position (tag) or at each row's last valid step (regress, classify)
 
 A language model ("tag" task, token ids in, one logit per token out) can also stream: the same outputs
@@ -33,29 +35,42 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmkit.nn import GRU, LSTM, RNN, Mamba2Config, MambaConfig, MambaStack, xLSTMConfig, xLSTMStack
+from lstmkit.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    CausalTransformer,
+    Mamba2Config,
+    MambaConfig,
+    MambaStack,
+    TransformerState,
+    xLSTMConfig,
+    xLSTMStack,
+)
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.xlstm.large import LargeStack, xLSTMLargeConfig
 from lstmkit.tasks.base import TaskSpec
 
-BodyState = Tensor | tuple[Tensor, Tensor] | LMState
+BodyState = Tensor | tuple[Tensor, Tensor] | LMState | TransformerState
 """The recurrent state a body carries between `stream` calls (see SequenceModel.stream)."""
 
-MODEL_NAMES = ("rnn", "gru", "lstm", "slstm", "mlstm", "xlstm", "xlstm-large", "mamba", "mamba2")
+MODEL_NAMES = ("rnn", "gru", "lstm", "slstm", "mlstm", "xlstm", "xlstm-large", "mamba", "mamba2", "transformer")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    """One of rnn, gru, lstm, slstm, mlstm, xlstm, xlstm-large, mamba, mamba2."""
+    """One of rnn, gru, lstm, slstm, mlstm, xlstm, xlstm-large, mamba, mamba2, transformer."""
     hidden_size: int = 64
-    """Width H of the recurrent state (the embedding width E for the xLSTM and Mamba families)."""
+    """Width H of the recurrent state (the embedding width E for the xLSTM, Mamba and Transformer families)."""
     num_layers: int = 1
-    """Stacked layers (rnn, gru, lstm) or blocks (slstm, mlstm, xlstm-large, mamba, mamba2); xlstm uses `blocks`."""
+    """Stacked layers (rnn, gru, lstm, transformer) or blocks (slstm, mlstm, xlstm-large, mamba, mamba2); xlstm uses
+    `blocks`."""
     blocks: str = "msm"
     """xlstm only: one letter per block, m = mLSTM, s = sLSTM."""
     num_heads: int = 4
-    """Heads of the xLSTM family's cells and of Mamba-2 (head dim = 2·H / num_heads); Mamba has none."""
+    """Heads of the xLSTM family's cells, of Mamba-2 (head dim = 2·H / num_heads) and of the Transformer's attention
+    (head dim H / num_heads); Mamba has none."""
     state_size: int = 16
     """mamba, mamba2: N, the state per channel (Mamba) or per head dimension (Mamba-2)."""
     forget_bias: float = 1.0
@@ -78,6 +93,10 @@ class ModelConfig:
                 f"num_heads {self.num_heads} does not divide mamba2's inner width {2 * self.hidden_size} "
                 "(2 · hidden_size)"
             )
+        if self.name == "transformer" and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"num_heads {self.num_heads} does not divide the transformer's hidden_size {self.hidden_size}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +118,8 @@ class SequenceModel(nn.Module):
             )
         elif config.name in ("mamba", "mamba2"):
             self.body = MambaStack(state_space_config(config))
+        elif config.name == "transformer":
+            self.body = CausalTransformer(H, L, config.num_heads)
         else:
             blocks = {"slstm": "s" * L, "mlstm": "m" * L}.get(config.name, config.blocks)
             stack = xLSTMConfig(
@@ -128,6 +149,7 @@ class SequenceModel(nn.Module):
             lstm                               (h, c), each (L, B, H)
             slstm, mlstm, xlstm, xlstm-large,  LMState, one state per block, bottom to top
             mamba, mamba2
+            transformer                        TransformerState: each layer's attention inputs so far, and the count
         """
         if self.spec.kind != "tag":
             raise ValueError(f'stream needs a "tag" task (one output per position), got kind {self.spec.kind!r}')
@@ -159,6 +181,7 @@ build_model = SequenceModel
 
 ACTIVATIONS_PER_UNIT = {"rnn": 4, "gru": 12, "lstm": 12, "slstm": 24, "mlstm": 24, "xlstm": 24, "xlstm-large": 24}
 ACTIVATIONS_PER_UNIT |= {"mamba": 24, "mamba2": 24}  # mamba's torch scan adds 2·N more: its (B, T, 2H, N) states
+ACTIVATIONS_PER_UNIT |= {"transformer": 16}  # plus the attention weights, B · heads · T² per layer (check_fits)
 """Floats one layer keeps for backward per sequence position and unit of H (gates, cell, hidden, their
 nonlinearities), roughly: the estimate is meant to refuse sizes that cannot fit, not to predict memory use."""
 TRAINING_BYTES_PER_PARAMETER = 16
@@ -210,6 +233,8 @@ def check_fits(
     per_unit = ACTIVATIONS_PER_UNIT[config.name] + (2 * config.state_size if config.name == "mamba" else 0)
     per_unit = per_unit if training else 2
     activations = batch_size * length * (config.hidden_size * layers * per_unit * 4 + 8 * (spec.input_size or 1))
+    if config.name == "transformer":
+        activations += batch_size * config.num_heads * length**2 * layers * 4 * (2 if training else 1)
     if weights + activations > available:
         raise ValueError(
             f"batch_size {batch_size} with sequences of {length:,} steps and {sizes} needs about "

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit.nn import CausalTransformer
 from lstmkit.nn.mamba.lm import MambaStack
 from lstmkit.nn.mamba.mixer import MambaMixer
 from lstmkit.nn.mlstm.state import mLSTMState
@@ -199,6 +200,11 @@ def sample_sequence(task, vocab: list[str] | None, seed: int = 0) -> Inputs:
 @torch.no_grad()
 def record(model, inputs: Inputs) -> Recording:
     """Run `model` (a SequenceModel) on the one sequence and keep every layer's gates and states."""
+    if isinstance(model.body, CausalTransformer):
+        raise ValueError(
+            "explain shows a recurrent model's gates and states; a transformer has none (its state is every past "
+            "position's attention input), so there is nothing of this kind to draw"
+        )
     parameter = next(model.parameters())
     x = inputs.x.to(parameter.device)
     x = x.to(parameter.dtype) if x.is_floating_point() else x
