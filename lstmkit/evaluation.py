@@ -107,11 +107,12 @@ def split_baselines(task, split: str) -> dict[str, float]:
     """The named baselines of a split, in BASELINE_METRIC[task.spec.kind], trivial first, strongest last.
 
     A real task fits its own on the training split and scores them on `split` (`task.baselines(split)`); a
-    synthetic task has only its spec's analytic score of a trivial predictor (chance, or a constant guess), the
-    same on every split, named "trivial predictor"; a task with neither has none."""
+    synthetic task has only its spec's analytic score of a trivial predictor (e.g. the adding problem's constant
+    guess), the same on every split, named "trivial predictor"; a finite task without `baselines` has its spec's
+    on the valid split only (where it was measured); a task with neither has none."""
     check_split(split)
     if hasattr(task, "baselines"):
         return dict(task.baselines(split))
-    if task.spec.baseline is not None:
-        return {"trivial predictor": task.spec.baseline}
-    return {}
+    if task.spec.baseline is None or (is_finite(task) and split != "valid"):
+        return {}
+    return {"trivial predictor": task.spec.baseline}

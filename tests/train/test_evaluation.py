@@ -112,7 +112,7 @@ def test_bad_arguments_are_one_line(task, kwargs, needle):
         evaluate_split(CausalModel(task.spec), task, arguments.pop("split"), arguments.pop("batch_size"), **arguments)
 
 
-def test_split_baselines_are_the_tasks_own_or_the_trivial_predictor():
+def test_split_baselines_are_the_tasks_own_or_the_trivial_predictor(monkeypatch):
     finite = FiniteTask("regress")
     test = split_baselines(finite, "test")
     train, data = finite.data["train"], finite.data["test"]
@@ -121,5 +121,8 @@ def test_split_baselines_are_the_tasks_own_or_the_trivial_predictor():
     assert split_baselines(finite, "valid")["trivial"] == finite.spec.baseline != test["trivial"]
     assert split_baselines(GeneratedTask(baseline=0.25), "test") == {"trivial predictor": 0.25}
     assert split_baselines(GeneratedTask(baseline=None), "test") == {}
+    monkeypatch.delattr(FiniteTask, "baselines")  # without baselines(): the spec's, measured on the valid split only
+    assert split_baselines(finite, "valid") == {"trivial predictor": finite.spec.baseline}
+    assert split_baselines(finite, "test") == {}
     with pytest.raises(ValueError, match="split is 'dev'"):
         split_baselines(GeneratedTask(), "dev")
