@@ -16,7 +16,7 @@ num_outputs counts the answer ids.
     duplicate-string       2  0, 1                              the word twice: 2L answers of 2
                                                                 1 0 1 -> 1 0 1 1 0 1
     missing-duplicate      4  0, 1, 2 missing, 3 filler         the missing bit: one answer of 2
-                                                                0 1 1 0 0 ? 1 0 -> 1;  1 0 1 1 ? 1 _ -> 0
+                                                                0 1 1 0 0 ? 1 0 -> 1; 1 0 1 1 ? 1 _ -> 0 (? 2, _ 3)
     odds-first             2  0, 1                              w_1 w_3 w_5 ... then w_2 w_4 ...: L answers of 2
                                                                 0 0 1 1 0 1 0 1 -> 0 1 0 0 0 1 1 1
     binary-addition        3  0, 1, 2 +                         n + m, little-endian, then END: 3 ids (0, 1, END)
