@@ -4,9 +4,13 @@ then a results table and a picture of the learning curves.
     results = compare("adding", {"length": 100}, [ModelConfig("rnn"), ModelConfig("lstm")], TrainConfig(), out)
 
     OUT/<model>/           each model's run folder (checkpoints, metrics.jsonl), as `lstmkit train` writes it
-    OUT/results.json       one record per model: parameters, final validation metrics, seconds
-    OUT/results.md         the table, as Markdown
-    OUT/curves.png         training loss and validation metric against step, the task's baseline dashed
+    OUT/results.json       one record per model: parameters, final validation metrics, seconds; the baselines
+    OUT/results.md         the table, as Markdown: a row per model, then a row per baseline
+    OUT/curves.png         training loss and validation metric against step, each of the task's baselines dashed
+
+The baselines are the valid split's (lstmkit.evaluation.split_baselines), as the curves and the final metrics are
+validation ones: a real task's named baselines fitted on its train split (e.g. persistence and seasonal naive),
+trivial first, strongest last; a synthetic task's trivial predictor where its spec has one.
 
 Models are named on the command line as NAME or xlstm:BLOCKS (e.g. "xlstm:msm").
 """
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lstmkit.checkpoint import write_bytes_atomic, write_text_atomic
+from lstmkit.evaluation import split_baselines
 from lstmkit.experiment import fresh_run_dir, make_task, new_model, run_meta, sequence_length
 from lstmkit.files import check_output_dir
 from lstmkit.models import ModelConfig, check_fits
@@ -29,7 +34,9 @@ from lstmkit.tasks.base import BASELINE_METRIC
 from lstmkit.train import TrainConfig, train
 
 METRIC = {"regress": "mse", "classify": "accuracy", "tag": "accuracy"}
-"""The validation metric a table and plot show first, by task kind."""
+"""The validation metric a table and plot show first, by task kind (the plot: when the task has no baseline)."""
+BASELINE_SPLIT = "valid"
+"""The split whose baselines a comparison shows: the one its curves and final metrics are measured on."""
 
 
 class Result(NamedTuple):
@@ -96,10 +103,19 @@ def compare(
     records = [
         {"model": r.label, "parameters": r.parameters, "seconds": round(r.seconds, 2), **r.metrics} for r in results
     ]
-    summary = {"task": task_name, "task_args": task_args, "baseline": task.spec.baseline, "results": records}
+    baselines = split_baselines(task, BASELINE_SPLIT)
+    summary = {
+        "task": task_name,
+        "task_args": task_args,
+        "baseline": task.spec.baseline,
+        "baseline_metric": BASELINE_METRIC[task.spec.kind],
+        "baseline_split": BASELINE_SPLIT,
+        "baselines": baselines,
+        "results": records,
+    }
     write_text_atomic(out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
-    write_text_atomic(out_dir / "results.md", markdown_table(results, task.spec.kind, task.spec.baseline))
-    plot_curves(results, task.spec.kind, task.spec.baseline, out_dir / "curves.png", title=task_name)
+    write_text_atomic(out_dir / "results.md", markdown_table(results, task.spec.kind, baselines))
+    plot_curves(results, task.spec.kind, baselines, out_dir / "curves.png", title=task_name)
     return results
 
 
@@ -107,8 +123,19 @@ def columns(kind: str) -> list[str]:
     return ["mse"] if kind == "regress" else ["loss", "accuracy"]
 
 
-def markdown_table(results: list[Result], kind: str, baseline: float | None) -> str:
-    names = columns(kind)
+def named(baselines: dict[str, float] | float | None) -> dict[str, float]:
+    """The baselines by name; a bare number is a spec's `baseline` alone, the score of a trivial predictor."""
+    if baselines is None:
+        return {}
+    if isinstance(baselines, dict):
+        return baselines
+    return {"trivial predictor": baselines}
+
+
+def markdown_table(results: list[Result], kind: str, baselines: dict[str, float] | float | None) -> str:
+    """A row per model, then a row per baseline (its value in BASELINE_METRIC[kind]'s column), then a line per
+    baseline that names its metric."""
+    names, metric, baselines = columns(kind), BASELINE_METRIC[kind], named(baselines)
     lines = [
         "| model | parameters | " + " | ".join(f"valid {n}" for n in names) + " | seconds |",
         "|---|---:|" + "---:|" * len(names) + "---:|",
@@ -116,8 +143,12 @@ def markdown_table(results: list[Result], kind: str, baseline: float | None) -> 
     for r in results:
         values = " | ".join(f"{r.metrics[n]:.4g}" for n in names)
         lines.append(f"| {r.label} | {r.parameters:,} | {values} | {r.seconds:.0f} |")
-    if baseline is not None:
-        lines.append(f"\nBaseline (trivial predictor): {BASELINE_METRIC[kind]} {baseline:.4g}")
+    for name, value in baselines.items():
+        values = " | ".join(f"{value:.4g}" if n == metric else "—" for n in names)
+        lines.append(f"| baseline: {name} | — | {values} | — |")
+    if baselines:
+        lines.append(f"\nBaselines, {BASELINE_SPLIT} split (a real task fits its own on the train split):")
+        lines += [f"- Baseline ({name}): {metric} {value:.4g}" for name, value in baselines.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -146,20 +177,45 @@ CURVES_SIZE = (1000, 400)
 """Width and height in pixels of the learning-curve picture."""
 
 
-def plot_curves(results: list[Result], kind: str, baseline: float | None, path: Path, title: str = "") -> None:
+BASELINE_COLOURS = ("gray", "black", "tab:brown", "tab:olive", "tab:pink", "tab:cyan")
+"""The dashed baselines' colours, trivial first (cycled when a task has more)."""
+
+
+def plot_curves(
+    results: list[Result], kind: str, baselines: dict[str, float] | float | None, path: Path, title: str = ""
+) -> None:
     """The models' learning curves (`curves_png`), written atomically."""
     series = [(r.label, read_curves(r.run_dir)) for r in results]
-    write_bytes_atomic(path, curves_png(series, kind, baseline, title))
+    write_bytes_atomic(path, curves_png(series, kind, baselines, title))
 
 
 def curves_png(
-    series: list[tuple[str, dict]], kind: str, baseline: float | None, title: str = "", metric: str | None = None
+    series: list[tuple[str, dict]],
+    kind: str,
+    baselines: dict[str, float] | float | None,
+    title: str = "",
+    metric: str | None = None,
 ) -> bytes:
-    """Two panels, as PNG: smoothed training loss, and the validation `metric` (default METRIC[kind]) of each
-    (label, read_curves(...)) series. The baseline is dashed on each panel that shows its metric."""
+    """`curves_figure` as PNG."""
+    buffer = io.BytesIO()
+    curves_figure(series, kind, baselines, title, metric).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def curves_figure(
+    series: list[tuple[str, dict]],
+    kind: str,
+    baselines: dict[str, float] | float | None,
+    title: str = "",
+    metric: str | None = None,
+):
+    """Two panels: smoothed training loss, and the validation `metric` of each (label, read_curves(...)) series;
+    `metric` defaults to the baselines' (BASELINE_METRIC[kind]) when there are baselines, else METRIC[kind]. Each
+    baseline is a dashed line, named, on each panel that shows its metric (the training loss is a loss or MSE)."""
     from matplotlib.figure import Figure  # no pyplot: no global state
 
-    metric = metric or METRIC[kind]
+    baselines = named(baselines)
+    metric = metric or (BASELINE_METRIC[kind] if baselines else METRIC[kind])
     width, height = CURVES_SIZE
     fig = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -172,10 +228,11 @@ def curves_png(
             right.plot(steps, values, marker="o", markersize=3, label=label)
     if not right.lines:
         right.text(0.5, 0.5, "no evaluation yet", ha="center", va="center", transform=right.transAxes)
-    if baseline is not None:
-        loss_like = BASELINE_METRIC[kind] in ("mse", "loss")  # the training loss is measured in it too
-        for axis in [left] * loss_like + [right] * (BASELINE_METRIC[kind] == metric):
-            axis.axhline(baseline, color="gray", linestyle="--", linewidth=1, label="baseline")
+    loss_like = BASELINE_METRIC[kind] in ("mse", "loss")  # the training loss is measured in it too
+    for axis in [left] * loss_like + [right] * (BASELINE_METRIC[kind] == metric):
+        for n, (name, value) in enumerate(baselines.items()):
+            colour = BASELINE_COLOURS[n % len(BASELINE_COLOURS)]
+            axis.axhline(value, color=colour, linestyle="--", linewidth=1, label=f"baseline: {name}")
     for axis, what in ((left, "training"), (right, "validation")):
         if kind == "regress":
             axis.set_yscale("log")
@@ -187,6 +244,4 @@ def curves_png(
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return fig

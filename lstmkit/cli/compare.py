@@ -1,4 +1,5 @@
-"""`lstmkit compare`: several models, one task, one budget: a results table and the learning curves."""
+"""`lstmkit compare`: several models, one task, one budget: a results table and the learning curves, beside the
+task's baselines on the valid split (lstmkit.compare)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from lstmkit.cli.options import add_options, add_task_options, check_device, typ
 
 COMPARE_EXAMPLES = """examples:
   lstmkit compare --task adding --models rnn lstm xlstm:ms --hidden-size 32 --steps 800
-  lstmkit compare --task parity --models lstm slstm mlstm --steps 3000 --out runs/parity"""
+  lstmkit compare --task parity --models lstm slstm mlstm --steps 3000 --out runs/parity
+  lstmkit compare --task timeseries --models lstm xlstm:ms --steps 1000   # rows and dashed lines: its baselines"""
 
 
 def add_verb(verbs) -> None:
@@ -16,7 +18,9 @@ def add_verb(verbs) -> None:
     from lstmkit.train import TrainConfig
 
     c = verbs.add_parser(
-        "compare", help="several models, one task, one budget: table and learning curves", epilog=COMPARE_EXAMPLES
+        "compare",
+        help="several models, one task, one budget: table and learning curves beside the task's baselines",
+        epilog=COMPARE_EXAMPLES,
     )
     add_task_options(c)
     c.add_argument(
