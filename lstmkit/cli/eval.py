@@ -144,13 +144,12 @@ def measure(model, task, config, args, mode: str) -> dict:
 def eval_table(record: dict, title: str, batch_size: int) -> Table:
     """The metrics, then each baseline of the split, under a title that says how the numbers were made."""
     examples, split = record["examples"], record["split"]
+    positions = f", {record['targets']:,} scored positions" if record.get("targets", examples) != examples else ""
     how = {
-        "exact": f"exact: every example once ({examples:,})",
-        "generated": f"{examples:,} generated examples (fixed seed)",
+        "exact": f"exact: every example once ({examples:,} examples{positions})",
+        "generated": f"{examples:,} generated examples{positions} (fixed seed)",
         "sampled": f"sampled: {examples // batch_size:,} batches of {batch_size} with replacement",
     }[record["mode"]]
-    if "targets" in record and record["targets"] != examples:
-        how += f", {record['targets']:,} scored positions"
     table = Table(title=f"{title} · {split} split · {how}")
     for name in ("metric", "value"):
         table.add_column(name)

@@ -71,7 +71,7 @@ def test_the_table_says_how_and_shows_the_splits_baselines(finite_run, capsys):
     code, out, err = lstmkit(capsys, "eval", finite_run, "--split", "valid")
     assert code == 0, err
     text = " ".join(out.split())
-    assert f"valid split · exact: every example once ({N_EXAMPLES['valid']})" in text
+    assert f"valid split · exact: every example once ({N_EXAMPLES['valid']} examples)" in text
     baselines = FiniteTask("classify").baselines("valid")
     for name, value in baselines.items():
         assert f"accuracy of {name} (valid baseline) │ {value:.4g}" in text
@@ -116,3 +116,20 @@ def test_a_synthetic_task_is_evaluated_on_generated_examples(adding_run, capsys)
 def test_flags_that_do_not_fit_are_one_line(which, flags, needles, finite_run, adding_run, capsys):
     code, _, err = lstmkit(capsys, "eval", finite_run if which == "finite" else adding_run, *flags)
     one_line_error(code, err, *needles)
+
+
+def test_a_tag_split_counts_its_scored_positions(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(TASKS, "finite-tag", partial(FiniteTask, "tag"))
+    run = tmp_path / "tag"
+    code, _, err = lstmkit(capsys, "train", "--task", "finite-tag", *TINY, "--steps", 2, "--run-dir", run)
+    assert code == 0, err
+    task, model = FiniteTask("tag"), load_run(run).model
+    whole = next(task.iterate("test", N_EXAMPLES["test"]))
+    with torch.no_grad():
+        expected = compute_metrics(task.spec, model.eval()(whole.x, whole.lengths), whole)
+    record = eval_json(capsys, run, "--batch-size", 3)  # batches of 3, 3, 3, 2 rows counting different positions
+    assert record["targets"] == task.split_size("test") and record["examples"] == N_EXAMPLES["test"]
+    assert record["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    code, out, _ = lstmkit(capsys, "eval", run)
+    expected_title = f"every example once ({N_EXAMPLES['test']} examples, {task.split_size('test')} scored positions)"
+    assert code == 0 and expected_title in " ".join(out.split())
