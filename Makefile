@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench lint venv browser screenshots clean
+.PHONY: demo test test-slow yardsticks bench lint venv browser screenshots clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,12 @@ test: $(STAMP) browser
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -s -m slow
+
+# The formal-language table (README "Formal languages"): every model family on the Chomsky-hierarchy tasks, two
+# cells at a time on one thread each, into runs/yardsticks/formal/ (table.md, table.png); cells already there are
+# kept, so an interrupted run resumes. About 95 minutes on 2 cores (measured; the README has the figures).
+yardsticks: $(STAMP)
+	$(BIN)/python -m lstmkit.yardsticks formal --workers 2
 
 # The benchmark suite: our layers against torch.nn and the xLSTM authors' kernels (installed by the venv's
 # `peers` extra, torch held at the pinned version), tables on screen, results in runs/bench/.

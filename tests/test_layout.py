@@ -28,6 +28,7 @@ LAYERS = {
     "training": (tuple(f"lstmkit.{name}" for name in TRAINING), ("reference", "nn", "tasks")),
     "explain": (("lstmkit.explain",), ("reference", "nn", "tasks", "training")),
     "bench": (("lstmkit.bench",), ("nn", "tasks", "training")),
+    "yardsticks": (("lstmkit.yardsticks",), ("nn", "tasks", "training")),
     "cli": (("lstmkit.cli", "lstmkit.__main__"), ("reference", "nn", "tasks", "training", "explain", "bench")),
 }
 """Bottom to top. `lstmkit` itself (its __init__: the version) belongs to no layer; it imports nothing."""

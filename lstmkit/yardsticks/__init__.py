@@ -1,0 +1,1 @@
+"""Yardsticks that take longer than the test suite: the formal-language table (`make yardsticks`)."""
