@@ -18,8 +18,6 @@ from lstmkit.cli.output import print_rich
 
 MAX_EVAL_BATCHES = 100_000
 """`eval --batches`: more would take hours at any size and print nothing meanwhile (evaluation has no progress bar)."""
-DEFAULT_EXAMPLES = 2_048
-"""`eval --examples` on a synthetic task: an accuracy to within about ±1 % (its standard error at 0.5 is 1.1 %)."""
 
 EVAL_EXAMPLES = """examples:
   lstmkit eval runs/sentiment-lstm                  # every example of the test split once, and its baselines
@@ -29,7 +27,7 @@ EVAL_EXAMPLES = """examples:
 
 
 def add_verb(verbs) -> None:
-    from lstmkit.evaluation import MAX_EXAMPLES
+    from lstmkit.evaluation import DEFAULT_EXAMPLES, MAX_EXAMPLES
 
     e = verbs.add_parser("eval", help="a trained run's metrics on a split, beside its baselines", epilog=EVAL_EXAMPLES)
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or one of its step-NNNNNNNN checkpoints")
@@ -115,6 +113,8 @@ def run_eval(args) -> int:
 
 def check_mode(args, task_name: str, finite: bool) -> str:
     """ "exact", "generated" or "sampled", from the flags and the task; a flag that does not fit the task is refused."""
+    from lstmkit.evaluation import DEFAULT_EXAMPLES
+
     if args.batches is not None:
         return "sampled"
     if args.exact and not finite:
@@ -137,8 +137,7 @@ def measure(model, task, config, args, mode: str) -> dict:
 
     if mode == "sampled":
         return {"examples": args.batches * config.batch_size, **evaluate(model, task, config, split=args.split)}
-    examples = None if mode == "exact" else (args.examples or DEFAULT_EXAMPLES)
-    return evaluate_split(model, task, args.split, config.batch_size, examples=examples)
+    return evaluate_split(model, task, args.split, config.batch_size, examples=args.examples)
 
 
 def eval_table(record: dict, title: str, batch_size: int) -> Table:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstmkit.evaluation import EVAL_SEEDS, evaluate_split, split_baselines
+from lstmkit.evaluation import DEFAULT_EXAMPLES, EVAL_SEEDS, evaluate_split, split_baselines
 from lstmkit.tasks.base import Batch, compute_metrics, count_targets
 from tests.train.fake_tasks import N_EXAMPLES, CausalModel, FiniteTask, GeneratedTask
 
@@ -88,6 +88,14 @@ def test_a_synthetic_task_gives_exactly_the_examples_asked_for(examples, batch_s
     assert evaluate_split(model, task, "test", batch_size, examples=examples) == found, "the same examples again"
 
 
+def test_a_synthetic_task_gets_the_default_number_of_examples_unless_told():
+    task = GeneratedTask()
+    model = CausalModel(task.spec)
+    found = evaluate_split(model, task, "valid", 100)
+    assert found == evaluate_split(model, task, "valid", 100, examples=DEFAULT_EXAMPLES)
+    assert found["examples"] == DEFAULT_EXAMPLES
+
+
 def test_the_eval_seeds_are_out_of_reach_of_training_seeds():
     from lstmkit.train import MAX_SEED
 
@@ -99,7 +107,6 @@ def test_the_eval_seeds_are_out_of_reach_of_training_seeds():
     ("task", "kwargs", "needle"),
     [
         (FiniteTask("classify"), {"examples": 10}, "fixed valid split of 7 examples"),
-        (GeneratedTask(), {}, "generates its examples without end: give examples"),
         (GeneratedTask(), {"examples": 0}, "examples is 0, expected an integer >= 1"),
         (GeneratedTask(), {"examples": 10**8}, "examples is 100000000, expected at most 10,000,000"),
         (GeneratedTask(), {"examples": 3, "batch_size": 0}, "batch_size is 0"),
