@@ -160,8 +160,8 @@ def test_checkpoint_errors(tmp_path):
     (folder / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match=r"model\.safetensors cannot be read"):
         load_weights(folder, model)
-    with pytest.raises(ValueError, match=r"unknown model 'transformer', expected one of rnn, gru, lstm"):
-        ModelConfig("transformer")
+    with pytest.raises(ValueError, match=r"unknown model 'gpt', expected one of rnn, gru, lstm"):
+        ModelConfig("gpt")
 
 
 SMALL = {
@@ -174,6 +174,16 @@ SMALL = {
     "modular-arithmetic": {"max_length": 11},
     "mqar": {},
 }
+SMALL |= {name: {"max_length": 10} for name in ("reverse-string", "duplicate-string", "odds-first", "bucket-sort")}
+SMALL |= {name: {"max_length": 11} for name in ("modular-arithmetic-brackets", "solve-equation", "missing-duplicate")}
+SMALL |= {name: {"max_length": 10} for name in ("stack-manipulation", "binary-addition", "binary-multiplication")}
+SMALL |= {"compute-sqrt": {"max_length": 10}}
+
+
+def test_every_synthetic_task_has_a_small_setting():
+    from lstmkit.tasks import SYNTHETIC
+
+    assert set(SMALL) == set(SYNTHETIC)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
