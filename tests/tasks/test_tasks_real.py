@@ -6,6 +6,7 @@ aeon 8.2 MB wheels); later runs read the cached archives.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import zipfile
 
@@ -102,28 +103,41 @@ def test_sentiment():
 def test_timeseries():
     task = load("timeseries")
     assert task.spec.kind == "regress" and task.spec.input_size == 1 and task.spec.num_outputs == 1
+    assert task.relative == 1, "inputs and targets relative to the window's last month by default"
     assert len(task.months) == 526 and task.months[0] == "1958-03" and task.months[-1] == "2001-12"
     assert 310 < task.ppm.min() < 320 and 365 < task.ppm.max() < 380, "Mauna Loa CO2 in ppm, 1958-2001"
     assert task.ppm[-12:].mean() > task.ppm[:12].mean() + 50, "CO2 rose by about 55 ppm"
-    train = task.series[: task.bounds["train"][1]]
-    assert abs(train.mean()) < 1e-5 and abs(train.std() - 1) < 1e-5, "normalised by train statistics"
+    train_ppm = task.ppm[: task.bounds["train"][1]]
+    steps = [float(b - a) for a, b in itertools.pairwise(train_ppm)]
+    assert abs(task.scale - torch.tensor(steps, dtype=torch.float64).std()) < 1e-12, "s: std of monthly steps"
     seen = {}
     for split in ("train", "valid", "test"):
         batch = task.batch(32, torch.Generator().manual_seed(2), split)
         assert batch.x.shape == (32, 48, 1) and batch.y.shape == (32, 1)
         assert batch.x.dtype == batch.y.dtype == torch.float32 and batch.lengths is None
+        assert (batch.x[:, -1] == 0).all() and batch.x.abs().max() < 20, "relative to the last month, O(1)"
         every = task.split_examples(split)
         seen[split] = range(*task.first_targets(split))
-        assert len(every.y) == len(seen[split])
+        assert len(every.y) == len(seen[split]) == task.split_size(split)
         same_batches(task, split)
     assert seen["train"].stop <= seen["valid"].start and seen["valid"].stop <= seen["test"].start
     assert (len(seen["valid"]), len(seen["test"])) == (53, 53)
-    persistence = task.persistence_mse("valid")
-    assert task.spec.baseline == persistence and 0.001 < persistence < 0.05
-    batch = task.split_examples("valid")
-    assert abs(compute_metrics(task.spec, batch.x[:, -1, :], batch)["mse"] - persistence) < 1e-7
+    assert task.spec.baseline == task.baselines("valid")["persistence"]
     longer = REAL["timeseries"](CACHE, window=24, horizon=6)
     assert longer.batch(3, torch.Generator().manual_seed(0), "test").y.shape == (3, 6)
+
+
+def test_timeseries_absolute_keeps_the_old_normalisation():
+    task = REAL["timeseries"](CACHE, relative=0)
+    train_ppm = task.ppm[: task.bounds["train"][1]]
+    assert abs(task.mean - 333.37) < 0.01 and abs(task.std - 12.93) < 0.01
+    assert task.mean == float(train_ppm.mean()) and task.std == float(train_ppm.std()), "train months only"
+    expected = (task.ppm[torch.arange(*task.first_targets("valid"))] - task.mean) / task.std
+    valid = task.split_examples("valid")
+    assert torch.allclose(valid.y[:, 0].double(), expected, atol=1e-6)
+    persistence = task.baselines("valid")["persistence"]
+    assert abs(compute_metrics(task.spec, valid.x[:, -1, :], valid)["mse"] - persistence) < 1e-7
+    assert 0.001 < persistence < 0.05
 
 
 def test_vowels():
