@@ -68,7 +68,7 @@ META = {
     "model field a float": (lambda m: updated(m, "model", num_layers=1.5), ["model.num_layers is 1.5"]),
     "model field a bool": (lambda m: updated(m, "model", num_heads=True), ["model.num_heads is True"]),
     "model forget_bias NaN": (lambda m: updated(m, "model", forget_bias=float("nan")), ["model.forget_bias"]),
-    "model unknown name": (lambda m: updated(m, "model", name="transformer"), ["field model:", "'transformer'"]),
+    "model unknown name": (lambda m: updated(m, "model", name="gpt"), ["field model:", "'gpt'"]),
     "model unknown key": (lambda m: updated(m, "model", dropout=0.1), ["model has unknown keys dropout"]),
     "model a string": (lambda m: {**m, "model": "lstm"}, ["field model is 'lstm'"]),
     "model too big": (lambda m: updated(m, "model", hidden_size=10**6), ["hidden_size 1000000", "parameters"]),

@@ -8,7 +8,8 @@ Sections, top to bottom, each a <section class="card" id="...">:
     config    the task's arguments, the model config and the training config, as meta.json holds them
     curves    training loss (smoothed) and the validation metric against step, the baseline dashed: one PNG
     metrics   the log's last evaluation (valid split) and the test split's metrics computed now, exactly as
-              `lstmkit eval` computes them (EVAL_BATCHES batches), beside the task's baseline
+              `lstmkit eval` computes them (lstmkit.evaluation.evaluate_split: every example of a real dataset's
+              split, DEFAULT_EXAMPLES generated ones of a synthetic task), beside the test split's trivial baseline
     samples   a character model: SAMPLES continuations of the prompt (seeds seed, seed + 1, ...), the same
               text `lstmkit generate --seed` gives; other tasks: EXAMPLES test examples, target beside prediction
     pictures  `lstmkit explain`'s pictures of the prompt (text models) or of one test sequence
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -94,7 +94,9 @@ def report_html(
         header_section(run),
         config_section(run.meta),
         curves_section(curves, no_curves, run.spec, run.meta["task"]["name"]),
-        metrics_section(curves, no_curves, metrics_on_test_split(run, task, no_task), run.spec),
+        metrics_section(
+            curves, no_curves, metrics_on_test_split(run, task, no_task), run.spec, baseline_of_test_split(run, task)
+        ),
         samples_section(run, task, no_task, given, seed),
         pictures_section(run, task, no_task, given, seed),
     ]
@@ -241,17 +243,26 @@ def last_evaluation(curves: dict) -> tuple[int, dict[str, float]] | None:
 
 def metrics_on_test_split(run: Run, task, no_task: str) -> tuple[dict[str, float], str]:
     """The test split's metrics as `lstmkit eval` computes them, or ({}, why not)."""
-    from lstmkit.train import TrainConfig, evaluate
+    from lstmkit.evaluation import evaluate_split
 
     if task is None:
         return {}, f"No test metrics: {no_task}."
     if "train" not in run.meta:
         return {}, "No test metrics: meta.json holds no training config (batch size, seed)."
-    config = replace(TrainConfig(**run.meta["train"]), eval_batches=EVAL_BATCHES)
-    return evaluate(run.model, task, config, split="test"), ""
+    metrics = evaluate_split(run.model, task, "test", run.meta["train"]["batch_size"])
+    return {k: v for k, v in metrics.items() if k not in ("examples", "targets")}, ""
 
 
-def metrics_section(curves: dict, no_curves: str, tested: tuple[dict, str], spec) -> str:
+def baseline_of_test_split(run: Run, task) -> float | None:
+    """The test split's trivial baseline, as `lstmkit eval` prints it (without a task: the spec's, of valid)."""
+    from lstmkit.evaluation import split_baselines
+
+    if task is None:
+        return run.spec.baseline
+    return next(iter(split_baselines(task, "test").values()), None)
+
+
+def metrics_section(curves: dict, no_curves: str, tested: tuple[dict, str], spec, baseline: float | None) -> str:
     last = last_evaluation(curves)
     test, no_test = tested
     notes = [] if last else [no_curves or "No evaluation in the log yet."]
@@ -260,17 +271,14 @@ def metrics_section(curves: dict, no_curves: str, tested: tuple[dict, str], spec
     if not names:
         return section("metrics", "Final metrics", "\n".join(sentence(n) for n in notes))
     valid_head = f"valid (last evaluation, step {last[0]})" if last else "valid"
-    head = (
-        f"<tr><th>metric</th><th>{esc(valid_head)}</th><th>test (now, {EVAL_BATCHES} batches)</th>"
-        "<th>baseline</th></tr>"
-    )
+    head = f"<tr><th>metric</th><th>{esc(valid_head)}</th><th>test (now, as lstmkit eval)</th><th>baseline</th></tr>"
     rows = [head]
     for name in names:
         cells = []
         for split, values in (("valid", last[1] if last else {}), ("test", test)):
             cells.append(number_cell(values[name], extra=f' data-split="{split}"') if name in values else "<td>—</td>")
-        is_baseline = spec.baseline is not None and name == BASELINE_METRIC[spec.kind]
-        cells.append(number_cell(spec.baseline, extra=' data-split="baseline"') if is_baseline else "<td>—</td>")
+        is_baseline = baseline is not None and name == BASELINE_METRIC[spec.kind]
+        cells.append(number_cell(baseline, extra=' data-split="baseline"') if is_baseline else "<td>—</td>")
         rows.append(f'<tr data-metric="{esc(name)}"><th>{esc(name)}</th>{"".join(cells)}</tr>')
     table = '<table class="kv metrics">\n' + "\n".join(rows) + "\n</table>"
     return section("metrics", "Final metrics", table + "\n" + "\n".join(sentence(n) for n in notes))
