@@ -38,9 +38,11 @@ from lstmkit.train import TrainConfig, evaluate, train
 LEVELS = {
     "regular": ("parity", "even-pairs", "cycle-navigation", "modular-arithmetic"),
     "context-free": ("modular-arithmetic-brackets", "reverse-string", "stack-manipulation", "solve-equation"),
-    "context-sensitive": ("duplicate-string", "odds-first", "missing-duplicate", "bucket-sort", "binary-addition"),
+    "context-sensitive": ("duplicate-string", "missing-duplicate", "bucket-sort"),
 }
-"""The tasks by level of the Chomsky hierarchy, in the table's column order (those not registered are skipped)."""
+"""The tasks by level of the Chomsky hierarchy, in the table's column order: the xLSTM paper's, as far as they fit
+the CPU budget. Registered but left out of the table, to keep it near an hour and a half on 2 cores: odds-first,
+binary-addition, binary-multiplication, compute-sqrt (`--only` runs them)."""
 
 ROWS = {
     "rnn": ModelConfig("rnn", hidden_size=64),
@@ -70,6 +72,14 @@ def tasks_present() -> list[str]:
     from lstmkit.tasks import TASKS
 
     return [task for names in LEVELS.values() for task in names if task in TASKS]
+
+
+def tasks_known() -> list[str]:
+    """The table's tasks, then every other synthetic formal-language task (for `--only`)."""
+    from lstmkit.tasks import SYNTHETIC
+
+    extra = [t for t in SYNTHETIC if t not in tasks_present() and t not in ("adding", "temporal-order", "copy", "mqar")]
+    return [*tasks_present(), *extra]
 
 
 def cell_config(steps: int) -> TrainConfig:
