@@ -43,7 +43,7 @@ def test_chance_is_the_majority_answer_of_the_scored_examples():
 
 def test_every_task_of_the_table_is_registered_and_the_curriculum_is_set():
     assert tasks_present() == [t for names in LEVELS.values() for t in names]
-    assert cell_config(2000).curriculum == "max_length=10@800" and cell_config(BUDGET.steps).steps == 2000
+    assert cell_config(3000).curriculum == "max_length=10@1200" and cell_config(BUDGET.steps).steps == 3000
 
 
 def test_a_small_table_trains_writes_and_resumes(tmp_path, capsys):
