@@ -29,7 +29,7 @@ from collections.abc import Iterator
 
 import torch
 
-from lstmkit.tasks.base import Batch, check_int, check_split, compute_metrics, count_targets
+from lstmkit.tasks.base import Batch, check_int, check_split, compute_metrics, count_targets, tag_mask
 
 EVAL_SEEDS = {"train": 2**64 - 3, "valid": 2**64 - 2, "test": 2**64 - 1}
 """The generator seed of a synthetic task's evaluation examples, by split: above every training seed (< 2^63) and
@@ -111,11 +111,36 @@ def split_baselines(task, split: str) -> dict[str, float]:
 
     A real task fits its own on the training split and scores them on `split` (`task.baselines(split)`); a
     synthetic task has only its spec's analytic score of a trivial predictor (e.g. the adding problem's constant
-    guess), the same on every split, named "trivial predictor"; a finite task without `baselines` has its spec's
+    guess), the same on every split, named "trivial predictor", or else (classify, tag) its answers' frequencies
+    (`frequency_baseline`); a finite task without `baselines` has its spec's
     on the valid split only (where it was measured); a task with neither has none."""
     check_split(split)
     if hasattr(task, "baselines"):
         return dict(task.baselines(split))
+    if not is_finite(task) and task.spec.baseline is None and task.spec.kind in ("classify", "tag"):
+        return frequency_baseline(task, split)
     if task.spec.baseline is None or (is_finite(task) and split != "valid"):
         return {}
     return {"trivial predictor": task.spec.baseline}
+
+
+def frequency_baseline(task, split: str, examples: int = DEFAULT_EXAMPLES) -> dict[str, float]:
+    """A synthetic task's answer counts p, taken over `examples` generated train examples, scored on as many
+    generated examples of `split` (its counted targets, with frequencies q): classify, "majority class", the
+    accuracy q[argmax p]; tag, "answer frequencies", the loss of predicting p at every counted position,
+    −Σ_a q_a log p_a (nats; an answer never seen in train costs as if seen once)."""
+    counts = {name: _answer_counts(task, name, examples) for name in ("train", split)}
+    p, q = counts["train"] / counts["train"].sum(), counts[split] / counts[split].sum()
+    if task.spec.kind == "classify":
+        return {"majority class": float(q[p.argmax()])}
+    p = torch.maximum(counts["train"], torch.ones(())) / torch.maximum(counts["train"], torch.ones(())).sum()
+    return {"answer frequencies": float(-(q * p.log()).sum())}
+
+
+def _answer_counts(task, split: str, examples: int) -> torch.Tensor:
+    """(num_outputs,) float64: how often each answer is the target of a counted position (tag) or a row."""
+    counts = torch.zeros(task.spec.num_outputs, dtype=torch.float64)
+    for batch in _generated(task, split, 256, examples):
+        targets = batch.y[tag_mask(batch)] if task.spec.kind == "tag" else batch.y
+        counts += torch.bincount(targets, minlength=task.spec.num_outputs).double()
+    return counts

@@ -87,7 +87,7 @@ ROWS = {
         (["--task", "shakespeare", "--task-arg", "seq_len=abc", "--cache-dir", "{tmp}/cache"], ["seq_len"]),
         (["--task", "sentiment", "--task-arg", "max_len=8.5", "--cache-dir", "{tmp}/cache"], ["max_len"]),
         (["--task", "timeseries", "--task-arg", "horizon=1.5", "--cache-dir", "{tmp}/cache"], ["horizon"]),
-        (["--model", "transformer"], ["transformer"]),
+        (["--model", "gpt"], ["gpt"]),
         (["--run-dir", "{file}"], ["afile.txt"]),
         (["--resume"], ["--run-dir"]),
         (["--resume", "--run-dir", "{tmp}/nothing"], ["nothing"]),

@@ -141,7 +141,7 @@ def test_compare_same_seed_same_start(tmp_path, capsys):
     ("argv", "needles"),
     [
         (["train", "--task", "addition"], ["unknown task 'addition'", "adding, temporal-order"]),
-        (["train", "--model", "transformer"], ["unknown model 'transformer'", "rnn, gru, lstm"]),
+        (["train", "--model", "gpt"], ["unknown model 'gpt'", "rnn, gru, lstm"]),
         (["train", "--task-arg", "size=3"], ["task adding has no argument size", "length=100"]),
         (["train", "--task-arg", "length"], ["is not NAME=VALUE"]),
         (["train", "--hidden-size", "0"], ["hidden_size is 0, expected a positive integer"]),

@@ -4,6 +4,8 @@ gives exactly the examples asked for, the same ones every time; the baselines of
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -127,9 +129,30 @@ def test_split_baselines_are_the_tasks_own_or_the_trivial_predictor(monkeypatch)
     assert list(test) == ["trivial", "half of trivial"] and test["trivial"] == pytest.approx(mean_guess)
     assert split_baselines(finite, "valid")["trivial"] == finite.spec.baseline != test["trivial"]
     assert split_baselines(GeneratedTask(baseline=0.25), "test") == {"trivial predictor": 0.25}
-    assert split_baselines(GeneratedTask(baseline=None), "test") == {}
     monkeypatch.delattr(FiniteTask, "baselines")  # without baselines(): the spec's, measured on the valid split only
     assert split_baselines(finite, "valid") == {"trivial predictor": finite.spec.baseline}
     assert split_baselines(finite, "test") == {}
     with pytest.raises(ValueError, match="split is 'dev'"):
         split_baselines(GeneratedTask(), "dev")
+
+
+def test_a_synthetic_task_without_a_baseline_gets_its_answer_frequencies():
+    """Fitted on generated train examples, scored on the split's: the majority class (classify), or the loss of
+    predicting the train answers' frequencies at every counted position (tag), both counted here by hand."""
+    from lstmkit.tasks.synthetic.formal import Parity
+
+    def answers(task, split):
+        generator = torch.Generator().manual_seed(EVAL_SEEDS[split])
+        batches = [task.batch(256, generator, split) for _ in range(DEFAULT_EXAMPLES // 256)]
+        return torch.cat([b.y[b.mask] if b.mask is not None else b.y for b in batches])
+
+    task = GeneratedTask(baseline=None)
+    majority = int(torch.bincount(answers(task, "train"), minlength=3).argmax())
+    expected = float((answers(task, "test") == majority).double().mean())
+    assert split_baselines(task, "test") == {"majority class": pytest.approx(expected, abs=1e-15)}
+    parity = Parity()
+    train, test = answers(parity, "train"), answers(parity, "test")
+    p1, q1 = float(train.double().mean()), float(test.double().mean())
+    loss = -(q1 * math.log(p1) + (1 - q1) * math.log(1 - p1))
+    assert split_baselines(parity, "test") == {"answer frequencies": pytest.approx(loss, rel=1e-12)}
+    assert abs(loss - math.log(2)) < 0.01
