@@ -38,9 +38,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec
+from lstmkit.tasks.base import Batch
 from lstmkit.tasks.synthetic.formal import MINUS, MODULUS, PLUS, TIMES
-from lstmkit.tasks.synthetic.formal_answers import answers_batch, check_lengths, draw_lengths, one_answer_batch
+from lstmkit.tasks.synthetic.formal_answers import WordTask, answers_batch, draw_lengths, one_answer_batch
 
 OPEN, CLOSE = 8, 9
 """Expressions: the bracket tokens (numbers are 0 .. 4, the operators formal.py's 5 +, 6 -, 7 ×)."""
@@ -190,49 +190,31 @@ def _stack_words(word_lengths: Tensor, generator: torch.Generator) -> Tensor:
 # ---- the tasks ------------------------------------------------------------------------------------------------
 
 
-class ModularArithmeticBrackets:
+class ModularArithmeticBrackets(WordTask):
     """Expressions with brackets over numbers 0-4 and + - ×; the answer is their value mod 5."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="modular-arithmetic-brackets", kind="tag", num_outputs=MODULUS, vocab_size=12)
+    NAME, OUTPUTS, VOCAB = "modular-arithmetic-brackets", MODULUS, 12
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: L + 1, generator)
         return one_answer_batch(_expressions(lengths, generator), lengths, modular_arithmetic_brackets, 10)
 
 
-class SolveEquation:
+class SolveEquation(WordTask):
     """Equations "expression with one x = a digit" over + and -; the answer is the x mod 5 that solves it."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        why = "an equation is an expression, = and a digit"
-        check_lengths(min_length, max_length, test_min_length, test_max_length, 3, why)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="solve-equation", kind="tag", num_outputs=MODULUS, vocab_size=14)
+    NAME, OUTPUTS, VOCAB = "solve-equation", MODULUS, 14
+    SHORTEST, WHY = 3, "an equation is an expression, = and a digit"
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: L + 1, generator)
         return one_answer_batch(_equations(lengths, generator), lengths, solve_equation, 12)
 
 
-class ReverseString:
+class ReverseString(WordTask):
     """Binary words; the answer is the word backwards, one symbol per blank."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="reverse-string", kind="tag", num_outputs=2, vocab_size=5)
+    NAME, OUTPUTS, VOCAB = "reverse-string", 2, 5
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 2 * L + 1, generator)
@@ -240,16 +222,10 @@ class ReverseString:
         return answers_batch(words, lengths, reverse_string, 2)
 
 
-class StackManipulation:
+class StackManipulation(WordTask):
     """A binary stack and push/pop actions; the answer is the final stack, top first, then END."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="stack-manipulation", kind="tag", num_outputs=3, vocab_size=8)
+    NAME, OUTPUTS, VOCAB = "stack-manipulation", 3, 8
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 2 * L + 2, generator)

@@ -41,10 +41,10 @@ import math
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, TaskSpec
+from lstmkit.tasks.base import Batch
 from lstmkit.tasks.synthetic.formal_answers import (
+    WordTask,
     answers_batch,
-    check_lengths,
     draw_lengths,
     nonzero_bits,
     one_answer_batch,
@@ -148,16 +148,10 @@ def _binary_numbers(word_lengths: Tensor, generator: torch.Generator) -> Tensor:
 # ---- the tasks ------------------------------------------------------------------------------------------------
 
 
-class BucketSort:
+class BucketSort(WordTask):
     """Words over 0-4; the answer is the word sorted, one symbol per blank."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="bucket-sort", kind="tag", num_outputs=5, vocab_size=8)
+    NAME, OUTPUTS, VOCAB = "bucket-sort", 5, 8
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 2 * L + 1, generator)
@@ -165,16 +159,10 @@ class BucketSort:
         return answers_batch(words, lengths, bucket_sort, 5)
 
 
-class DuplicateString:
+class DuplicateString(WordTask):
     """Binary words; the answer is the word twice (Delétang et al.'s "duplicate string", the "repetition" task)."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="duplicate-string", kind="tag", num_outputs=2, vocab_size=5)
+    NAME, OUTPUTS, VOCAB = "duplicate-string", 2, 5
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 3 * L + 1, generator)
@@ -182,33 +170,21 @@ class DuplicateString:
         return answers_batch(words, lengths, duplicate_string, 2)
 
 
-class MissingDuplicate:
+class MissingDuplicate(WordTask):
     """A binary string written twice with one symbol missing; the answer is the missing bit."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        why = "a word is a string of L // 2 >= 1 symbols written twice"
-        check_lengths(min_length, max_length, test_min_length, test_max_length, 2, why)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="missing-duplicate", kind="tag", num_outputs=2, vocab_size=6)
+    NAME, OUTPUTS, VOCAB = "missing-duplicate", 2, 6
+    SHORTEST, WHY = 2, "a word is a string of L // 2 >= 1 symbols written twice"
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: L + 1, generator)
         return one_answer_batch(_duplicated_words(lengths, generator), lengths, missing_duplicate, 4)
 
 
-class OddsFirst:
+class OddsFirst(WordTask):
     """Binary words; the answer is the symbols at odd positions (from 1), then those at even ones."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="odds-first", kind="tag", num_outputs=2, vocab_size=5)
+    NAME, OUTPUTS, VOCAB = "odds-first", 2, 5
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 2 * L + 1, generator)
@@ -216,50 +192,32 @@ class OddsFirst:
         return answers_batch(words, lengths, odds_first, 2)
 
 
-class BinaryAddition:
+class BinaryAddition(WordTask):
     """Two little-endian binary numbers and +; the answer is their sum, little-endian, then END."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        why = "a word is a number, + and a number"
-        check_lengths(min_length, max_length, test_min_length, test_max_length, 3, why)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="binary-addition", kind="tag", num_outputs=3, vocab_size=6)
+    NAME, OUTPUTS, VOCAB = "binary-addition", 3, 6
+    SHORTEST, WHY = 3, "a word is a number, + and a number"
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 2 * L + 1, generator)
         return answers_batch(_binary_expressions(lengths, generator), lengths, binary_addition, 3)
 
 
-class BinaryMultiplication:
+class BinaryMultiplication(WordTask):
     """Two little-endian binary numbers and ×; the answer is their product, little-endian, then END."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        why = "a word is a number, × and a number"
-        check_lengths(min_length, max_length, test_min_length, test_max_length, 3, why)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="binary-multiplication", kind="tag", num_outputs=3, vocab_size=6)
+    NAME, OUTPUTS, VOCAB = "binary-multiplication", 3, 6
+    SHORTEST, WHY = 3, "a word is a number, × and a number"
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: 2 * L + 1, generator)
         return answers_batch(_binary_expressions(lengths, generator), lengths, binary_multiplication, 3)
 
 
-class ComputeSqrt:
+class ComputeSqrt(WordTask):
     """A big-endian binary number; the answer is the floor of its square root in ceil(L / 2) bits."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="compute-sqrt", kind="tag", num_outputs=2, vocab_size=5)
+    NAME, OUTPUTS, VOCAB = "compute-sqrt", 2, 5
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = draw_lengths(self, batch_size, split, lambda L: L + 1 + math.ceil(L / 2), generator)

@@ -36,7 +36,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split
+from lstmkit.tasks.base import Batch, check_batch_size, check_split
+from lstmkit.tasks.synthetic.formal_answers import WordTask
 
 CYCLE = 5
 """Cycle navigation: the number of positions on the cycle."""
@@ -81,17 +82,6 @@ def modular_arithmetic(word: list[int]) -> int:
 
 
 # ---- sampling -------------------------------------------------------------------------------------------------
-
-
-def _check_lengths(min_length: int, max_length: int, test_min_length: int, test_max_length: int) -> None:
-    check_int("min_length", min_length, 1, MAX_LENGTH)
-    check_int("max_length", max_length, 1, MAX_LENGTH)
-    check_int("test_min_length", test_min_length, 1, MAX_LENGTH)
-    check_int("test_max_length", test_max_length, 1, MAX_LENGTH)
-    if max_length < min_length:
-        raise ValueError(f"max_length is {max_length}, expected >= min_length ({min_length})")
-    if test_max_length < test_min_length:
-        raise ValueError(f"test_max_length is {test_max_length}, expected >= test_min_length ({test_min_length})")
 
 
 def _length_range(
@@ -156,61 +146,50 @@ def _odd_lengths(B: int, lo: int, hi: int, generator: torch.Generator) -> Tensor
 # ---- the tasks ------------------------------------------------------------------------------------------------
 
 
-class Parity:
+class Parity(WordTask):
     """Binary words; the answer is the number of 1s mod 2."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        _check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="parity", kind="tag", num_outputs=2, vocab_size=4)
+    NAME, OUTPUTS, VOCAB = "parity", 2, 4
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = _uniform_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(2), parity, num_symbols=2)
 
 
-class EvenPairs:
+class EvenPairs(WordTask):
     """Binary words; the answer is the number of "01" and "10" pairs mod 2 (equivalently: first != last)."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        _check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="even-pairs", kind="tag", num_outputs=2, vocab_size=4)
+    NAME, OUTPUTS, VOCAB = "even-pairs", 2, 4
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = _uniform_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(2), even_pairs, num_symbols=2)
 
 
-class CycleNavigation:
+class CycleNavigation(WordTask):
     """Words of moves (0 left, 1 stay, 2 right); the answer is the final position on a cycle of 5, from 0."""
 
-    def __init__(
-        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
-    ) -> None:
-        _check_lengths(min_length, max_length, test_min_length, test_max_length)
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="cycle-navigation", kind="tag", num_outputs=CYCLE, vocab_size=5)
+    NAME, OUTPUTS, VOCAB = "cycle-navigation", CYCLE, 5
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = _uniform_lengths(batch_size, *_length_range(self, batch_size, split), generator)
         return _formal_batch(batch_size, generator, lengths, _uniform_words(3), cycle_navigation, num_symbols=3)
 
 
-class ModularArithmetic:
+class ModularArithmetic(WordTask):
     """Expressions n op n op ... n over numbers 0-4 and + - *, no brackets; the answer is their value mod 5."""
+
+    NAME, OUTPUTS, VOCAB = "modular-arithmetic", MODULUS, 10
 
     def __init__(
         self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
     ) -> None:
-        _check_lengths(min_length, max_length, test_min_length, test_max_length)
+        super().__init__(
+            min_length=min_length,
+            max_length=max_length,
+            test_min_length=test_min_length,
+            test_max_length=test_max_length,
+        )
         if min_length == max_length and min_length % 2 == 0:
             raise ValueError(
                 f"min_length and max_length are both {min_length}, expected a range with an odd "
@@ -221,9 +200,6 @@ class ModularArithmetic:
                 f"test_min_length and test_max_length are both {test_min_length}, expected a range "
                 "with an odd length (expressions alternate number, operator, ..., number)"
             )
-        self.min_length, self.max_length = min_length, max_length
-        self.test_min_length, self.test_max_length = test_min_length, test_max_length
-        self.spec = TaskSpec(name="modular-arithmetic", kind="tag", num_outputs=MODULUS, vocab_size=10)
 
     def batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         lengths = _odd_lengths(batch_size, *_length_range(self, batch_size, split), generator)

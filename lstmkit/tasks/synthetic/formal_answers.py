@@ -23,7 +23,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import MAX_LENGTH, Batch, check_batch_size, check_int, check_split
+from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split
 
 
 class LengthRanges(Protocol):
@@ -57,6 +57,25 @@ def check_lengths(
         raise ValueError(f"max_length is {max_length}, expected >= min_length ({min_length})")
     if test_max_length < test_min_length:
         raise ValueError(f"test_max_length is {test_max_length}, expected >= test_min_length ({test_min_length})")
+
+
+class WordTask:
+    """What every task here shares: the four length arguments, checked and kept (a curriculum rebuilds a task from
+    them), and a "tag" spec from the class's NAME, OUTPUTS (answer ids) and VOCAB (token ids); SHORTEST is the
+    shortest word the task can make and WHY says what needs it."""
+
+    NAME: str
+    OUTPUTS: int
+    VOCAB: int
+    SHORTEST, WHY = 1, ""
+
+    def __init__(
+        self, *, min_length: int = 3, max_length: int = 40, test_min_length: int = 40, test_max_length: int = 256
+    ) -> None:
+        check_lengths(min_length, max_length, test_min_length, test_max_length, self.SHORTEST, self.WHY)
+        self.min_length, self.max_length = min_length, max_length
+        self.test_min_length, self.test_max_length = test_min_length, test_max_length
+        self.spec = TaskSpec(name=self.NAME, kind="tag", num_outputs=self.OUTPUTS, vocab_size=self.VOCAB)
 
 
 def draw_lengths(
