@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lstmkit.tasks.base import Batch, check_batch_size
+from lstmkit.tasks.base import Batch, check_batch_size, check_split
 
 L2_GRID = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 """The L2 strengths λ tried for a logistic regression, strongest first (ties go to the stronger)."""
@@ -43,6 +43,21 @@ LBFGS_STEPS = 500
 """The most L-BFGS iterations a logistic regression fit takes."""
 GRADIENT_TOLERANCE = 1e-6
 """A logistic regression fit stops once no gradient component exceeds this."""
+
+
+class PaddedSplits:
+    """`split_size` and `iterate` for a task that keeps each split as one right-padded Batch in `self.data[split]`
+    (sentiment, vowels)."""
+
+    data: dict[str, Batch]
+
+    def split_size(self, split: str) -> int:
+        check_split(split)
+        return len(self.data[split].y)
+
+    def iterate(self, split: str, batch_size: int) -> Iterator[Batch]:
+        check_split(split)
+        return padded_in_order(self.data[split], batch_size)
 
 
 def padded_in_order(data: Batch, batch_size: int) -> Iterator[Batch]:

