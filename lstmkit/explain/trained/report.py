@@ -32,6 +32,7 @@ import torch
 
 from lstmkit import __version__
 from lstmkit.compare import METRIC, curves_png, label_of, read_curves
+from lstmkit.evaluation import evaluate_split, split_baselines
 from lstmkit.experiment import Run, load_run, task_of
 from lstmkit.explain.html import esc, page, png_img
 from lstmkit.explain.trained.pictures import explain_run
@@ -39,8 +40,6 @@ from lstmkit.explain.trained.recording import BYTE_TASKS, Inputs, encode_text, s
 from lstmkit.tasks.base import BASELINE_METRIC, tag_mask
 from lstmkit.tasks.real.shakespeare import CharVocab
 
-EVAL_BATCHES = 8
-"""Test batches averaged over: `lstmkit eval`'s default, so the two give the same numbers."""
 SAMPLES, SAMPLE_TOKENS, TEMPERATURE = 3, 200, 0.8
 """Continuations of the prompt, characters each, and the temperature (`lstmkit generate`'s default)."""
 PROMPT_CHARS = 32
@@ -243,8 +242,6 @@ def last_evaluation(curves: dict) -> tuple[int, dict[str, float]] | None:
 
 def metrics_on_test_split(run: Run, task, no_task: str) -> tuple[dict[str, float], str]:
     """The test split's metrics as `lstmkit eval` computes them, or ({}, why not)."""
-    from lstmkit.evaluation import evaluate_split
-
     if task is None:
         return {}, f"No test metrics: {no_task}."
     if "train" not in run.meta:
@@ -255,11 +252,7 @@ def metrics_on_test_split(run: Run, task, no_task: str) -> tuple[dict[str, float
 
 def baseline_of_test_split(run: Run, task) -> float | None:
     """The test split's trivial baseline, as `lstmkit eval` prints it (without a task: the spec's, of valid)."""
-    from lstmkit.evaluation import split_baselines
-
-    if task is None:
-        return run.spec.baseline
-    return next(iter(split_baselines(task, "test").values()), None)
+    return run.spec.baseline if task is None else next(iter(split_baselines(task, "test").values()), None)
 
 
 def metrics_section(curves: dict, no_curves: str, tested: tuple[dict, str], spec, baseline: float | None) -> str:
