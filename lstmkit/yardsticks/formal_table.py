@@ -10,10 +10,12 @@ words drawn from a fixed seed. Every cell uses the same recipe: AdamW, lr 3e-3 w
 32, and a length curriculum (words of 3..10 for the first CURRICULUM_FRACTION of the steps, then 3..40), because
 without one the sLSTM stays at chance on parity in any budget we tried (see the README).
 
-The rank-normalised score of a cell is its accuracy rescaled per task over the table's rows, (acc - worst) / (best -
-worst), 1 for the best row and 0 for the worst (a task every row solves, or none does, scores them all 1, or all 0
-when the best is at chance); a row's score is its mean over tasks. Chance is the accuracy of always answering the
-most frequent answer of the test split, measured on the same examples.
+The normalised score of a cell is its accuracy rescaled per task between chance (0) and the table's best row (1),
+(acc - chance) / (best - chance) clipped to [0, 1]; a task on which no row beats chance by render.NOISE scores 0 for
+every row. The paper's Figure 4 rank-normalises per task between the worst and the best model; with every row at
+chance that would rank noise, so chance, measured, takes the worst row's place. A row's score is its mean over
+tasks. Chance is the accuracy of always giving the most frequent answer of the test split, measured on the same
+examples.
 
 Each cell runs in a process of its own on one thread (torch.set_num_threads(1)), `workers` at a time, and writes
 OUT/cells/TASK--ROW.json when it ends, so an interrupted table resumes where it stopped; OUT/table.json,

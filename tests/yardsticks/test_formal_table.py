@@ -21,16 +21,17 @@ def cell(task, row, accuracy, chance=0.5):
 
 def test_rank_normalised_by_hand():
     cells = [cell("a", "x", 1.0), cell("a", "y", 0.5), cell("a", "z", 0.75)]
-    cells += [cell("b", "x", 0.5), cell("b", "y", 0.5), cell("b", "z", 0.5)]  # nobody above chance: all 0
-    cells += [cell("c", "x", 0.99), cell("c", "y", 0.99), cell("c", "z", 0.99)]  # everybody solved it: all 1
+    cells += [cell("b", "x", 0.52), cell("b", "y", 0.45), cell("b", "z", 0.5)]  # nobody 0.05 above chance: all 0
+    cells += [cell("c", "x", 0.99), cell("c", "y", 0.99), cell("c", "z", 0.4)]  # below chance: 0, not negative
     scores = rank_normalised(cells)
     assert scores["a", "x"] == 1 and scores["a", "y"] == 0 and scores["a", "z"] == pytest.approx(0.5)
-    assert {scores["b", r] for r in "xyz"} == {0.0} and {scores["c", r] for r in "xyz"} == {1.0}
+    assert {scores["b", r] for r in "xyz"} == {0.0}
+    assert scores["c", "x"] == scores["c", "y"] == 1 and scores["c", "z"] == 0
     means = row_means(scores, ["a", "b", "c"], ["x", "y", "z"])
-    assert means == pytest.approx({"x": 2 / 3, "y": 1 / 3, "z": 0.5})
+    assert means == pytest.approx({"x": 2 / 3, "y": 1 / 3, "z": 1 / 6})
     by = {(c["task"], c["row"]): c for c in cells}
     text = markdown(by, scores, means, ["a", "b", "c"], ["x", "y", "z"], LEVELS)
-    assert "| x | 1.00 | 0.50 | 0.99 | 0.67 |" in text and "| *chance* | 0.50 | 0.50 | 0.50 | |" in text
+    assert "| x | 1.00 | 0.52 | 0.99 | 0.67 |" in text and "| *chance* | 0.50 | 0.50 | 0.50 | |" in text
 
 
 def test_chance_is_the_majority_answer_of_the_scored_examples():
