@@ -75,6 +75,9 @@ class ModelConfig:
     """mamba, mamba2: N, the state per channel (Mamba) or per head dimension (Mamba-2)."""
     forget_bias: float = 1.0
     """lstm only: initial forget-gate bias (keeps gradients alive over long lags)."""
+    dropout: float = 0.0
+    """Dropout on the body's inputs and outputs (the embedded tokens, and the features the head reads), in training
+    only; 0 = none."""
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -88,6 +91,9 @@ class ModelConfig:
         bias = self.forget_bias
         if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
             raise ValueError(f"forget_bias is {bias!r}, expected a finite number")
+        p = self.dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"dropout is {p!r}, expected a number in [0, 1)")
         if self.name == "mamba2" and (2 * self.hidden_size) % self.num_heads:
             raise ValueError(
                 f"num_heads {self.num_heads} does not divide mamba2's inner width {2 * self.hidden_size} "
@@ -128,17 +134,18 @@ class SequenceModel(nn.Module):
             self.body = xLSTMStack(stack)
         if isinstance(self.body, (xLSTMStack, LargeStack)):
             self.body.reset_parameters()  # each block for its place in the stack (forget-bias schedule, depth)
+        self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, spec.num_outputs)
 
     def features(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        """(B, T) or (B, T, I) -> (B, T, H), the body's output at every position."""
-        h = self.encoder(x)
+        """(B, T) or (B, T, I) -> (B, T, H), the body's output at every position (dropout on its input and output)."""
+        h = self.dropout(self.encoder(x))
         if not isinstance(self.body, nn.RNNBase):
-            return self.body(h, lengths=lengths)[0]
+            return self.dropout(self.body(h, lengths=lengths)[0])
         if lengths is None:
-            return self.body(h)[0]
+            return self.dropout(self.body(h)[0])
         packed = pack_padded_sequence(h, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(self.body(packed)[0], batch_first=True, total_length=h.shape[1])[0]
+        return self.dropout(pad_packed_sequence(self.body(packed)[0], batch_first=True, total_length=h.shape[1])[0])
 
     def stream(self, x: Tensor, state: BodyState | None = None) -> tuple[Tensor, BodyState]:
         """x (B, T) or (B, T, I) without padding, state -> (output (B, T, O), state): "tag" tasks only.
@@ -153,8 +160,8 @@ class SequenceModel(nn.Module):
         """
         if self.spec.kind != "tag":
             raise ValueError(f'stream needs a "tag" task (one output per position), got kind {self.spec.kind!r}')
-        h, state = self.body(self.encoder(x), state)  # (B, T, H)
-        return self.head(h), state
+        h, state = self.body(self.dropout(self.encoder(x)), state)  # (B, T, H)
+        return self.head(self.dropout(h)), state
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         h = self.features(x, lengths)

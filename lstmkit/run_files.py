@@ -150,7 +150,7 @@ def check_meta(meta: object, path: Path) -> None:
             _wrong(path, "vocab", vocab, "a list of single characters")
 
 
-ADDED_LATER = {"model": {"state_size"}, "train": {"curriculum", "init_from"}}
+ADDED_LATER = {"model": {"state_size", "dropout"}, "train": {"curriculum", "init_from"}}
 """Config fields that runs written by earlier versions lack: a missing one reads as its default (the value those
 runs had in effect); every other field must be present."""
 

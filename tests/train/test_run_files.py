@@ -69,7 +69,7 @@ META = {
     "model field a bool": (lambda m: updated(m, "model", num_heads=True), ["model.num_heads is True"]),
     "model forget_bias NaN": (lambda m: updated(m, "model", forget_bias=float("nan")), ["model.forget_bias"]),
     "model unknown name": (lambda m: updated(m, "model", name="gpt"), ["field model:", "'gpt'"]),
-    "model unknown key": (lambda m: updated(m, "model", dropout=0.1), ["model has unknown keys dropout"]),
+    "model unknown key": (lambda m: updated(m, "model", attention=0.1), ["model has unknown keys attention"]),
     "model a string": (lambda m: {**m, "model": "lstm"}, ["field model is 'lstm'"]),
     "model too big": (lambda m: updated(m, "model", hidden_size=10**6), ["hidden_size 1000000", "parameters"]),
     "train unknown key": (lambda m: updated(m, "train", learning_rate=1.0), ["train has unknown keys learning_rate"]),
