@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lstmkit.checkpoint import write_bytes_atomic, write_text_atomic
+from lstmkit.curriculum import parse_curriculum, phase_tasks
 from lstmkit.evaluation import split_baselines
 from lstmkit.experiment import fresh_run_dir, make_task, new_model, run_meta, sequence_length
 from lstmkit.files import check_output_dir
@@ -83,7 +84,13 @@ def compare(
 
     Everything is checked before anything is written: the task, each model's size (models.check_fits) and the
     output folder (lstmkit.files.check_output_dir); `out_dir` None: runs/compare-TASK, or -2, -3, ... if taken."""
+    if config.init_from:
+        raise ValueError(
+            f"--init-from is {config.init_from!r}: compare trains every model from a fresh start on the same data; "
+            "warm-start one model with lstmkit train --init-from"
+        )
     task = make_task(task_name, task_args, cache_dir)  # bad names and arguments fail before anything is written
+    phase_tasks(task, parse_curriculum(config.curriculum))  # a curriculum's phases build, before anything is written
     length = sequence_length(task)
     for model_config in models:
         check_fits(model_config, task.spec, config.batch_size, length, device=device)

@@ -197,3 +197,16 @@ def test_a_run_written_before_these_fields_existed_still_loads_and_resumes(tmp_p
     assert load_run(tmp_path / "old").model.config.state_size == 16
     settings = run_settings(Given(None, {}, {}, {"curriculum": ""}), tmp_path / "old", resume=True)
     assert settings.train.curriculum == "" and settings.train.init_from == ""
+
+
+def test_compare_takes_a_curriculum_and_refuses_a_warm_start(tmp_path, capsys):
+    code, _, err = lstmkit(capsys, "compare", "--task", "parity", "--models", "lstm", "--init-from", tmp_path)
+    one_line_error(code, err, "compare trains every model from a fresh start")
+    code, _, err = lstmkit(capsys, "compare", "--task", "parity", "--models", "lstm", "--curriculum", "foo=1@2")
+    one_line_error(code, err, "task parity has no argument foo")
+    flags = ("--task", "parity", "--task-arg", "max_length=12", "--models", "lstm", "--hidden-size", 8)
+    code, _, err = lstmkit(capsys, "compare", *flags, "--steps", 4, "--curriculum", "max_length=5@2", "--quiet",
+                           "--eval-batches", 1, "--out", tmp_path / "c")  # fmt: skip
+    assert code == 0, err
+    meta = json.loads((tmp_path / "c" / "lstm" / "step-00000004" / "meta.json").read_text())
+    assert meta["train"]["curriculum"] == "max_length=5@2"
