@@ -1,6 +1,7 @@
-"""`python -m lstmkit.yardsticks formal [--out DIR] [--workers N] [--only TASKS] [--rows ROWS] [--steps N]`: the
-formal-language table (lstmkit.yardsticks.formal_table); cells already in OUT/cells are kept, so a second run
-resumes an interrupted one. Bad arguments are one line and exit status 2."""
+"""`python -m lstmkit.yardsticks formal [--out DIR] [--workers N] [--only TASKS] [--rows ROWS] [--steps N] [--render]`:
+the formal-language table (lstmkit.yardsticks.formal_table); cells already in OUT/cells are kept, so a second run
+resumes an interrupted one; the table shows the tasks whose every row is done (`--render`: only that, no training).
+Bad arguments are one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="tasks, comma-separated (default: every registered one)")
     parser.add_argument("--rows", default="", help="models, comma-separated (default: every row)")
     parser.add_argument("--steps", type=int, default=0, help="training steps per cell (default the table's budget)")
+    parser.add_argument("--render", action="store_true", help="train nothing: the table of the cells already done")
     args = parser.parse_args(argv)
     from lstmkit.yardsticks.formal_table import run_table
 
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 1 or args.steps < 0:
             raise ValueError(f"--workers is {args.workers} and --steps {args.steps}, expected >= 1 and >= 0")
         split = lambda text: [t for t in text.split(",") if t]  # noqa: E731
-        run_table(Path(args.out), args.workers, split(args.only), split(args.rows), args.steps)
+        run_table(Path(args.out), args.workers, split(args.only), split(args.rows), args.steps, not args.render)
     except ValueError as error:
         print(f"python -m lstmkit.yardsticks: error: {error}", file=sys.stderr)
         return 2

@@ -132,28 +132,45 @@ def _cell_job(job: tuple[str, str, str, int]) -> dict:
 
 
 def run_table(
-    out: Path, workers: int = 2, tasks: list[str] | None = None, rows: list[str] | None = None, steps: int = 0
+    out: Path,
+    workers: int = 2,
+    tasks: list[str] | None = None,
+    rows: list[str] | None = None,
+    steps: int = 0,
+    train_cells: bool = True,
 ) -> list[dict]:
-    """Every cell not yet in OUT/cells, `workers` processes at a time, with a progress bar; then the table files."""
+    """Every cell not yet in OUT/cells, `workers` processes at a time, with a progress bar (none when not
+    `train_cells`); then the table files, of the tasks whose every row is done."""
     from rich.progress import Progress
-
-    from lstmkit.yardsticks.render import write_table
 
     tasks = tasks or tasks_present()
     rows = rows or list(ROWS)
-    unknown = sorted(set(rows) - set(ROWS)) + sorted(set(tasks) - set(tasks_present()))
+    unknown = sorted(set(rows) - set(ROWS)) + sorted(set(tasks) - set(tasks_known()))
     if unknown:
         raise ValueError(
-            f"unknown rows or tasks {', '.join(unknown)}; rows: {', '.join(ROWS)}; tasks: {', '.join(tasks_present())}"
+            f"unknown rows or tasks {', '.join(unknown)}; rows: {', '.join(ROWS)}; tasks: {', '.join(tasks_known())}"
         )
     steps = steps or BUDGET.steps
-    out.mkdir(parents=True, exist_ok=True)
     todo = [(t, r, str(out), steps) for t in tasks for r in rows if not (out / "cells" / f"{t}--{r}.json").exists()]
-    with Progress() as bar, multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
-        job = bar.add_task(f"formal table: {len(todo)} cells to train", total=len(todo))
-        for cell in pool.imap_unordered(_cell_job, todo):
-            bar.update(job, advance=1, description=f"{cell['task']} · {cell['row']}: {cell['accuracy']:.3f}")
-    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
-    cells = [c for c in cells if c["task"] in tasks and c["row"] in rows]
-    write_table(cells, out, tasks, rows, LEVELS)
+    if train_cells and todo:
+        out.mkdir(parents=True, exist_ok=True)
+        with Progress() as bar, multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
+            job = bar.add_task(f"formal table: {len(todo)} cells to train", total=len(todo))
+            for cell in pool.imap_unordered(_cell_job, todo):
+                bar.update(job, advance=1, description=f"{cell['task']} · {cell['row']}: {cell['accuracy']:.3f}")
+    return render_cells(out, tasks, rows)
+
+
+def render_cells(out: Path, tasks: list[str], rows: list[str]) -> list[dict]:
+    """table.json, table.md and table.png from OUT/cells, for the tasks whose every row has a cell."""
+    from lstmkit.yardsticks.render import write_table
+
+    cells = (
+        [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))] if (out / "cells").exists() else []
+    )
+    done = [t for t in tasks if all(any(c["task"] == t and c["row"] == r for c in cells) for r in rows)]
+    cells = [c for c in cells if c["task"] in done and c["row"] in rows]
+    if not cells:
+        raise ValueError(f"no task of the table has every row trained in {out / 'cells'} yet")
+    write_table(cells, out, done, rows, LEVELS)
     return cells

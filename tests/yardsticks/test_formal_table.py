@@ -57,6 +57,9 @@ def test_a_small_table_trains_writes_and_resumes(tmp_path, capsys):
     stamp = (out / "cells" / "parity--lstm.json").stat().st_mtime_ns
     assert main([*argv, "--workers", "1"]) == 0  # nothing left to train: the cells are kept
     assert (out / "cells" / "parity--lstm.json").stat().st_mtime_ns == stamp
+    (out / "cells" / "parity--transformer.json").unlink()  # a task with a row missing is left out of the table
+    assert main([*argv, "--render"]) == 2 and "no task of the table has every row" in capsys.readouterr().err
+    assert not (out / "cells" / "parity--transformer.json").exists(), "--render trains nothing"
 
 
 @pytest.mark.parametrize(
