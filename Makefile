@@ -44,8 +44,8 @@ test-slow: $(STAMP)
 
 # The formal-language table (README "Formal languages"): every model family on the Chomsky-hierarchy tasks, two
 # cells at a time on one thread each, into runs/yardsticks/formal/ (table.md, table.png); cells already there are
-# kept, so an interrupted run resumes. Hours on 2 cores: the first 40 of its 88 cells took 122 CPU-minutes
-# (the README has the figures).
+# kept, so an interrupted run resumes. About 2½ hours on 2 cores (88 cells, 284 CPU-minutes; the README has
+# the figures).
 yardsticks: $(STAMP)
 	$(BIN)/python -m lstmkit.yardsticks formal --workers 2
 
