@@ -313,24 +313,17 @@ def read_state(folder: Path) -> dict:
     return load_state(Path(folder))
 
 
-def load_weights(folder: Path, model: torch.nn.Module) -> None:
-    """Load model.safetensors into `model`, strictly; a clear error when it is corrupt or from another model."""
+def load_weights(folder: Path, model: torch.nn.Module, keep: str = "") -> None:
+    """Load model.safetensors into `model`, strictly; a clear error when it is corrupt or from another model.
+
+    keep: a name prefix (e.g. "head."); the model keeps its own values of the parameters under it, whatever the
+    file holds there (a warm start under a new head). "" = load every name."""
     path = Path(folder) / "model.safetensors"
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {folder} is incomplete: model.safetensors is missing") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise CheckpointError(
-            f"checkpoint {folder} is corrupt: model.safetensors is not a regular file (symlinks are not followed)"
-        )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise CheckpointError(f"checkpoint {folder} is corrupt: model.safetensors cannot be read ({reason})") from None
+    stored = stored_shapes(folder)
     expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    if keep:
+        stored = {k: v for k, v in stored.items() if not k.startswith(keep)}
+        expected = {k: v for k, v in expected.items() if not k.startswith(keep)}
     wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
     missing, unexpected = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
     if wrong or (missing and not _tied(model, missing)) or unexpected:
@@ -344,7 +337,39 @@ def load_weights(folder: Path, model: torch.nn.Module) -> None:
             if part
         )
         raise CheckpointError(f"checkpoint {folder} is from a different model: {detail[:200]}")
-    load_model(model, str(path), strict=True)
+    if not keep:
+        load_model(model, str(path), strict=True)
+        return
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {key: f.get_tensor(key) for key in stored}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _unreadable(folder, error) from None
+    model.load_state_dict(tensors, strict=False)  # every name but keep's checked above
+
+
+def stored_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of a checkpoint folder's model.safetensors, read from its header (no tensor is loaded); a clear
+    error when it is missing, not a regular file, or unreadable."""
+    path = Path(folder) / "model.safetensors"
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {folder} is incomplete: model.safetensors is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(
+            f"checkpoint {folder} is corrupt: model.safetensors is not a regular file (symlinks are not followed)"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _unreadable(folder, error) from None
+
+
+def _unreadable(folder: Path, error: Exception) -> CheckpointError:
+    reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+    return CheckpointError(f"checkpoint {folder} is corrupt: model.safetensors cannot be read ({reason})")
 
 
 def _tied(model: torch.nn.Module, missing: list[str]) -> bool:

@@ -17,7 +17,8 @@ and `--resume` refuses a different one.
 When to use which: a curriculum inside one run is the simple choice when only the data changes between phases. A warm
 start (`TrainConfig.init_from`, `lstmkit train --init-from RUN`) makes each phase a run of its own: the next phase may
 change the learning rate, the schedule or the budget, and a phase can be inspected (eval, explain) before the next
-starts; the optimizer starts afresh in each run.
+starts; the optimizer starts afresh in each run. A warm start may also put a trained body under another task's head
+(the head then starts fresh, `warm_start`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import inspect
 from pathlib import Path
 from typing import NamedTuple
 
-from lstmkit.checkpoint import load_weights, read_checkpoint
+import torch
+
+from lstmkit.checkpoint import load_weights, read_checkpoint, stored_shapes
+from lstmkit.models import ModelConfig
 
 
 class Phase(NamedTuple):
@@ -123,26 +127,47 @@ def phase_text(phase: Phase) -> str:
     return ",".join(f"{k}={v}" for k, v in phase.args.items()) + f"@{phase.steps}"
 
 
+HEAD = "head."
+"""The names of SequenceModel's head, the one part a warm start may leave fresh."""
+WEIGHTLESS = frozenset({"dropout"})
+"""Model settings a warm start may change: they shape no weight."""
+
+
 def warm_start(model, source: str | Path) -> dict:
     """Load the newest weights of run folder `source` (or of checkpoint folder `source`) into `model`. Returns what
-    meta.json records: {"checkpoint": its folder, "step": its step}. See `check_warm_start` for what is refused."""
+    meta.json records: {"checkpoint": its folder, "step": its step, "head": "loaded" or "fresh"}.
+
+    The embedding and body must match (`check_warm_start` says what is refused). The head is loaded when its shape
+    is this model's; when that run's task had other outputs (a language model warm-starting a classifier: its
+    head predicts the next token, this one the label), the head keeps its fresh initialisation."""
     config = getattr(model, "config", None)
-    checkpoint = check_warm_start(config.to_dict() if hasattr(config, "to_dict") else None, source)
-    load_weights(checkpoint.path, model)
-    return {"checkpoint": str(checkpoint.path), "step": checkpoint.meta["step"]}
+    outputs = model.head.out_features if isinstance(getattr(model, "head", None), torch.nn.Linear) else None
+    checkpoint, head = check_warm_start(config.to_dict() if hasattr(config, "to_dict") else None, source, outputs)
+    load_weights(checkpoint.path, model, keep="" if head == "loaded" else HEAD)
+    return {"checkpoint": str(checkpoint.path), "step": checkpoint.meta["step"], "head": head}
 
 
-def check_warm_start(model_config: dict | None, source: str | Path):
-    """The checkpoint a warm start would load, once read and checked: a model of another configuration is refused
-    with the first field that differs (load_weights checks the weights' names and shapes too)."""
+def check_warm_start(model_config: dict | None, source: str | Path, num_outputs: int | None = None):
+    """(checkpoint, head) a warm start would load, once read and checked: a model of another configuration is
+    refused with the first field that differs (WEIGHTLESS ones may differ; load_weights checks the weights' names
+    and shapes too). head is "loaded", or "fresh" when that run's head has other than `num_outputs` outputs."""
     checkpoint = read_checkpoint(Path(source))
     stored = checkpoint.meta.get("model")
     if isinstance(stored, dict) and model_config is not None:
-        differ = [k for k, v in model_config.items() if stored.get(k) != v]
+        stored = ModelConfig(**stored).to_dict()  # checked by read_checkpoint; fields added later read as defaults
+        differ = [k for k, v in model_config.items() if k not in WEIGHTLESS and stored.get(k) != v]
         if differ:
             key = differ[0]
             raise ValueError(
                 f"--init-from {source}: that run's model has {key} {stored.get(key)!r}, this one "
                 f"{model_config[key]!r}; a warm start needs the same model configuration"
             )
-    return checkpoint
+    shape = stored_shapes(checkpoint.path).get(HEAD + "weight")
+    fresh = num_outputs is not None and shape is not None and shape[0] != num_outputs
+    return checkpoint, "fresh" if fresh else "loaded"
+
+
+def warm_start_text(checkpoint, head: str) -> str:
+    """The line the CLI prints before a warm-started run trains."""
+    kept = "and its head" if head == "loaded" else "but not its head (another task's outputs): the head starts fresh"
+    return f"warm start: the weights of {checkpoint.path} (step {checkpoint.meta['step']}) {kept}"

@@ -43,7 +43,7 @@ def add_verb(verbs) -> None:
 def run_train(args) -> int:
     """Every check first (settings, task, sizes, the run folder), then the folder is claimed and training starts."""
     from lstmkit import distributed
-    from lstmkit.curriculum import check_warm_start, parse_curriculum, phase_tasks
+    from lstmkit.curriculum import check_warm_start, parse_curriculum, phase_tasks, warm_start_text
     from lstmkit.experiment import fresh_run_dir, make_task, new_model, run_meta, sequence_length
     from lstmkit.files import check_output_dir
     from lstmkit.models import check_fits
@@ -63,8 +63,9 @@ def run_train(args) -> int:
         )
     task = make_task(task_name, task_args, args.cache_dir)  # fails here, before any process starts
     phase_tasks(task, parse_curriculum(config.curriculum))  # every phase's task builds
+    warm = None
     if config.init_from and not args.resume:
-        check_warm_start(model_config.to_dict(), config.init_from)
+        warm = check_warm_start(model_config.to_dict(), config.init_from, task.spec.num_outputs)
     try:
         check_fits(model_config, task.spec, config.batch_size, sequence_length(task), device=args.device)
     except ValueError as error:  # on --resume the sizes come from the run's meta.json: blame it
@@ -78,6 +79,8 @@ def run_train(args) -> int:
     rank, _ = distributed.rank_and_world()
     model = new_model(model_config, task.spec, config.seed)
     meta = run_meta(task_name, task_args, task, model_config)
+    if warm is not None and rank == 0:
+        print(warm_start_text(*warm), flush=True)
     completed = False
     try:
         metrics = train(

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from lstmkit.curriculum import Phase, describe, parse_curriculum, phase_at, phase_tasks, warm_start
 from lstmkit.models import ModelConfig, SequenceModel
+from lstmkit.tasks.base import TaskSpec
 from lstmkit.tasks.synthetic.formal import Parity
 from lstmkit.train import TrainConfig, train
 from tests.helpers import TINY, lstmkit, one_line_error
@@ -147,6 +148,7 @@ def test_warm_start_loads_the_other_runs_newest_weights(tmp_path):
     assert warm_start(second, tmp_path / "first") == {
         "checkpoint": str(tmp_path / "first" / "step-00000006"),
         "step": 6,
+        "head": "loaded",
     }
     assert all(torch.equal(second.state_dict()[k], v) for k, v in stored.items())
     other = SequenceModel(ModelConfig("lstm", hidden_size=8, num_layers=2), task.spec)
@@ -155,7 +157,29 @@ def test_warm_start_loads_the_other_runs_newest_weights(tmp_path):
     train(second, task, config(curriculum="", steps=3, init_from=str(tmp_path / "first")), tmp_path / "second",
           progress=False)  # fmt: skip
     meta = json.loads((tmp_path / "second" / "step-00000003" / "meta.json").read_text())
-    assert meta["init_from"] == {"checkpoint": str(tmp_path / "first" / "step-00000006"), "step": 6}
+    assert meta["init_from"] == {"checkpoint": str(tmp_path / "first" / "step-00000006"), "step": 6, "head": "loaded"}
+
+
+def test_a_warm_start_under_another_tasks_outputs_loads_all_but_the_head(tmp_path):
+    """A language model's body under a classifier's head: the embedding and body come from the run, the head keeps
+    its own fresh initialisation; dropout (no weight) may differ; a body of another shape is still refused."""
+    task = Parity(max_length=12)
+    config_ = ModelConfig("lstm", hidden_size=8)
+    train(model(task), task, config(curriculum="", steps=6), tmp_path / "first", progress=False,
+          meta={"model": config_.to_dict()})  # fmt: skip
+    stored = load_file(tmp_path / "first" / "step-00000006" / "model.safetensors")
+    five = TaskSpec(name="five", kind="classify", num_outputs=5, vocab_size=task.spec.vocab_size)
+    torch.manual_seed(2)
+    other = SequenceModel(ModelConfig("lstm", hidden_size=8, dropout=0.3), five)
+    head = {k: v.clone() for k, v in other.state_dict().items() if k.startswith("head.")}
+    assert warm_start(other, tmp_path / "first")["head"] == "fresh"
+    for name, value in other.state_dict().items():
+        assert torch.equal(value, head[name] if name.startswith("head.") else stored[name]), name
+    with pytest.raises(ValueError, match="that run's model has hidden_size 8, this one 9"):
+        warm_start(SequenceModel(ModelConfig("lstm", hidden_size=9), five), tmp_path / "first")
+    wider = TaskSpec(name="wider", kind="classify", num_outputs=5, vocab_size=task.spec.vocab_size + 1)
+    with pytest.raises(ValueError, match=r"is from a different model: shapes differ for \['encoder"):
+        warm_start(SequenceModel(config_, wider), tmp_path / "first")
 
 
 def test_the_cli_takes_both_and_refuses_bad_ones_in_one_line(tmp_path, capsys):

@@ -48,11 +48,12 @@ SUFFIX = "_GroundTruth.txt"
 SPLIT_PERCENT = {"train": (0, 80), "valid": (80, 90), "test": (90, 100)}
 WORD = re.compile(r"[a-z0-9']+|[!?]")
 MIN_COUNT = 2
+"""A word is in the vocabulary (tokens="words") when it occurs at least this many times in the train split's texts,
+and a unigram or bigram is a bag-of-words feature when at least this many train texts hold it."""
 TOKENS = ("bytes", "words")
 """What a token is: a UTF-8 byte of the text, or (tokens="words") a word of it."""
 UNKNOWN_WORD, FIRST_WORD = 1, 2
 """tokens="words": the id of a word seen fewer than MIN_COUNT times in train, and the first known word's id."""
-"""A unigram or bigram is a feature when at least this many train texts hold it."""
 
 
 class Snippet(NamedTuple):
