@@ -2,7 +2,7 @@
 
     from lstmkit.nn.compat import from_hf, to_hf
     model = from_hf("mamba-130m-hf")              # a directory: config.json + model.safetensors (or shards + index)
-    model = from_hf(their_model)                  # or a loaded transformers model (MambaForCausalLM, ...)
+    model = from_hf(their_model)                  # or a loaded transformers model (MambaForCausalLM, xLSTMForCausalLM)
     to_hf(model, "export")                        # AutoModelForCausalLM.from_pretrained("export") loads it
 
     directory/config.json                         model_type picks the format (FORMATS); architectures, fields
@@ -14,7 +14,8 @@ input is one ValueError naming the file or the tensor and what was expected. The
 checkpoint's (its embedding's) unless `dtype` is given. `to_hf` writes into a temporary directory beside the
 target and renames it into place, so a failed export leaves nothing half-written; it never overwrites a
 non-empty directory. A format is a `Format` of five functions (config and weights, each way), one per
-model_type: "mamba" and "mamba2" (`mamba_hf`); another family adds its own entry to FORMATS and EXPORTS.
+model_type: "mamba" and "mamba2" (`mamba_hf`), "xlstm" (`xlstm_hf`, lstmkit's xLSTMLarge); another family adds
+its own entries to FORMATS and EXPORTS.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from lstmkit.nn.compat.mamba_hf import config_from_hf, config_to_hf, model_class, weights_from_hf, weights_to_hf
+from lstmkit.nn.compat import mamba_hf, xlstm_hf
 from lstmkit.nn.mamba.lm import Mamba2LM, MambaLM
+from lstmkit.nn.xlstm.large import xLSTMLarge
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -47,23 +49,37 @@ class Format(NamedTuple):
     """Their config dict -> our config."""
     model_class: Callable[[object], type[nn.Module]]
     """Our config -> the model class to build."""
-    weights_from_hf: Callable[[nn.Module, dict[str, Tensor], str], dict[str, Tensor]]
-    """(our fresh model, their tensors, where) -> our state dict, checked."""
+    weights_from_hf: Callable[[nn.Module, dict, dict[str, Tensor], str], dict[str, Tensor]]
+    """(our fresh model, their config dict, their tensors, where) -> our state dict, checked."""
     config_to_hf: Callable[[object, torch.dtype], dict]
     """(our config, dtype) -> their config dict, with model_type and architectures."""
     weights_to_hf: Callable[[nn.Module], dict[str, Tensor]]
     """Our model -> their tensors, as save_pretrained writes them."""
 
 
-MAMBA = Format(config_from_hf, model_class, weights_from_hf, config_to_hf, weights_to_hf)
-FORMATS = {"mamba": MAMBA, "mamba2": MAMBA}
+def _mamba_weights_from_hf(model: nn.Module, hf: dict, theirs: dict[str, Tensor], where: str) -> dict[str, Tensor]:
+    """Mamba's tensors do not depend on config fields beyond our config's."""
+    return mamba_hf.weights_from_hf(model, theirs, where)
+
+
+MAMBA = Format(
+    mamba_hf.config_from_hf, mamba_hf.model_class, _mamba_weights_from_hf, mamba_hf.config_to_hf, mamba_hf.weights_to_hf
+)
+XLSTM = Format(
+    xlstm_hf.config_from_hf,
+    xlstm_hf.model_class,
+    xlstm_hf.weights_from_hf,
+    xlstm_hf.config_to_hf,
+    xlstm_hf.weights_to_hf,
+)
+FORMATS = {"mamba": MAMBA, "mamba2": MAMBA, "xlstm": XLSTM}
 """model_type -> its format."""
-EXPORTS = {MambaLM: MAMBA, Mamba2LM: MAMBA}
+EXPORTS = {MambaLM: MAMBA, Mamba2LM: MAMBA, xLSTMLarge: XLSTM}
 """Our model class -> its format."""
 
 
 def from_hf(source: str | os.PathLike | nn.Module, *, dtype: torch.dtype | None = None) -> nn.Module:
-    """The lstmkit model of a Hugging Face directory or loaded model (its config's model_type: mamba, mamba2)."""
+    """The lstmkit model of a Hugging Face directory or loaded model (its config's model_type: mamba, mamba2, xlstm)."""
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise ValueError(f"dtype is {dtype!r}, expected a floating torch.dtype or None")
     if isinstance(source, nn.Module):
@@ -80,7 +96,7 @@ def from_hf(source: str | os.PathLike | nn.Module, *, dtype: torch.dtype | None 
     if dtype is None:
         dtype = _checkpoint_dtype(theirs, where)
     model = fmt.model_class(config)(config, dtype=dtype)
-    ours = fmt.weights_from_hf(model, theirs, where)
+    ours = fmt.weights_from_hf(model, hf, theirs, where)
     model.load_state_dict({name: tensor.to(dtype) for name, tensor in ours.items()}, strict=True)
     return model
 
