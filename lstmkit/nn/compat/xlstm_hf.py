@@ -33,8 +33,9 @@ the authors (and lstmkit's own conventions):
 
 1. The out norm. transformers always builds and applies `backbone.out_norm`, even with add_out_norm false;
    the authors (and lstmkit) then have none. A directory with add_out_norm false loads as add_out_norm false
-   (its stored out_norm is checked against nothing and dropped), so its logits are the authors' xLSTMLarge's,
-   not transformers'. `to_hf` refuses such a model: transformers would compute a different function.
+   (its stored out_norm tensors are dropped), so its logits are the authors' xLSTMLarge's, not transformers'
+   (which are lstmkit's with add_out_norm true). `to_hf` refuses such a model: transformers would compute
+   a different function.
 2. The widths. The layers' q/k and v widths are int(E · factor), as the authors' (and lstmkit's); transformers'
    config rounds them up to a multiple of 64 for its cache (xLSTMCache), so with any other width its cache,
    which forward uses by default and generate always, does not fit its own layers. lstmkit sizes its state
@@ -49,16 +50,18 @@ the authors (and lstmkit's own conventions):
    `to_hf` leaves the bias out and refuses a model whose bias is not zero.
 5. The fresh state. transformers (its cache and its kernels' default) and the authors start from m = 0,
    lstmkit from the empty memory m = -inf: the same memory C·exp(m), n·exp(m), different stabilizers, and
-   outputs that differ only through the eps of the denominator (~1e-7 relative here). Pass lstmkit an explicit
-   mLSTMState(0, 0, 0) to start where they do.
+   outputs that differ only through the eps of the denominator (float64, the tests' tiny models: ~1e-10
+   relative with eps 1e-6, ~1e-6 with eps 1e-4). Pass lstmkit explicit mLSTMState.zeros states to start where
+   they do.
 
 Fields that only steer their kernels, speed or initialisation (chunkwise_kernel, sequence_kernel, step_kernel,
 mode, return_last_states, autocast_kernel_dtype, inference_state_dtype, max_inference_chunksize, use_cache,
-the token ids) are read and dropped. norm_reduction_force_float32 computes their norms in float32 whatever the
-dtype; lstmkit's norms run in the model's dtype, so the two agree exactly in float32 only (float64 to float32's
-rounding); we write false. transformers 5.23 cannot initialise a fused model itself (its _init_weights fails
-on the fused gate bias), so neither `xLSTMForCausalLM(config)` nor `from_pretrained` of a fused directory runs
-there; lstmkit reads fused directories and writes single ones.
+the token ids) are ignored. norm_reduction_force_float32 computes their norms in float32 whatever the dtype,
+their kernels keep states in float32 (inference_state_dtype) and their logits are returned as float32; lstmkit
+computes in the model's dtype, so the two agree in float32 (and a float64 model only to float32's rounding);
+we write norm_reduction_force_float32 false. transformers 5.23 cannot initialise a fused model itself (its
+_init_weights fails on the fused gate bias), so neither `xLSTMForCausalLM(config)` nor `from_pretrained` of a
+fused directory runs there; lstmkit reads fused directories and writes single ones.
 """
 
 from __future__ import annotations
@@ -116,8 +119,6 @@ STACKED = {
     ),
 }
 """weight mode -> (our modules, their modules) with the rows of ours stacked == the rows of theirs stacked."""
-
-
 OUT_NORM_BIAS = "backbone.out_norm.bias"
 """The authors' out norm has this bias with use_bias; transformers' never has."""
 CAPS = {"gate_soft_cap": 15.0, "output_logit_soft_cap": 30.0}
