@@ -272,6 +272,8 @@ def test_an_export_loads_in_transformers_and_round_trips(kind, tmp_path):
     ids = tokens(8)
     with torch.no_grad():
         close(loaded(ids).logits, our_logits(model, ids), f"{kind} in transformers")  # its default use_cache
+        continued = loaded.generate(ids[:, :9], max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert torch.equal(continued[:, 9:], generate(model, ids[:, :9], 5, temperature=0)[:, 9:]), "greedy"
     back = from_hf(path)
     assert back.config == model.config
     assert_close(back.state_dict(), model.state_dict(), "round trip", atol=0)
