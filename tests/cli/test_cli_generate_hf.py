@@ -1,5 +1,6 @@
 """`lstmkit generate DIRECTORY` on a Hugging Face directory: token ids without a tokenizer.json, text with one (the
-`tokenizers` library), the same tokens as the model's own greedy generation; bad input one line, exit 2."""
+`tokenizers` library), the same tokens as the model's own greedy generation; bad input one line, exit 2. Each test
+runs on a Mamba and on an xLSTM (transformers' xLSTMForCausalLM) directory."""
 
 from __future__ import annotations
 
@@ -16,13 +17,26 @@ transformers.logging.set_verbosity_error()
 WORDS = ["<unk>", "the", "cat", "sat", "on", "mat", "a", "dog", "ran", "far"]
 
 
-@pytest.fixture(scope="module")
-def directory(tmp_path_factory):
-    """A tiny random Mamba written by transformers' save_pretrained (safetensors)."""
+def tiny(family: str):
+    """A tiny random transformers model of `family` (mamba, or xlstm: the xLSTM-7B architecture)."""
     torch.manual_seed(0)
-    config = transformers.MambaConfig(vocab_size=len(WORDS), hidden_size=16, state_size=4, num_hidden_layers=2)
-    folder = tmp_path_factory.mktemp("hf") / "tiny-mamba"
-    transformers.MambaForCausalLM(config).save_pretrained(folder)
+    if family == "mamba":
+        config = transformers.MambaConfig(vocab_size=len(WORDS), hidden_size=16, state_size=4, num_hidden_layers=2)
+        return transformers.MambaForCausalLM(config)
+    config = transformers.xLSTMConfig(vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=2, num_heads=2,
+                                      chunk_size=8)  # fmt: skip
+    model = transformers.xLSTMForCausalLM(config)
+    with torch.no_grad():  # its init leaves some outputs near constant: random weights make greedy tokens vary
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module", params=["mamba", "xlstm"])
+def directory(tmp_path_factory, request):
+    """A tiny random model written by transformers' save_pretrained (safetensors)."""
+    folder = tmp_path_factory.mktemp("hf") / f"tiny-{request.param}"
+    tiny(request.param).save_pretrained(folder)
     return folder
 
 
