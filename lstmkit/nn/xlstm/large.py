@@ -19,13 +19,14 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks, valid_mask
+from lstmkit.nn.lm_inputs import LMState, check_state, check_token_ids, run_blocks, valid_mask
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.parts.init import small_init_std, wang_init_std
 from lstmkit.nn.parts.norms import HeadNorm, RMSNorm
 from lstmkit.nn.state_check import check_state_tensors
 from lstmkit.nn.xlstm.blocks import FeedForward
 from lstmkit.nn.xlstm.config import round_up
+from lstmkit.nn.xlstm.large_step import decode_step, fast_step_usable
 from lstmkit.nn.xlstm.mlstm_layer import run_mlstm
 
 
@@ -181,7 +182,10 @@ class LargeBlock(nn.Module):
 
 
 class xLSTMLarge(nn.Module):
-    """forward(tokens (B, T), state=None, *, lengths=None, reset=None) -> (logits (B, T, V), LMState)."""
+    """forward(tokens (B, T), state=None, *, lengths=None, reset=None) -> (logits (B, T, V), LMState).
+
+    One token without gradients (generation) runs through `large_step.decode_step`, one C++ call; `slow_forward`
+    is the Python path, the reference it is tested equal to. A prompt runs through the chunkwise form."""
 
     def __init__(self, config: xLSTMLargeConfig, device=None, dtype=None) -> None:
         super().__init__()
@@ -219,6 +223,22 @@ class xLSTMLarge(nn.Module):
         lengths: Tensor | None = None,
         reset: Tensor | None = None,
     ) -> tuple[Tensor, LMState]:
+        tokens = check_token_ids(tokens, self.config.vocab_size)
+        if fast_step_usable(self, tokens, lengths, reset):  # one token of generation: the C++ step (large_step)
+            if state is not None:
+                check_state(state, self.blocks, tokens.shape[0], self.embedding.weight)
+            return decode_step(self, tokens, state)
+        return self.slow_forward(tokens, state, lengths=lengths, reset=reset)
+
+    def slow_forward(
+        self,
+        tokens: Tensor,
+        state: LMState | None = None,
+        *,
+        lengths: Tensor | None = None,
+        reset: Tensor | None = None,
+    ) -> tuple[Tensor, LMState]:
+        """`forward` through the Python layers always (the reference of the C++ decode step)."""
         tokens = check_token_ids(tokens, self.config.vocab_size)
         x, state = run_blocks(self.blocks, self.embedding(tokens), state, lengths, reset)  # (B, T, E)
         return soft_cap(self.head(self.norm(x)), self.config.output_logit_soft_cap), state

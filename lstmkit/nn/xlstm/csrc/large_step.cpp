@@ -1,0 +1,373 @@
+// One token through a whole xLSTMLarge in C++, for lstmkit/nn/xlstm/large_step.py (which builds this file on first
+// use and holds the equations in its docstring). Decoding one token reads every weight once, so its floor is
+// (bytes of weights) / (memory bandwidth); in Python it is also ~40 small operations per block, each costing more
+// in dispatch than in arithmetic at small widths. Here: one call per token; every matrix-vector product streams
+// its weight once (AVX-512 kernels for bfloat16 (vdpbf16ps) and float32 when the processor has them, ATen's mm
+// otherwise); everything between them is plain loops over (batch row, feature) in float32 (double for double).
+//
+// B batch, E width, NH heads, DK = qk_dim / NH, DV = v_dim / NH, F SwiGLU width, V vocabulary, L blocks.
+//   x (B, E) the token's embedding rows      params: PER tensors per block (see Param), empty where no bias
+//   final: out norm weight, bias (both empty without an out norm), head weight (V, E)
+//   state_in / state_out: C (B, NH, DK, DV), n (B, NH, DK), m (B, NH) per block; out may alias in (in place)
+//   logits (B, V) written.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+#include <c10/util/BFloat16.h>
+#include <immintrin.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+enum Param {
+  NORM_W, NORM_B, Q_W, Q_B, K_W, K_B, V_W, V_B, O_W, O_B, I_W, I_B, F_W, F_B,
+  OUTNORM_W, OUTNORM_B, OUT_W, OUT_B, FFN_NORM_W, FFN_NORM_B, UP_W, UP_B, DOWN_W, DOWN_B, PER
+};
+
+template <typename T> struct Acc { using type = float; };
+template <> struct Acc<double> { using type = double; };
+
+// The value the slow path would hold after storing v in T (round to nearest even for bfloat16).
+template <typename T> typename Acc<T>::type rounded(typename Acc<T>::type v) { return static_cast<T>(v); }
+
+bool has_bf16_kernel() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
+
+bool has_f32_kernel() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+// --- matrix-vector products: y (B, N) = x (B, K) W (N, K)ᵀ, rows of W in blocks of RB, batch rows in blocks of BB ---
+
+template <int RB, int BB>
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void bf16_block(const uint16_t* W, const uint16_t* x, float* y,
+                                                                       int64_t K, int64_t N, int64_t r, int64_t b) {
+  __m512 acc[RB][BB];
+  for (int i = 0; i < RB; ++i)
+    for (int j = 0; j < BB; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512i w[RB];
+    for (int i = 0; i < RB; ++i) w[i] = _mm512_loadu_si512(W + (r + i) * K + k);
+    for (int j = 0; j < BB; ++j) {
+      const __m512i xv = _mm512_loadu_si512(x + (b + j) * K + k);
+      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)w[i], (__m512bh)xv);
+    }
+  }
+  if (k < K) {
+    const __mmask32 mask = (__mmask32)((1ull << (K - k)) - 1);
+    __m512i w[RB];
+    for (int i = 0; i < RB; ++i) w[i] = _mm512_maskz_loadu_epi16(mask, W + (r + i) * K + k);
+    for (int j = 0; j < BB; ++j) {
+      const __m512i xv = _mm512_maskz_loadu_epi16(mask, x + (b + j) * K + k);
+      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)w[i], (__m512bh)xv);
+    }
+  }
+  for (int i = 0; i < RB; ++i)
+    for (int j = 0; j < BB; ++j) y[(b + j) * N + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+template <int RB, int BB>
+__attribute__((target("avx512f"))) void f32_block(const float* W, const float* x, float* y, int64_t K, int64_t N,
+                                                  int64_t r, int64_t b) {
+  __m512 acc[RB][BB];
+  for (int i = 0; i < RB; ++i)
+    for (int j = 0; j < BB; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 w[RB];
+    for (int i = 0; i < RB; ++i) w[i] = _mm512_loadu_ps(W + (r + i) * K + k);
+    for (int j = 0; j < BB; ++j) {
+      const __m512 xv = _mm512_loadu_ps(x + (b + j) * K + k);
+      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 mask = (__mmask16)((1u << (K - k)) - 1);
+    __m512 w[RB];
+    for (int i = 0; i < RB; ++i) w[i] = _mm512_maskz_loadu_ps(mask, W + (r + i) * K + k);
+    for (int j = 0; j < BB; ++j) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (b + j) * K + k);
+      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < RB; ++i)
+    for (int j = 0; j < BB; ++j) y[(b + j) * N + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+// Rows [r0, r1) of W against every batch row: 4 weight rows at a time (one pass over them), batch rows by 4.
+template <typename E, void (*Block41)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t),
+          void (*Block42)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t),
+          void (*Block44)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t),
+          void (*Block11)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t)>
+void rows(const E* W, const E* x, float* y, int64_t B, int64_t K, int64_t N, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    int64_t b = 0;
+    for (; b + 4 <= B; b += 4) Block44(W, x, y, K, N, r, b);
+    for (; b + 2 <= B; b += 2) Block42(W, x, y, K, N, r, b);
+    for (; b < B; ++b) Block41(W, x, y, K, N, r, b);
+  }
+  for (; r < r1; ++r)
+    for (int64_t b = 0; b < B; ++b) Block11(W, x, y, K, N, r, b);
+}
+
+// y (B, N) acc = x (B, K, in T) W (N, K)ᵀ + bias, W and bias in T.
+template <typename T>
+void gemv(const Tensor& W, const Tensor& bias, const T* x, int64_t B, typename Acc<T>::type* y) {
+  using A = typename Acc<T>::type;
+  const int64_t N = W.size(0), K = W.size(1);
+  constexpr bool bf16 = std::is_same_v<T, c10::BFloat16>, f32 = std::is_same_v<T, float>;
+  if ((bf16 && has_bf16_kernel()) || (f32 && has_f32_kernel())) {
+    const int64_t grain = std::max<int64_t>(4, (int64_t(1) << 16) / std::max<int64_t>(K, 1));  // ~64k weights a task
+    at::parallel_for(0, (N + 3) / 4, (grain + 3) / 4, [&](int64_t begin, int64_t end) {
+      const int64_t r0 = begin * 4, r1 = std::min(N, end * 4);
+      if constexpr (bf16) {
+        const auto* w = reinterpret_cast<const uint16_t*>(W.const_data_ptr<T>());
+        const auto* xs = reinterpret_cast<const uint16_t*>(x);
+        rows<uint16_t, bf16_block<4, 1>, bf16_block<4, 2>, bf16_block<4, 4>, bf16_block<1, 1>>(w, xs, (float*)y, B, K,
+                                                                                              N, r0, r1);
+      } else if constexpr (f32) {
+        rows<float, f32_block<4, 1>, f32_block<4, 2>, f32_block<4, 4>, f32_block<1, 1>>(W.const_data_ptr<float>(), x,
+                                                                                      (float*)y, B, K, N, r0, r1);
+      }
+    });
+  } else {
+    const Tensor xt = at::from_blob(const_cast<T*>(x), {B, K}, W.options());
+    const Tensor out = at::mm(xt, W.t()).contiguous();
+    const T* o = out.const_data_ptr<T>();
+    for (int64_t i = 0; i < B * N; ++i) y[i] = static_cast<A>(o[i]);
+  }
+  if (bias.defined() && bias.numel()) {
+    const T* bv = bias.const_data_ptr<T>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t n = 0; n < N; ++n) y[b * N + n] += static_cast<A>(bv[n]);
+  }
+  if constexpr (!std::is_same_v<T, A>)  // the slow path's product is stored in T
+    for (int64_t i = 0; i < B * N; ++i) y[i] = rounded<T>(y[i]);
+}
+
+// --- the parts between the products --------------------------------------------------------------------------
+
+template <typename T>
+void rms_norm(const typename Acc<T>::type* x, const Tensor& w, const Tensor& bias, double eps, int64_t B, int64_t E,
+              T* out) {
+  using A = typename Acc<T>::type;
+  const T* wv = w.const_data_ptr<T>();
+  const T* bv = bias.defined() && bias.numel() ? bias.const_data_ptr<T>() : nullptr;
+  for (int64_t b = 0; b < B; ++b) {
+    const A* row = x + b * E;
+    A ss = 0;
+    for (int64_t e = 0; e < E; ++e) ss += row[e] * row[e];
+    const A scale = A(1) / std::sqrt(ss / A(E) + A(eps));
+    for (int64_t e = 0; e < E; ++e) {
+      A v = row[e] * scale * static_cast<A>(wv[e]);
+      if (bv) v += static_cast<A>(bv[e]);
+      out[b * E + e] = static_cast<T>(v);
+    }
+  }
+}
+
+template <typename A>
+A soft_cap(A v, double cap) {
+  return cap > 0 ? A(cap) * std::tanh(v / A(cap)) : v;
+}
+
+template <typename A>
+A log_sigmoid(A v) {
+  return v < 0 ? v - std::log1p(std::exp(v)) : -std::log1p(std::exp(-v));
+}
+
+// The mLSTM step of one block, every (batch row, head); qkvoif (B, W) = [q | k | v | o | ĩ | f̃] after the
+// products; h (B, NH·DV) out. C, n, m in T; out may alias in. bfloat16 states are kept as `round_state` keeps them.
+template <typename T>
+void mlstm(const typename Acc<T>::type* qkvoif, int64_t width, int64_t B, int64_t NH, int64_t DK, int64_t DV,
+           double gate_cap, double eps, const Tensor& C_in, const Tensor& n_in, const Tensor& m_in, Tensor& C_out,
+           Tensor& n_out, Tensor& m_out, typename Acc<T>::type* h) {
+  using A = typename Acc<T>::type;
+  const A floor = A(1) - std::log(std::numeric_limits<A>::max());
+  const A inf = std::numeric_limits<A>::infinity();
+  const int64_t QK = NH * DK, VD = NH * DV;
+  const T *C0 = C_in.const_data_ptr<T>(), *n0 = n_in.const_data_ptr<T>(), *m0 = m_in.const_data_ptr<T>();
+  T *C1 = C_out.mutable_data_ptr<T>(), *n1 = n_out.mutable_data_ptr<T>(), *m1 = m_out.mutable_data_ptr<T>();
+  const A q_scale = A(1) / std::sqrt(A(DK));
+  std::vector<A> num(DV);
+  for (int64_t b = 0; b < B; ++b) {
+    const A* row = qkvoif + b * width;
+    for (int64_t hd = 0; hd < NH; ++hd) {
+      const A* q = row + hd * DK;
+      const A* k = row + QK + hd * DK;
+      const A* v = row + 2 * QK + hd * DV;
+      const A i_gate = rounded<T>(soft_cap(row[2 * QK + 2 * VD + hd], gate_cap));
+      const A f_gate = rounded<T>(soft_cap(row[2 * QK + 2 * VD + NH + hd], gate_cap));
+      const int64_t s = b * NH + hd;
+      const A m_prev = static_cast<A>(m0[s]);
+      const A log_f = log_sigmoid(f_gate);
+      const A m = std::max(log_f + m_prev, i_gate);
+      const A f_s = std::exp(log_f + m_prev - m), i_s = std::exp(i_gate - m);
+      // round_state: C and n absorb the rounding of m, so the memory e^m C is kept (identity in float32/64)
+      A m_stored = m, shift = 1;
+      if constexpr (!std::is_same_v<T, A>) {
+        if (std::isfinite(m)) {
+          m_stored = rounded<T>(m);
+          shift = std::exp(m - m_stored);
+        } else {
+          m_stored = -inf;
+        }
+      }
+      std::fill(num.begin(), num.end(), A(0));
+      A qn = 0;
+      for (int64_t a = 0; a < DK; ++a) {
+        const A qa = q[a] * q_scale, ka = i_s * k[a];
+        const T* c_in = C0 + (s * DK + a) * DV;
+        T* c_out = C1 + (s * DK + a) * DV;
+        for (int64_t c = 0; c < DV; ++c) {
+          const A value = f_s * static_cast<A>(c_in[c]) + ka * v[c];
+          num[c] += qa * value;
+          c_out[c] = static_cast<T>(value * shift);
+        }
+        const A n_a = f_s * static_cast<A>(n0[s * DK + a]) + ka;
+        qn += qa * n_a;
+        n1[s * DK + a] = static_cast<T>(n_a * shift);
+      }
+      m1[s] = static_cast<T>(m_stored);
+      const A den = std::max(std::abs(qn), std::exp(-std::max(m, floor))) + A(eps);
+      for (int64_t c = 0; c < DV; ++c) h[b * VD + hd * DV + c] = rounded<T>(num[c] / den);
+    }
+  }
+}
+
+// HeadNorm of h and the output gate: out = σ(o) ⊙ (LayerNorm per head (h) · w + b), in T.
+template <typename T>
+void gated_head_norm(const typename Acc<T>::type* h, const typename Acc<T>::type* qkvoif, int64_t width,
+                     int64_t offset_o, const Tensor& w, const Tensor& bias, double eps, int64_t B, int64_t NH,
+                     int64_t DV, T* out) {
+  using A = typename Acc<T>::type;
+  const T* wv = w.const_data_ptr<T>();
+  const T* bv = bias.defined() && bias.numel() ? bias.const_data_ptr<T>() : nullptr;
+  const int64_t VD = NH * DV;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t hd = 0; hd < NH; ++hd) {
+      const A* x = h + b * VD + hd * DV;
+      A mean = 0, var = 0;
+      for (int64_t c = 0; c < DV; ++c) mean += x[c];
+      mean /= A(DV);
+      for (int64_t c = 0; c < DV; ++c) var += (x[c] - mean) * (x[c] - mean);
+      const A inv = A(1) / std::sqrt(var / A(DV) + A(eps));
+      for (int64_t c = 0; c < DV; ++c) {
+        const int64_t e = hd * DV + c;
+        const A normed = rounded<T>((x[c] - mean) * inv);
+        const A scaled = rounded<T>(bv ? static_cast<A>(bv[e]) + normed * static_cast<A>(wv[e])
+                                       : normed * static_cast<A>(wv[e]));
+        const A gate = rounded<T>(A(1) / (A(1) + std::exp(-qkvoif[b * width + offset_o + e])));
+        out[b * VD + e] = static_cast<T>(gate * scaled);
+      }
+    }
+}
+
+template <typename T>
+void add_residual(typename Acc<T>::type* x, const typename Acc<T>::type* y, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) x[i] = rounded<T>(x[i] + y[i]);
+}
+
+template <typename T>
+void step_typed(const Tensor& x0, const std::vector<Tensor>& p, const std::vector<Tensor>& fin,
+                const std::vector<Tensor>& state_in, std::vector<Tensor>& state_out, Tensor& logits,
+                int64_t NH, double norm_eps, double eps, double gate_cap, double logit_cap) {
+  using A = typename Acc<T>::type;
+  const int64_t L = int64_t(p.size()) / PER, B = x0.size(0), E = x0.size(1);
+  const int64_t QK = p[Q_W].size(0), VD = p[V_W].size(0), F = p[DOWN_W].size(1), V = fin[2].size(0);
+  const int64_t DK = QK / NH, DV = VD / NH, width = 2 * QK + 2 * VD + 2 * NH;
+  std::vector<A> x(B * E), y(B * std::max({width, 2 * F, E})), h(B * VD);
+  std::vector<T> in(B * std::max({E, VD, F}));
+  const T* xs = x0.const_data_ptr<T>();
+  for (int64_t i = 0; i < B * E; ++i) x[i] = static_cast<A>(xs[i]);
+  std::vector<A> part(B * std::max({QK, VD, NH}));
+  for (int64_t l = 0; l < L; ++l) {
+    const Tensor* q = p.data() + l * PER;
+    rms_norm<T>(x.data(), q[NORM_W], q[NORM_B], norm_eps, B, E, in.data());
+    // the six products of the layer's input, gathered into y (B, width) = [q | k | v | o | ĩ | f̃]
+    int64_t offset = 0;
+    for (const int w : {Q_W, K_W, V_W, O_W, I_W, F_W}) {
+      const int64_t N = q[w].size(0);
+      gemv<T>(q[w], q[w + 1], in.data(), B, part.data());
+      for (int64_t b = 0; b < B; ++b) std::copy_n(part.data() + b * N, N, y.data() + b * width + offset);
+      offset += N;
+    }
+    mlstm<T>(y.data(), width, B, NH, DK, DV, gate_cap, eps, state_in[3 * l], state_in[3 * l + 1], state_in[3 * l + 2],
+             state_out[3 * l], state_out[3 * l + 1], state_out[3 * l + 2], h.data());
+    gated_head_norm<T>(h.data(), y.data(), width, 2 * QK + VD, q[OUTNORM_W], q[OUTNORM_B], norm_eps, B, NH, DV,
+                       in.data());
+    gemv<T>(q[OUT_W], q[OUT_B], in.data(), B, y.data());
+    add_residual<T>(x.data(), y.data(), B * E);
+    // SwiGLU: [g | u] = W_up x in one product, SiLU(g) ⊙ u, W_down
+    rms_norm<T>(x.data(), q[FFN_NORM_W], q[FFN_NORM_B], norm_eps, B, E, in.data());
+    gemv<T>(q[UP_W], q[UP_B], in.data(), B, y.data());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t f = 0; f < F; ++f) {
+        const A g = y[b * 2 * F + f], u = y[b * 2 * F + F + f];
+        in[b * F + f] = static_cast<T>(rounded<T>(g / (A(1) + std::exp(-g))) * u);
+      }
+    gemv<T>(q[DOWN_W], q[DOWN_B], in.data(), B, y.data());
+    add_residual<T>(x.data(), y.data(), B * E);
+  }
+  if (fin[0].numel()) {
+    rms_norm<T>(x.data(), fin[0], fin[1], norm_eps, B, E, in.data());
+  } else {
+    for (int64_t i = 0; i < B * E; ++i) in[i] = static_cast<T>(x[i]);
+  }
+  std::vector<A> out(B * V);
+  gemv<T>(fin[2], Tensor(), in.data(), B, out.data());
+  T* lg = logits.mutable_data_ptr<T>();
+  for (int64_t i = 0; i < B * V; ++i) lg[i] = static_cast<T>(soft_cap(out[i], logit_cap));
+}
+
+void step(const Tensor& x, at::TensorList params, at::TensorList final_params, at::TensorList state_in,
+          at::TensorList state_out, const Tensor& logits, int64_t num_heads, double norm_eps, double eps,
+          double gate_cap, double logit_cap) {
+  TORCH_CHECK(params.size() % PER == 0, "params has ", params.size(), " tensors, expected ", int(PER), " per block");
+  TORCH_CHECK(x.is_contiguous() && logits.is_contiguous(), "x and logits must be contiguous");
+  std::vector<Tensor> p, fin, in, out;
+  for (const auto& t : params) p.push_back(t.defined() ? t.contiguous() : Tensor());
+  for (const auto& t : final_params) fin.push_back(t.contiguous());
+  for (const auto& t : state_in) in.push_back(t.contiguous());
+  for (const auto& t : state_out) {
+    TORCH_CHECK(t.is_contiguous(), "state_out tensors must be contiguous");
+    out.push_back(t);
+  }
+  Tensor lg = logits;
+  const auto type = x.scalar_type();
+  if (type == at::kBFloat16)
+    step_typed<c10::BFloat16>(x, p, fin, in, out, lg, num_heads, norm_eps, eps, gate_cap, logit_cap);
+  else if (type == at::kFloat)
+    step_typed<float>(x, p, fin, in, out, lg, num_heads, norm_eps, eps, gate_cap, logit_cap);
+  else if (type == at::kDouble)
+    step_typed<double>(x, p, fin, in, out, lg, num_heads, norm_eps, eps, gate_cap, logit_cap);
+  else
+    TORCH_CHECK(false, "dtype ", type, " is not supported, expected bfloat16, float32 or float64");
+}
+
+bool kernel(const Tensor& like) {  // whether products in like's dtype use this file's AVX-512 kernels
+  return (like.scalar_type() == at::kBFloat16 && has_bf16_kernel()) ||
+         (like.scalar_type() == at::kFloat && has_f32_kernel());
+}
+
+}  // namespace
+
+TORCH_LIBRARY(lstmkit_large_step, m) {
+  m.def("step", &step);
+  m.def("kernel", &kernel);
+}
