@@ -52,6 +52,18 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+MAX_THREADS = 1024
+"""More torch threads than this is a typo, not a machine (torch would try to start them all)."""
+
+
+def check_threads(threads: int | None) -> None:
+    """None (torch's own choice) or 1..MAX_THREADS, else one line naming --threads."""
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS
+    ):
+        raise ValueError(f"--threads is {threads}, expected 1 to {MAX_THREADS} (or leave it out for the default)")
+
+
 PEERS = ("xlstm", "mlstm-kernels", "transformers", "mambapy")
 """The peer packages whose versions every benchmark header names."""
 
@@ -86,13 +98,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def header_lines(machine: dict, gemm: dict[str, float], settings: dict) -> list[str]:
-    rates = ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in gemm.items())
+def header_lines(machine: dict, gemm: dict[int | None, dict[str, float]], settings: dict) -> list[str]:
+    """The lines above the tables; `gemm` holds the rates at each thread count measured at."""
     peers = ", ".join(f"{p} {machine[p]}" for p in PEERS if machine.get(p)) or "not installed"
+    counts = settings.get("threads") or [machine["torch_threads"]]
+    measured = " and ".join(str(n) for n in counts) + (" thread" if counts == [1] else " threads")
+    rates = "; ".join(
+        (f"at {n} thread{'s' if n != 1 else ''}: " if len(gemm) > 1 else "")
+        + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in by_name.items())
+        for n, by_name in gemm.items()
+    )
     return [
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} "
-        f"threads), Python {machine['python']}; peers: {peers}; {machine['date']}.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} (its own count: "
+        f"{machine['torch_threads']} threads; measured at {measured}), Python {machine['python']}; peers: {peers}; "
+        f"{machine['date']}.",
         f"Float32 GEMM rate ({settings['gemm_n']}³): {rates}.",
         f"Median of {settings['repeats']} interleaved rounds after a warm-up; ratio = peer / ours (above 1: ours is "
-        "faster or smaller).",
+        "faster or smaller); IQR = the middle half of the per-round ratios; each table's first row is its control, "
+        "the peer raced against itself (ideally 1.00).",
     ]

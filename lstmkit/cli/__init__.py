@@ -13,7 +13,8 @@
     lstmkit bench         benchmarks against torch.nn and the xLSTM authors' kernels  (bench.py)
 
 Each verb's file has `add_verb(verbs)`, which adds its subparser and sets `run` to its `run_<verb>(args)`;
-options.py holds the options several verbs share, output.py where their output goes.
+options.py holds the options several verbs share, output.py where their output goes, threads.py the
+`--threads N` of every verb that computes with torch (default 1; set by `main` around the verb).
 `lstmkit VERB --help` lists every option with its default and shows examples. A bad argument, input
 file, checkpoint or dataset exits with status 2 and one line saying what is wrong; never a traceback.
 """
@@ -63,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, prog: str) -> int:
+    from lstmkit.cli.threads import threads_of
     from lstmkit.files import StdoutError
     from lstmkit.train import TrainingDiverged
 
     try:
-        with _watched_stdout():
+        with _watched_stdout(), threads_of(args):  # --threads: checked here, a bad one is a ValueError
             return args.run(args)
     except ValueError as e:  # bad input, incl. CheckpointError and DatasetUnavailable: one line, exit 2
         _say(f"{prog}: error: {e}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstmkit.cli.options import add_options, add_task_options, check_device, typed
+from lstmkit.cli.threads import add_threads_option
 
 COMPARE_EXAMPLES = """examples:
   lstmkit compare --task adding --models rnn lstm xlstm:ms --hidden-size 32 --steps 800
@@ -34,6 +35,7 @@ def add_verb(verbs) -> None:
     c.add_argument("--out", help="output folder (default runs/compare-TASK, or -2, -3, ... if taken)")
     c.add_argument("--device", default="cpu", help="cpu, or cuda when a GPU is present (default cpu)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_option(c)
     c.set_defaults(run=run_compare)
 
 

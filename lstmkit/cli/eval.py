@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lstmkit.cli.options import add_cache_option
 from lstmkit.cli.output import print_rich
+from lstmkit.cli.threads import add_threads_option
 
 MAX_EVAL_BATCHES = 100_000
 """`eval --batches`: more would take hours at any size and print nothing meanwhile (evaluation has no progress bar)."""
@@ -57,6 +58,7 @@ def add_verb(verbs) -> None:
     e.add_argument("--batch-size", type=int, default=None, help="default: the run's training batch size")
     add_cache_option(e)
     e.add_argument("--format", choices=["text", "json"], default="text")
+    add_threads_option(e)
     e.set_defaults(run=run_eval)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lstmkit.cli.options import add_cache_option
+from lstmkit.cli.threads import add_threads_option
 
 EXPLAIN_EXAMPLES = """examples:
   lstmkit explain runs/shakespeare-lstm --text "ROMEO: What say you?" --cell 17
@@ -46,6 +47,7 @@ def add_verb(verbs) -> None:
         help="folder for the pictures (default RUN_DIR/explain; "
         "for a checkpoint RUN/step-N, RUN/explain-step-N, which rotation never deletes)",
     )
+    add_threads_option(e)
     e.set_defaults(run=run_explain)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from lstmkit.cli.threads import add_threads_option
+
 GENERATE_EXAMPLES = """examples:
   lstmkit generate runs/shakespeare-lstm --prompt "ROMEO:" --tokens 300
   lstmkit generate runs/shakespeare-lstm --prompt "KING" --temperature 0.7 --top-k 20 --seed 1
@@ -37,6 +39,7 @@ def add_verb(verbs) -> None:
         default=None,
         help="a Hugging Face directory's weights in this dtype (default: as stored)",
     )
+    add_threads_option(g)
     g.set_defaults(run=run_generate)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstmkit.cli.options import add_cache_option
+from lstmkit.cli.threads import add_threads_option
 
 REPORT_EXAMPLES = """examples:
   lstmkit report runs/adding-lstm                             # writes runs/adding-lstm/report.html
@@ -39,6 +40,7 @@ def add_verb(verbs) -> None:
         "--seed", type=int, default=0, metavar="N", help="draws the test sequences and seeds the samples (default 0)"
     )
     add_cache_option(r)
+    add_threads_option(r)
     r.set_defaults(run=run_report)
 
 

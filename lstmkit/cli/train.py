@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from lstmkit.cli.options import add_options, add_task_options, check_device, typed
+from lstmkit.cli.threads import add_threads_option
 
 TRAIN_EXAMPLES = """examples:
   lstmkit train --task adding --model lstm --steps 1000
@@ -37,6 +38,7 @@ def add_verb(verbs) -> None:
     t.add_argument("--device", default="cpu", help="cpu, or cuda when a GPU is present (default cpu)")
     t.add_argument("--nproc", type=int, default=1, help="processes for data-parallel training (default 1)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(t)  # torchrun's ranks get it with the rest of the command line (launch)
     t.set_defaults(run=run_train)
 
 
