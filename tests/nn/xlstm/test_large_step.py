@@ -172,3 +172,17 @@ def test_a_failed_build_falls_back(monkeypatch):
         logits, _ = ours(token)
         expected, _ = ours.slow_forward(token)
     assert_close(logits, expected, atol=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize(("batch", "K"), [(1, 64), (1, 40), (3, 100), (5, 33), (9, 128)])
+def test_the_matrix_vector_kernel_is_a_matrix_product(dtype, batch, K):
+    """y = x Wᵀ for widths that fill no vector, batches past a block of 4, rows of any count."""
+    g = torch.Generator().manual_seed(K)
+    W = torch.randn(37, K, generator=g, dtype=torch.float64)
+    x = torch.randn(batch, K, generator=g, dtype=torch.float64)
+    W, x = W.to(dtype), x.to(dtype)
+    expected = x.double() @ W.double().T  # the products of the stored values, exactly
+    y = large_step.extension().matvec(x, W)
+    tolerance = {torch.bfloat16: 1e-2, torch.float32: 1e-5, torch.float64: 1e-12}[dtype]  # bfloat16: y is rounded
+    assert_close(y.double(), expected, f"{dtype} B{batch} K{K}", atol=tolerance * peak(expected))

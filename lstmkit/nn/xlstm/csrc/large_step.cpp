@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
 #include <c10/util/BFloat16.h>
 #include <immintrin.h>
@@ -50,80 +51,84 @@ bool has_f32_kernel() {
   return yes;
 }
 
-// --- matrix-vector products: y (B, N) = x (B, K) W (N, K)ᵀ, rows of W in blocks of RB, batch rows in blocks of BB ---
+// --- matrix-vector products: y (B, N) = x (B, K) W (N, K)ᵀ ------------------------------------------------------
+// One weight row at a time, read front to back (a single sequential stream, which the prefetchers follow best),
+// with a software prefetch PREFETCH bytes ahead and two accumulators per batch row; batch rows by BB share each
+// load of W, so B rows cost one pass over the weights (for B ≤ BB; larger batches take ⌈B/BB⌉ passes).
 
-template <int RB, int BB>
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) void bf16_block(const uint16_t* W, const uint16_t* x, float* y,
-                                                                       int64_t K, int64_t N, int64_t r, int64_t b) {
-  __m512 acc[RB][BB];
-  for (int i = 0; i < RB; ++i)
-    for (int j = 0; j < BB; ++j) acc[i][j] = _mm512_setzero_ps();
+constexpr int64_t PREFETCH = 2048;
+
+template <int BB>
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void bf16_row(const uint16_t* w, const uint16_t* x, float* y,
+                                                                     int64_t K, int64_t N) {
+  __m512 acc[BB][2];
+  for (int j = 0; j < BB; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + k) + PREFETCH, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + k) + PREFETCH + 64, _MM_HINT_T0);
+    const __m512i w0 = _mm512_loadu_si512(w + k), w1 = _mm512_loadu_si512(w + k + 32);
+    for (int j = 0; j < BB; ++j) {
+      acc[j][0] = _mm512_dpbf16_ps(acc[j][0], (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x + j * K + k));
+      acc[j][1] = _mm512_dpbf16_ps(acc[j][1], (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x + j * K + k + 32));
+    }
+  }
+  for (; k < K; k += 32) {
+    const __mmask32 mask = K - k >= 32 ? ~__mmask32(0) : (__mmask32)((1u << (K - k)) - 1);
+    const __m512i w0 = _mm512_maskz_loadu_epi16(mask, w + k);
+    for (int j = 0; j < BB; ++j)
+      acc[j][0] = _mm512_dpbf16_ps(acc[j][0], (__m512bh)w0, (__m512bh)_mm512_maskz_loadu_epi16(mask, x + j * K + k));
+  }
+  for (int j = 0; j < BB; ++j) y[j * N] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]));
+}
+
+template <int BB>
+__attribute__((target("avx512f"))) void f32_row(const float* w, const float* x, float* y, int64_t K, int64_t N) {
+  __m512 acc[BB][2];
+  for (int j = 0; j < BB; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    __m512i w[RB];
-    for (int i = 0; i < RB; ++i) w[i] = _mm512_loadu_si512(W + (r + i) * K + k);
+    _mm_prefetch(reinterpret_cast<const char*>(w + k) + PREFETCH, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w + k) + PREFETCH + 64, _MM_HINT_T0);
+    const __m512 w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + k + 16);
     for (int j = 0; j < BB; ++j) {
-      const __m512i xv = _mm512_loadu_si512(x + (b + j) * K + k);
-      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)w[i], (__m512bh)xv);
+      acc[j][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * K + k), acc[j][0]);
+      acc[j][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + j * K + k + 16), acc[j][1]);
     }
   }
-  if (k < K) {
-    const __mmask32 mask = (__mmask32)((1ull << (K - k)) - 1);
-    __m512i w[RB];
-    for (int i = 0; i < RB; ++i) w[i] = _mm512_maskz_loadu_epi16(mask, W + (r + i) * K + k);
-    for (int j = 0; j < BB; ++j) {
-      const __m512i xv = _mm512_maskz_loadu_epi16(mask, x + (b + j) * K + k);
-      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)w[i], (__m512bh)xv);
-    }
+  for (; k < K; k += 16) {
+    const __mmask16 mask = K - k >= 16 ? ~__mmask16(0) : (__mmask16)((1u << (K - k)) - 1);
+    const __m512 w0 = _mm512_maskz_loadu_ps(mask, w + k);
+    for (int j = 0; j < BB; ++j)
+      acc[j][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mask, x + j * K + k), acc[j][0]);
   }
-  for (int i = 0; i < RB; ++i)
-    for (int j = 0; j < BB; ++j) y[(b + j) * N + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+  for (int j = 0; j < BB; ++j) y[j * N] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]));
 }
 
-template <int RB, int BB>
-__attribute__((target("avx512f"))) void f32_block(const float* W, const float* x, float* y, int64_t K, int64_t N,
-                                                  int64_t r, int64_t b) {
-  __m512 acc[RB][BB];
-  for (int i = 0; i < RB; ++i)
-    for (int j = 0; j < BB; ++j) acc[i][j] = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m512 w[RB];
-    for (int i = 0; i < RB; ++i) w[i] = _mm512_loadu_ps(W + (r + i) * K + k);
-    for (int j = 0; j < BB; ++j) {
-      const __m512 xv = _mm512_loadu_ps(x + (b + j) * K + k);
-      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
+constexpr int BB = 4;
+
+// Rows [r0, r1) of W against batch rows [b0, b0 + count), count ≤ BB.
+template <typename E, template <int> class Row>
+void rows(const E* W, const E* x, float* y, int64_t K, int64_t N, int64_t r0, int64_t r1, int64_t b0, int64_t count) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const E* w = W + r * K;
+    const E* xs = x + b0 * K;
+    float* out = y + b0 * N + r;
+    switch (count) {
+      case 4: Row<4>::run(w, xs, out, K, N); break;
+      case 3: Row<3>::run(w, xs, out, K, N); break;
+      case 2: Row<2>::run(w, xs, out, K, N); break;
+      default: Row<1>::run(w, xs, out, K, N); break;
     }
   }
-  if (k < K) {
-    const __mmask16 mask = (__mmask16)((1u << (K - k)) - 1);
-    __m512 w[RB];
-    for (int i = 0; i < RB; ++i) w[i] = _mm512_maskz_loadu_ps(mask, W + (r + i) * K + k);
-    for (int j = 0; j < BB; ++j) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (b + j) * K + k);
-      for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_fmadd_ps(w[i], xv, acc[i][j]);
-    }
-  }
-  for (int i = 0; i < RB; ++i)
-    for (int j = 0; j < BB; ++j) y[(b + j) * N + r + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-// Rows [r0, r1) of W against every batch row: 4 weight rows at a time (one pass over them), batch rows by 4.
-template <typename E, void (*Block41)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t),
-          void (*Block42)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t),
-          void (*Block44)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t),
-          void (*Block11)(const E*, const E*, float*, int64_t, int64_t, int64_t, int64_t)>
-void rows(const E* W, const E* x, float* y, int64_t B, int64_t K, int64_t N, int64_t r0, int64_t r1) {
-  int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    int64_t b = 0;
-    for (; b + 4 <= B; b += 4) Block44(W, x, y, K, N, r, b);
-    for (; b + 2 <= B; b += 2) Block42(W, x, y, K, N, r, b);
-    for (; b < B; ++b) Block41(W, x, y, K, N, r, b);
-  }
-  for (; r < r1; ++r)
-    for (int64_t b = 0; b < B; ++b) Block11(W, x, y, K, N, r, b);
-}
+template <int B_> struct Bf16Row {
+  static void run(const uint16_t* w, const uint16_t* x, float* y, int64_t K, int64_t N) { bf16_row<B_>(w, x, y, K, N); }
+};
+template <int B_> struct F32Row {
+  static void run(const float* w, const float* x, float* y, int64_t K, int64_t N) { f32_row<B_>(w, x, y, K, N); }
+};
 
 // y (B, N) acc = x (B, K, in T) W (N, K)ᵀ + bias, W and bias in T.
 template <typename T>
@@ -132,17 +137,16 @@ void gemv(const Tensor& W, const Tensor& bias, const T* x, int64_t B, typename A
   const int64_t N = W.size(0), K = W.size(1);
   constexpr bool bf16 = std::is_same_v<T, c10::BFloat16>, f32 = std::is_same_v<T, float>;
   if ((bf16 && has_bf16_kernel()) || (f32 && has_f32_kernel())) {
-    const int64_t grain = std::max<int64_t>(4, (int64_t(1) << 16) / std::max<int64_t>(K, 1));  // ~64k weights a task
-    at::parallel_for(0, (N + 3) / 4, (grain + 3) / 4, [&](int64_t begin, int64_t end) {
-      const int64_t r0 = begin * 4, r1 = std::min(N, end * 4);
-      if constexpr (bf16) {
-        const auto* w = reinterpret_cast<const uint16_t*>(W.const_data_ptr<T>());
-        const auto* xs = reinterpret_cast<const uint16_t*>(x);
-        rows<uint16_t, bf16_block<4, 1>, bf16_block<4, 2>, bf16_block<4, 4>, bf16_block<1, 1>>(w, xs, (float*)y, B, K,
-                                                                                              N, r0, r1);
-      } else if constexpr (f32) {
-        rows<float, f32_block<4, 1>, f32_block<4, 2>, f32_block<4, 4>, f32_block<1, 1>>(W.const_data_ptr<float>(), x,
-                                                                                      (float*)y, B, K, N, r0, r1);
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(K, 1));  // ~64k weights a task
+    at::parallel_for(0, N, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t b0 = 0; b0 < B; b0 += BB) {
+        const int64_t count = std::min<int64_t>(BB, B - b0);
+        if constexpr (bf16) {
+          rows<uint16_t, Bf16Row>(reinterpret_cast<const uint16_t*>(W.const_data_ptr<T>()),
+                                  reinterpret_cast<const uint16_t*>(x), (float*)y, K, N, r0, r1, b0, count);
+        } else if constexpr (f32) {
+          rows<float, F32Row>(W.const_data_ptr<float>(), x, (float*)y, K, N, r0, r1, b0, count);
+        }
       }
     });
   } else {
@@ -360,6 +364,25 @@ void step(const Tensor& x, at::TensorList params, at::TensorList final_params, a
     TORCH_CHECK(false, "dtype ", type, " is not supported, expected bfloat16, float32 or float64");
 }
 
+// y (B, N) = x (B, K) Wᵀ in W's dtype through `gemv` (the kernels alone, for tests and measurements).
+Tensor matvec(const Tensor& x, const Tensor& W) {
+  TORCH_CHECK(x.dim() == 2 && W.dim() == 2 && x.size(1) == W.size(1) && x.scalar_type() == W.scalar_type(),
+              "matvec takes x (B, K) and W (N, K) of one dtype");
+  const Tensor xc = x.contiguous(), Wc = W.contiguous();
+  const int64_t B = x.size(0), N = W.size(0);
+  Tensor out = at::empty({B, N}, x.options().dtype(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+  const auto type = x.scalar_type();
+  if (type == at::kBFloat16)
+    gemv<c10::BFloat16>(Wc, Tensor(), xc.const_data_ptr<c10::BFloat16>(), B, out.mutable_data_ptr<float>());
+  else if (type == at::kFloat)
+    gemv<float>(Wc, Tensor(), xc.const_data_ptr<float>(), B, out.mutable_data_ptr<float>());
+  else if (type == at::kDouble)
+    gemv<double>(Wc, Tensor(), xc.const_data_ptr<double>(), B, out.mutable_data_ptr<double>());
+  else
+    TORCH_CHECK(false, "dtype ", type, " is not supported, expected bfloat16, float32 or float64");
+  return out;
+}
+
 bool kernel(const Tensor& like) {  // whether products in like's dtype use this file's AVX-512 kernels
   return (like.scalar_type() == at::kBFloat16 && has_bf16_kernel()) ||
          (like.scalar_type() == at::kFloat && has_f32_kernel());
@@ -370,4 +393,5 @@ bool kernel(const Tensor& like) {  // whether products in like's dtype use this 
 TORCH_LIBRARY(lstmkit_large_step, m) {
   m.def("step", &step);
   m.def("kernel", &kernel);
+  m.def("matvec", &matvec);
 }
