@@ -66,6 +66,7 @@ fused directory runs there; lstmkit reads fused directories and writes single on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
@@ -294,9 +295,12 @@ def _their_shapes(group: Group, expected: dict[str, Tensor]) -> list[tuple[int, 
     return [(rows, *first[1:])] * len(group.theirs)
 
 
-def weights_from_hf(model: xLSTMLarge, hf: dict, theirs: dict[str, Tensor], where: str) -> dict[str, Tensor]:
+def weights_from_hf(model: xLSTMLarge, hf: dict, theirs: Mapping[str, Tensor], where: str) -> dict[str, Tensor]:
     """Our state dict for `model` from their tensors laid out as hf's weight_mode: every name known, every one of
-    ours present, shapes checked, fused tensors split; add_out_norm false drops their (unused by us) out_norm."""
+    ours present, shapes checked, fused tensors split; add_out_norm false drops their (unused by us) out_norm.
+    One group at a time (`groups`): only names and shapes are needed up front (`model` may be on the meta
+    device), and each of their tensors is indexed once, when its group is built (`theirs` may read it from disk
+    then), so a group's tensors are all that is held beside what is returned."""
     mode = weight_mode(hf)
     expected = model.state_dict()
     table = groups(model, mode)
@@ -309,22 +313,36 @@ def weights_from_hf(model: xLSTMLarge, hf: dict, theirs: dict[str, Tensor], wher
                 f"{where}: unexpected tensor {key!r} (not a parameter of a weight_mode {mode!r} xLSTMForCausalLM "
                 "of this config)"
             )
-    if "lm_head.weight" not in theirs and _field(hf, "tie_word_embeddings", bool, False):
-        theirs = theirs | {"lm_head.weight": theirs.get("backbone.embeddings.weight")}
-    if "norm.bias" in expected and OUT_NORM_BIAS not in theirs:  # transformers' out norm has no bias (4.)
-        theirs = theirs | {OUT_NORM_BIAS: torch.zeros_like(expected["norm.bias"])}
-    ours: dict[str, Tensor] = {}
-    missing = [name for group in table for name in group.theirs if theirs.get(name) is None]
+    source = {name: name for name in theirs}  # their name -> the key it is read from
+    tied = _field(hf, "tie_word_embeddings", bool, False)
+    if "lm_head.weight" not in theirs and tied and "backbone.embeddings.weight" in theirs:
+        source["lm_head.weight"] = "backbone.embeddings.weight"
+    zero_bias = "norm.bias" in expected and OUT_NORM_BIAS not in theirs  # transformers' out norm has no bias (4.)
+    missing = [n for g in table for n in g.theirs if n not in source and not (zero_bias and n == OUT_NORM_BIAS)]
     if missing:
         raise ValueError(f"{where}: missing tensor {missing[0]!r} ({len(missing)} missing in all)")
+    ours: dict[str, Tensor] = {}
     for group in table:
-        for name, shape in zip(group.theirs, _their_shapes(group, expected), strict=True):
-            if tuple(theirs[name].shape) != shape:
-                raise ValueError(f"{where}: tensor {name!r} has shape {tuple(theirs[name].shape)}, expected {shape}")
-        stacked = torch.cat([theirs[name] for name in group.theirs])
-        sizes = [expected[name].shape[0] for name in group.ours]
-        ours |= dict(zip(group.ours, stacked.split(sizes), strict=True))
+        if zero_bias and group.theirs == (OUT_NORM_BIAS,):
+            ours["norm.bias"] = torch.zeros_like(expected["norm.bias"], device="cpu")
+            continue
+        parts = [theirs[source[name]] for name in group.theirs]
+        for name, part, shape in zip(group.theirs, parts, _their_shapes(group, expected), strict=True):
+            if tuple(part.shape) != shape:
+                raise ValueError(f"{where}: tensor {name!r} has shape {tuple(part.shape)}, expected {shape}")
+        ours |= _split(group, parts, expected)
     return ours
+
+
+def _split(group: Group, parts: list[Tensor], expected: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Our tensors of `group` from their parts: rows stacked, then split. A split piece is copied out of the
+    stacked rows, so that each of our parameters owns its memory as a freshly built one does (a view would share
+    one storage with its neighbours and keep the whole fused tensor alive)."""
+    stacked = parts[0] if len(parts) == 1 else torch.cat(parts)
+    if len(group.ours) == 1:
+        return {group.ours[0]: stacked}
+    pieces = stacked.split([expected[name].shape[0] for name in group.ours])
+    return {name: piece.clone() for name, piece in zip(group.ours, pieces, strict=True)}
 
 
 def weights_to_hf(model: xLSTMLarge) -> dict[str, Tensor]:
