@@ -11,7 +11,6 @@ rounded up to a multiple of 64; causal convolutions of 4 taps; q, k, v in blocks
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 BLOCK_LETTERS = {"m": "mLSTM block", "s": "sLSTM block"}
@@ -19,7 +18,9 @@ ACTIVATIONS = ("gelu", "relu", "relu^2", "sigmoid", "swish", "selu")
 
 
 def round_up(size: float, multiple: int) -> int:
-    return int(math.ceil(size / multiple) * multiple)
+    """⌊(size + multiple − 1) / multiple⌋ · multiple, the xLSTM authors' and transformers' rounding: the next
+    multiple, except that an excess under 1 over a multiple rounds down to it (2.667 · 768 = 2048.3 -> 2048)."""
+    return int((size + multiple - 1) // multiple * multiple)
 
 
 @dataclass(frozen=True)
