@@ -109,9 +109,8 @@ def header_lines(machine: dict, gemm: dict[int | None, dict[str, float]], settin
         for n, by_name in gemm.items()
     )
     return [
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} (its own count: "
-        f"{machine['torch_threads']} threads; measured at {measured}), Python {machine['python']}; peers: {peers}; "
-        f"{machine['date']}.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} (measured at {measured}), "
+        f"Python {machine['python']}; peers: {peers}; {machine['date']}.",
         f"Float32 GEMM rate ({settings['gemm_n']}³): {rates}.",
         f"Median of {settings['repeats']} interleaved rounds after a warm-up; ratio = peer / ours (above 1: ours is "
         "faster or smaller); IQR = the middle half of the per-round ratios; each table's first row is its control, "
