@@ -10,9 +10,9 @@ each other at every small operation, and a recurrent model's training step is th
 The default was chosen by measurement: one training step (forward, backward, gradient clipping, AdamW) of the
 models the verbs train, at 1 and at 2 threads in the same process, the two alternating in interleaved rounds,
 median of 9 rounds each — the parity task's sLSTM, LSTM and xLSTM (blocks ms) at the default hidden size 64,
-the adding task's LSTM at hidden 64, 256 and 1024, the xLSTM at 256 and 512 (34 thousand to 8.4 million
-parameters) — on a two-core machine with other work running. One thread was faster at every size, so the
-default is 1 whatever the model; a large model on an idle machine with many cores may gain from `--threads N`.
+the adding task's LSTM at hidden 64, 256 and 1024, the xLSTM at 256 and 512 — on a two-core machine with other
+work running. One thread was faster at every size, so the default is 1 whatever the model (no size threshold
+was found to put in); a large model on an idle machine with many cores may gain from `--threads N`.
 
 Processes a verb starts get the same count: `train --nproc N` hands its command line, `--threads` included, to
 torchrun, and every rank parses it again. `lstmkit data` (its baselines fix one thread themselves), walkthrough,
@@ -29,7 +29,7 @@ DEFAULT_THREADS = 1
 
 def add_threads_option(parser, default: int | None = DEFAULT_THREADS, shown: str | None = None) -> None:
     """--threads N on a verb's parser; `shown` replaces the default's description in --help."""
-    why = "1: measured faster than more threads for every model size tried, on a machine with other work"
+    why = "1: measured faster than 2 at every model size tried, on a machine with other work running"
     parser.add_argument(
         "--threads",
         type=int,
