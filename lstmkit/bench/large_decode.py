@@ -11,12 +11,12 @@ gives the bandwidth of a 1 GiB read (the first rounds' median against the last r
 
     decode vs floor    ours' ms/token against the floor: ratio = floor / ours = the fraction of the floor reached
                        (target 0.75; none for the small model, which fits in the caches)
-    decode vs peers    ms/token (batch 1, state carried) against transformers' xLSTMForCausalLM (its cache) and
-                       the xLSTM authors' xLSTMLarge in inference mode with their native step kernel (CPU);
-                       target 2× (the small model: 3× the authors')
+    decode vs peers    ms/token (batch 1, state carried; ours through `decode_in_place`, as `generate` steps it)
+                       against transformers' xLSTMForCausalLM (its cache) and the xLSTM authors' xLSTMLarge in
+                       inference mode with their native step kernel (CPU); target 2× (the small model: 3×)
     prefill vs peers   ms for a T-token prompt (tokens/s = T / ms · 1000), ours through the chunkwise form; target 1.5×
-    control            the authors' model raced against itself in the same rounds: how far 1.00 the machine's
-                       noise alone moves a ratio
+    control            the authors' model raced against itself in the same rounds: how far from 1.00 the
+                       machine's noise alone moves a ratio
 
 All three models hold the same tensors (transformers' and the authors' are built on the meta device and given ours,
 `lstmkit.nn.compat.xlstm_hf.weights_to_hf`; their keys equal but for the embedding), in bfloat16 with the random
@@ -149,8 +149,8 @@ def decoders(ours, hf, theirs, prompt: torch.Tensor) -> dict[str, Callable[[], N
     holders[AUTHORS + AGAIN] = [theirs(prompt, authors_state(ours, 1))[1]]
     token = prompt[:, -1:]
 
-    def ours_step() -> None:
-        holders[OURS][0] = ours(token, holders[OURS][0])[1]
+    def ours_step() -> None:  # what `generate` calls after the prompt
+        holders[OURS][0] = ours.decode_in_place(token, holders[OURS][0])[1]
 
     def hf_step() -> None:
         holders[HF][0] = hf(input_ids=token, cache_params=holders[HF][0], use_cache=True).cache_params

@@ -14,7 +14,9 @@ with the context), so the time per token does not depend on how long the context
 
 The model is any language model that streams: one whose forward(tokens, state) returns (logits, state)
 (`xLSTMLM`, `xLSTMLarge`; vocabulary `model.config.vocab_size`), or which has stream(tokens, state) that
-does (`lstmkit.models.SequenceModel` of a "tag" task with num_outputs == vocab_size; `model.spec`).
+does (`lstmkit.models.SequenceModel` of a "tag" task with num_outputs == vocab_size; `model.spec`). After the
+prompt the loop owns its state, so a model with decode_in_place(tokens, state) (`xLSTMLarge`) is stepped through
+it: the same logits, the state overwritten instead of allocated anew each token.
 """
 
 from __future__ import annotations
@@ -207,6 +209,7 @@ def _sampled(
         logits = _checked_logits(out, B, vocab_size, 1)
         state = out[1]
         finished = torch.zeros(B, dtype=torch.bool, device=tokens.device)
+        advance = getattr(model, "decode_in_place", step) if step is model else step  # the loop owns its state
         for n in range(max_new_tokens):
             token = sample(logits, sampling, generator)
             if eos_token is not None:
@@ -215,7 +218,7 @@ def _sampled(
             yield token
             if n + 1 == max_new_tokens or (eos_token is not None and bool(finished.all())):
                 break
-            out = step(token[:, None], state)
+            out = advance(token[:, None], state)
             logits, state = _checked_logits(out, B, vocab_size, n + 2), out[1]
     finally:
         model.train(was_training)

@@ -238,6 +238,20 @@ class xLSTMLarge(nn.Module):
             return decode_step(self, tokens, state)
         return self.slow_forward(tokens, state, lengths=lengths, reset=reset)
 
+    @torch.no_grad()
+    def decode_in_place(self, tokens: Tensor, state: LMState) -> tuple[Tensor, LMState]:
+        """`forward` of one token (B, 1) without gradients that may overwrite `state` with the new state and return
+        it: for a decoding loop that owns its state (`generate`). Fresh tensors each token cost page faults,
+        measured at 10 % of a 356M model's step; updating in place also keeps each memory row in the cache between
+        its read and its write. Where the C++ step does not apply (or the state's tensors are not contiguous) this is
+        `forward`, which leaves the state alone."""
+        tokens = check_token_ids(tokens, self.config.vocab_size)
+        if state is None or not fast_step_usable(self, tokens, None, None):
+            return self.forward(tokens, state)
+        check_state(state, self.blocks, tokens.shape[0], self.embedding.weight)
+        writable = all(t.is_contiguous() for block in state.blocks for t in block)
+        return decode_step(self, tokens, state, out=state if writable else None)
+
     def slow_forward(
         self,
         tokens: Tensor,

@@ -186,3 +186,33 @@ def test_the_matrix_vector_kernel_is_a_matrix_product(dtype, batch, K):
     y = large_step.extension().matvec(x, W)
     tolerance = {torch.bfloat16: 1e-2, torch.float32: 1e-5, torch.float64: 1e-12}[dtype]  # bfloat16: y is rounded
     assert_close(y.double(), expected, f"{dtype} B{batch} K{K}", atol=tolerance * peak(expected))
+
+
+def test_decode_in_place_overwrites_the_state_with_what_forward_returns():
+    ours = model(**CASES["bias"])
+    with torch.no_grad():
+        _, state = ours(prompt(3))
+        token = steps(3)[0]
+        expected, expected_state = ours(token, state)
+        logits, same = ours.decode_in_place(token, state)
+    assert all(
+        a is b for block, new in zip(state.blocks, same.blocks, strict=True) for a, b in zip(block, new, strict=True)
+    )
+    assert_close(logits, expected, "logits", atol=0.0)
+    assert_close(state, expected_state, "state", atol=0.0)
+
+
+def test_decode_in_place_leaves_a_strided_state_alone():
+    ours = model()
+    with torch.no_grad():
+        _, state = ours(prompt(2))
+        strided = LMState(
+            tuple(type(s)(s.C.transpose(-1, -2).contiguous().transpose(-1, -2), s.n, s.m) for s in state.blocks)
+        )
+        kept = LMState(tuple(type(s)(*(t.clone() for t in s)) for s in strided.blocks))
+        token = steps(2)[0]
+        logits, new = ours.decode_in_place(token, strided)
+        expected, expected_state = ours.slow_forward(token, state)
+    assert_close(strided, kept, "the strided state", atol=0.0)
+    assert_close(logits, expected, "logits", atol=1e-12 * peak(expected))
+    assert_close(new, expected_state, "state", atol=1e-12)
