@@ -179,6 +179,16 @@ def prefillers(ours, hf, theirs, prompt: torch.Tensor) -> dict[str, Callable[[],
     }
 
 
+def kernel_name() -> str:
+    """Which matrix-vector products ours' decode step runs (`lstmkit.nn.xlstm.large_step`)."""
+    from lstmkit.nn.xlstm.large_step import extension
+
+    ops = extension()
+    if ops is None:
+        return "the Python path (C++ step not built)"
+    return "AVX-512 BF16 kernel" if ops.kernel(torch.ones(1, dtype=torch.bfloat16)) else "ATen mm"
+
+
 def weight_bytes(ours) -> int:
     """Bytes one decoded token reads: every parameter but the embedding table (one row of it)."""
     return sum(p.numel() * p.element_size() for name, p in ours.named_parameters() if name != "embedding.weight")
@@ -229,7 +239,8 @@ def decode_rows(quick: bool, repeats: int) -> Iterator[Row]:
         floor_ms = median_ms(runs[READ])
         yield Row(
             family=FLOOR,
-            case=f"{name} bf16 B1: {weight_bytes(ours) / 1e6:.0f} MB at {weight_bytes(ours) / floor_ms / 1e6:.1f} GB/s",
+            case=f"{name} bf16 B1: {weight_bytes(ours) / 1e6:.0f} MB at {weight_bytes(ours) / floor_ms / 1e6:.1f} GB/s"
+            f", products by {kernel_name()}",
             mode="per token",
             ours=OURS,
             ours_value=median_ms(runs[OURS]),
