@@ -56,7 +56,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from lstmkit.nn.compat import mamba_hf, xlstm_hf
+import lstmkit.nn.compat.mamba_hf as mamba_hf
+import lstmkit.nn.compat.xlstm_hf as xlstm_hf
 from lstmkit.nn.mamba.lm import Mamba2LM, MambaLM
 from lstmkit.nn.xlstm.large import xLSTMLarge
 
