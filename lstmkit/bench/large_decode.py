@@ -15,8 +15,9 @@ gives the bandwidth of a 1 GiB read (the first rounds' median against the last r
                        against transformers' xLSTMForCausalLM (its cache) and the xLSTM authors' xLSTMLarge in
                        inference mode with their native step kernel (CPU); target 2× (the small model: 3×)
     prefill vs peers   ms for a T-token prompt (tokens/s = T / ms · 1000), ours through the chunkwise form; target 1.5×
-    control            the authors' model raced against itself in the same rounds: how far from 1.00 the
-                       machine's noise alone moves a ratio
+    control            the authors' model raced against itself in the same rounds, first in each size's peer rows
+                       (control=True; the suite adds none of its own to this family): how far from 1.00 the
+                       machine's noise alone moves a ratio; a control off flags its size's rows
 
 All three models hold the same tensors (transformers' and the authors' are built on the meta device and given ours,
 `lstmkit.nn.compat.xlstm_hf.weights_to_hf`; their keys equal but for the embedding), in bfloat16 with the random
@@ -194,21 +195,38 @@ def weight_bytes(ours) -> int:
     return sum(p.numel() * p.element_size() for name, p in ours.named_parameters() if name != "embedding.weight")
 
 
-def peer_rows(family: str, case: str, mode: str, runs: dict[str, list[float]], target: float) -> Iterator[Row]:
-    """Ours against each peer, then the control (the authors against themselves)."""
-    pairs = [(OURS, HF, target), (OURS, AUTHORS, target), (AUTHORS, AUTHORS + AGAIN, None)]
-    for ours, peer, goal in pairs:
+def control_row(family: str, case: str, mode: str, runs: dict[str, list[float]]) -> Row:
+    """The authors' model against itself in the same rounds (control=True): the noise alone, ideally 1.00."""
+    return Row(
+        family=family,
+        case=f"{case}, control",
+        mode=mode,
+        ours=AUTHORS + AGAIN,
+        ours_value=median_ms(runs[AUTHORS + AGAIN]),
+        peer=AUTHORS,
+        peer_value=median_ms(runs[AUTHORS]),
+        ours_runs=runs[AUTHORS + AGAIN],
+        peer_runs=runs[AUTHORS],
+        control=True,
+    )
+
+
+def peer_rows(control: Row, case: str, runs: dict[str, list[float]], target: float) -> Iterator[Row]:
+    """The control first, then ours against each peer, flagged when the control is off."""
+    yield control
+    for peer in (HF, AUTHORS):
         yield Row(
-            family=family,
-            case=case if peer != AUTHORS + AGAIN else f"{case}, control",
-            mode=mode,
-            ours=ours,
-            ours_value=median_ms(runs[ours]),
+            family=control.family,
+            case=case,
+            mode=control.mode,
+            ours=OURS,
+            ours_value=median_ms(runs[OURS]),
             peer=peer,
             peer_value=median_ms(runs[peer]),
-            target=goal,
-            ours_runs=runs[ours],
+            target=target,
+            ours_runs=runs[OURS],
             peer_runs=runs[peer],
+            control_off=control.off,
         )
 
 
@@ -237,6 +255,8 @@ def decode_rows(quick: bool, repeats: int) -> Iterator[Row]:
         rounds = max(repeats, 20 if small else 5 if quick else 7)
         runs = race(decoders(ours, hf, theirs, prompt), rounds)
         floor_ms = median_ms(runs[READ])
+        case = f"{name} bf16 B1"
+        decode_control = control_row(DECODE, case, "per token", runs)
         yield Row(
             family=FLOOR,
             case=f"{name} bf16 B1: {weight_bytes(ours) / 1e6:.0f} MB at {weight_bytes(ours) / floor_ms / 1e6:.1f} GB/s"
@@ -249,8 +269,10 @@ def decode_rows(quick: bool, repeats: int) -> Iterator[Row]:
             target=None if small else 0.75,
             ours_runs=runs[OURS],
             peer_runs=runs[READ],
+            control_off=decode_control.off,  # the same race's control: the first of the next table's rows
         )
-        yield from peer_rows(DECODE, f"{name} bf16 B1", "per token", runs, 3.0 if small else 2.0)
+        yield from peer_rows(decode_control, case, runs, 3.0 if small else 2.0)
         runs = race(prefillers(ours, hf, theirs, prompt), max(repeats, 3))
-        yield from peer_rows(PREFILL, f"{name} bf16 B1 T{T}", "prefill", runs, 1.5)
+        case = f"{name} bf16 B1 T{T}"
+        yield from peer_rows(control_row(PREFILL, case, "prefill", runs), case, runs, 1.5)
         del ours, hf, theirs

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from lstmkit.bench import gpu, language_models, mamba, memory, rnn_layers, xlstm_cells
+from lstmkit.bench import gpu, language_models, large_decode, mamba, memory, rnn_layers, xlstm_cells
 from lstmkit.bench.machine import check_threads, describe, gemm_rates, header_lines
 from lstmkit.bench.peers import PeerMissing
 from lstmkit.bench.results import Row, control_note, heading, markdown, table_header, table_row, to_json
@@ -37,9 +37,11 @@ FAMILIES: dict[str, Callable] = {
     "generation": language_models.generation_rows,
     "memory": memory.rows,
     "mamba": mamba.rows,
-    # "large-decode": large_decode.rows,   (lstmkit/bench/large_decode.py, being written: register it here)
+    "large-decode": large_decode.decode_rows,
 }
 ALL = [*FAMILIES, "gpu"]
+SELF_CONTROLLED = {"large-decode"}
+"""Families that race their own control in the same rounds as each case (and flag their rows): no suite control."""
 
 
 ONCE = {"memory", "gpu"}
@@ -117,7 +119,8 @@ def _family(family: str, quick: bool, repeats: int, several: bool, gemm: dict, s
     rows: list[Row] = []
     shown = None
     try:
-        for row in controlled(produced, repeats, several):
+        tagged = (dataclasses.replace(r, threads=torch.get_num_threads()) for r in produced)
+        for row in tagged if family in SELF_CONTROLLED else controlled(produced, repeats, several):
             if heading(row, several) != shown:
                 shown = heading(row, several)
                 note = [control_note(row) + "\n"] if row.control and row.off else []

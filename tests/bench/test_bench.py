@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lstmkit.bench import language_models, mamba, mamba_models, memory, rnn_layers, suite, xlstm_cells
+from lstmkit.bench import language_models, large_decode, mamba, mamba_models, memory, rnn_layers, suite, xlstm_cells
 from lstmkit.bench.peers import PeerMissing, need
 from lstmkit.bench.results import CONTROL_TOLERANCE, FLAG, Row, markdown, table_row
 from lstmkit.bench.timing import AGAIN, median_ms, race
@@ -33,11 +33,18 @@ UNCONTROLLED = (memory.FAMILY, mamba_models.MEMORY)
 """Tables of peak memory: no race, no control row."""
 
 
+SELF_CONTROLLED = (large_decode.DECODE, large_decode.PREFILL)
+"""Tables whose family races a control per case in the same rounds (first in each case's rows), none from the suite."""
+PER_TOKEN = (language_models.GENERATION, mamba_models.GENERATION, large_decode.FLOOR, *SELF_CONTROLLED)
+"""Tables whose rows time many tokens' rounds, not `repeats`."""
+
+
 def expected_rows() -> dict[str, int]:
     """How many rows each family's quick run makes, counted from the families' own size lists, and one control
-    row per timed table."""
+    row per timed table (the large-decode family's own: one per size in each of its peer tables)."""
     counts = measured_rows()
-    return {family: n + (family not in UNCONTROLLED) for family, n in counts.items()}
+    own = (*UNCONTROLLED, large_decode.FLOOR, *SELF_CONTROLLED)
+    return {family: n + (family not in own) for family, n in counts.items()}
 
 
 def measured_rows() -> dict[str, int]:
@@ -51,6 +58,9 @@ def measured_rows() -> dict[str, int]:
         language_models.GENERATION: len(language_models.QUICK_CONTEXTS) + 1,
         memory.FAMILY: len(memory.QUICK_LENGTHS),
         **mamba_expected_rows(),
+        large_decode.FLOOR: 1 + len(large_decode.QUICK_SIZES),  # the bandwidth, then a row per size
+        large_decode.DECODE: 3 * len(large_decode.QUICK_SIZES),  # per size: the control, transformers, the authors
+        large_decode.PREFILL: 3 * len(large_decode.QUICK_SIZES),
     }
 
 
@@ -82,8 +92,7 @@ def test_quick_suite_makes_every_row_with_a_finite_ratio(quick):
         assert row["ours_value"] > 0 and row["peer_value"] > 0, row
         assert row["ratio"] == pytest.approx(row["peer_value"] / row["ours_value"])
         if row["unit"] == "ms":
-            per_token = (language_models.GENERATION, mamba_models.GENERATION)
-            assert len(row["ours_runs"]) == data["settings"]["repeats"] or row["family"] in per_token
+            assert len(row["ours_runs"]) == data["settings"]["repeats"] or row["family"] in PER_TOKEN
     assert counts == expected_rows()
     assert all(rate > 0 for rate in data["gemm_gflops"].values())
     for family in expected_rows():
@@ -128,8 +137,13 @@ def test_every_timed_table_starts_with_its_control(quick):
         tables.setdefault(row["family"], []).append(row)
     for family, rows in tables.items():
         controls = [r for r in rows if r["control"]]
-        if family in UNCONTROLLED:
+        if family in (*UNCONTROLLED, large_decode.FLOOR):
             assert controls == []
+            continue
+        if family in SELF_CONTROLLED:  # each case: its control, then ours against each peer, flagged by it
+            for control, *measured in (rows[i : i + 3] for i in range(0, len(rows), 3)):
+                assert control["control"] and control["case"] == measured[0]["case"] + ", control"
+                assert all(r["control_off"] == (not 1 / (1 + CONTROL_TOLERANCE) <= control["ratio"] <= 1 + CONTROL_TOLERANCE) for r in measured)
             continue
         (control,) = controls
         first = next(r for r in rows if not r["control"])
