@@ -143,7 +143,8 @@ def test_every_timed_table_starts_with_its_control(quick):
         if family in SELF_CONTROLLED:  # each case: its control, then ours against each peer, flagged by it
             for control, *measured in (rows[i : i + 3] for i in range(0, len(rows), 3)):
                 assert control["control"] and control["case"] == measured[0]["case"] + ", control"
-                assert all(r["control_off"] == (not 1 / (1 + CONTROL_TOLERANCE) <= control["ratio"] <= 1 + CONTROL_TOLERANCE) for r in measured)
+                off = not 1 / (1 + CONTROL_TOLERANCE) <= control["ratio"] <= 1 + CONTROL_TOLERANCE
+                assert all(r["control_off"] == off for r in measured)
             continue
         (control,) = controls
         first = next(r for r in rows if not r["control"])

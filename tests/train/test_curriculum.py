@@ -187,7 +187,8 @@ def test_the_cli_takes_both_and_refuses_bad_ones_in_one_line(tmp_path, capsys):
     code, _, err = lstmkit(capsys, "train", *parity, *TINY, "--curriculum", "max_length=5@3", "--run-dir",
                              tmp_path / "a")  # fmt: skip
     assert code == 0, err
-    code, out, err = lstmkit(capsys, "train", *parity, *TINY, "--init-from", tmp_path / "a", "--run-dir", tmp_path / "b")
+    warm = ("--init-from", tmp_path / "a", "--run-dir", tmp_path / "b")
+    code, out, err = lstmkit(capsys, "train", *parity, *TINY, *warm)
     assert code == 0, err
     assert f"warm start: the weights of {tmp_path / 'a' / 'step-00000006'} (step 6) and its head" in out
     a, b = (load_file(tmp_path / r / "step-00000006" / "model.safetensors") for r in ("a", "b"))
