@@ -2,7 +2,8 @@
 at a time.
 
 A Hugging Face directory (config.json and safetensors weights, as `save_pretrained` writes them; model_type
-"mamba" or "mamba2") is loaded by `lstmkit.nn.compat.from_hf`. With a tokenizer.json beside it the prompt is text,
+"mamba", "mamba2" or "xlstm", the xLSTM-7B's format) is loaded by `lstmkit.nn.compat.from_hf`, streamed in the
+`--dtype` asked for. With a tokenizer.json beside it the prompt is text,
 encoded and decoded by the `tokenizers` library (the `hf` extra); without one the prompt is token ids separated
 by spaces, and the new ids are printed the same way."""
 
@@ -17,6 +18,7 @@ GENERATE_EXAMPLES = """examples:
   lstmkit generate runs/shakespeare-lstm --prompt "KING" --temperature 0.7 --top-k 20 --seed 1
   lstmkit generate runs/shakespeare-lstm --temperature 0        # greedy
   lstmkit generate path/to/mamba-130m-hf --prompt "The meaning of life" --tokens 40 --dtype bfloat16
+  lstmkit generate path/to/xLSTM-7b --prompt "The xLSTM is" --tokens 40 --dtype bfloat16
   lstmkit generate path/to/tiny-mamba --prompt "1 5 9" --tokens 10   # no tokenizer.json: token ids"""
 
 
