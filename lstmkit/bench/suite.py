@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from lstmkit.bench import gpu, language_models, large_decode, mamba, memory, rnn_layers, xlstm_cells
+from lstmkit.bench import gpu, language_models, large_decode, mamba, memory, rnn_layers, xlstm_cells, xlstm_vs_lstm
 from lstmkit.bench.machine import check_threads, describe, gemm_rates, header_lines
 from lstmkit.bench.peers import PeerMissing
 from lstmkit.bench.results import Row, control_note, heading, markdown, table_header, table_row, to_json
@@ -38,6 +38,7 @@ FAMILIES: dict[str, Callable] = {
     "memory": memory.rows,
     "mamba": mamba.rows,
     "large-decode": large_decode.decode_rows,
+    "xlstm-vs-lstm": xlstm_vs_lstm.rows,
 }
 ALL = [*FAMILIES, "gpu"]
 SELF_CONTROLLED = {"large-decode"}

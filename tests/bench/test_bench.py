@@ -12,7 +12,17 @@ import time
 
 import pytest
 
-from lstmkit.bench import language_models, large_decode, mamba, mamba_models, memory, rnn_layers, suite, xlstm_cells
+from lstmkit.bench import (
+    language_models,
+    large_decode,
+    mamba,
+    mamba_models,
+    memory,
+    rnn_layers,
+    suite,
+    xlstm_cells,
+    xlstm_vs_lstm,
+)
 from lstmkit.bench.peers import PeerMissing, need
 from lstmkit.bench.results import CONTROL_TOLERANCE, FLAG, Row, markdown, table_row
 from lstmkit.bench.timing import AGAIN, median_ms, race
@@ -61,6 +71,7 @@ def measured_rows() -> dict[str, int]:
         large_decode.FLOOR: 1 + len(large_decode.QUICK_SIZES),  # the bandwidth, then a row per size
         large_decode.DECODE: 3 * len(large_decode.QUICK_SIZES),  # per size: the control, transformers, the authors
         large_decode.PREFILL: 3 * len(large_decode.QUICK_SIZES),
+        xlstm_vs_lstm.FAMILY: len(xlstm_vs_lstm.QUICK_CASES),
     }
 
 
