@@ -15,10 +15,15 @@ Files, one idea each:
     language_models.py  xLSTM LM training step, and generation latency vs context
     mamba.py            the selective scan and SSD vs mambapy and transformers
     mamba_models.py     Mamba LM training step, generation and peak memory vs transformers and mambapy
+    large_decode.py     xLSTMLarge (the 7B's layout) decode vs the memory floor, decode and prefill vs transformers
+                        and the authors, its own control per case
+    xlstm_vs_lstm.py    the xLSTM's training step vs the LSTM of equal parameters (the demo's and yardsticks' sizes)
     memory.py           peak memory vs T, each in a fresh process
     gpu.py              the same on a CUDA GPU, when there is one
     suite.py            runs the families, prints, writes bench.json and bench.md
 
-Speed is measured here and never asserted in tests: `make test` runs the quick suite and checks only
+Each timed table opens with a control row (the peer raced against itself, ideally 1.00; off by more than 10 %, the
+table is flagged), and each row gives the IQR of its per-round ratios. Speed is measured here and never asserted
+in tests: `make test` runs the quick suite and checks only
 that every row is produced and every ratio is a finite number.
 """
