@@ -14,7 +14,11 @@ gives the bandwidth of a 1 GiB read (the first rounds' median against the last r
     decode vs peers    ms/token (batch 1, state carried; ours through `decode_in_place`, as `generate` steps it)
                        against transformers' xLSTMForCausalLM (its cache) and the xLSTM authors' xLSTMLarge in
                        inference mode with their native step kernel (CPU); target 2× (the small model: 3×)
-    prefill vs peers   ms for a T-token prompt (tokens/s = T / ms · 1000), ours through the chunkwise form; target 1.5×
+    prefill vs peers   ms for a T-token prompt (tokens/s = T / ms · 1000), each model's prompt step as its own
+                       generate runs it (`prefillers`): ours `prefill` (chunkwise form, the head on the last position
+                       only), the peers' forward (every position's logits: neither peer's generate can ask for fewer);
+                       target 1.5×. Untargeted rows race ours against the peers with the head on the last position
+                       by hand ("last logits only"): the ratio without the head's saving
     control            the authors' model raced against itself in the same rounds, first in each size's peer rows
                        (control=True; the suite adds none of its own to this family): how far from 1.00 the
                        machine's noise alone moves a ratio; a control off flags its size's rows
@@ -51,6 +55,7 @@ PROMPT, QUICK_PROMPT = 256, 64
 OURS, HF, AUTHORS = "lstmkit xLSTMLarge", "transformers xLSTMForCausalLM", "authors xLSTMLarge (native step)"
 READ = "floor: torch.sum over the weights' bytes"
 AGAIN = " (again)"
+LAST = ", last logits only"
 BANDWIDTH_BYTES = 2**30
 
 
@@ -172,11 +177,29 @@ def decoders(ours, hf, theirs, prompt: torch.Tensor) -> dict[str, Callable[[], N
 
 
 def prefillers(ours, hf, theirs, prompt: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """One call = each model's prompt step of its own generate: ours `prefill` (the last position's logits, as
+    `lstmkit.nn.generate` calls it), the peers' forward with every position's logits (their generate's prompt step:
+    transformers 5.23's xLSTMForCausalLM.forward takes no `logits_to_keep`, so its generate cannot ask for the last
+    row; the authors' `generate_tokens` calls forward on the whole prompt). The peers once more with the head on
+    the last position only (`LAST`): the same saving given to them, by hand."""
+    cap = ours.config.output_logit_soft_cap
+    soft_cap = need("xlstm.xlstm_large.components").soft_cap
+
+    def hf_last() -> None:
+        x = hf.backbone(input_ids=prompt, use_cache=True).last_hidden_state  # out norm applied
+        soft_cap(hf.lm_head(x[:, -1:]).float(), cap)
+
+    def authors_last() -> None:
+        x, _ = theirs.backbone(theirs.embedding(prompt), authors_state(ours, 1))  # out norm applied
+        soft_cap(theirs.lm_head(x[:, -1:]), cap)
+
     return {
-        OURS: lambda: ours(prompt),
+        OURS: lambda: ours.prefill(prompt),
         HF: lambda: hf(input_ids=prompt, use_cache=True),
         AUTHORS: lambda: theirs(prompt, authors_state(ours, 1)),
         AUTHORS + AGAIN: lambda: theirs(prompt, authors_state(ours, 1)),
+        HF + LAST: hf_last,
+        AUTHORS + LAST: authors_last,
     }
 
 
@@ -212,9 +235,12 @@ def control_row(family: str, case: str, mode: str, runs: dict[str, list[float]])
 
 
 def peer_rows(control: Row, case: str, runs: dict[str, list[float]], target: float) -> Iterator[Row]:
-    """The control first, then ours against each peer, flagged when the control is off."""
+    """The control first, then ours against each peer (and each peer's `LAST` variant where raced, untargeted),
+    flagged when the control is off."""
     yield control
-    for peer in (HF, AUTHORS):
+    for peer in (HF, AUTHORS, HF + LAST, AUTHORS + LAST):
+        if peer not in runs:
+            continue
         yield Row(
             family=control.family,
             case=case,
@@ -223,7 +249,7 @@ def peer_rows(control: Row, case: str, runs: dict[str, list[float]], target: flo
             ours_value=median_ms(runs[OURS]),
             peer=peer,
             peer_value=median_ms(runs[peer]),
-            target=target,
+            target=None if peer.endswith(LAST) else target,
             ours_runs=runs[OURS],
             peer_runs=runs[peer],
             control_off=control.off,

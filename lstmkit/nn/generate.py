@@ -16,7 +16,9 @@ The model is any language model that streams: one whose forward(tokens, state) r
 (`xLSTMLM`, `xLSTMLarge`; vocabulary `model.config.vocab_size`), or which has stream(tokens, state) that
 does (`lstmkit.models.SequenceModel` of a "tag" task with num_outputs == vocab_size; `model.spec`). After the
 prompt the loop owns its state, so a model with decode_in_place(tokens, state) (`xLSTMLarge`) is stepped through
-it: the same logits, the state overwritten instead of allocated anew each token.
+it: the same logits, the state overwritten instead of allocated anew each token. Only the prompt's last logits are
+sampled from, so a model with prefill(tokens, state) -> (logits (B, 1, V), state) (`xLSTMLarge`) runs the prompt
+through it: the head is spared at every other position.
 """
 
 from __future__ import annotations
@@ -202,8 +204,9 @@ def _sampled(
     was_training = model.training
     model.eval()
     try:
+        prompt_step = getattr(model, "prefill", step) if step is model else step  # the last position's logits
         try:
-            out = step(tokens, None)
+            out = prompt_step(tokens, None)
         except TypeError as e:  # e.g. a forward without a state argument
             raise ValueError(f"the model cannot be called as (tokens, state) -> (logits, state): {e}") from None
         logits = _checked_logits(out, B, vocab_size, 1)
