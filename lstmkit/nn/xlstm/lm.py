@@ -15,11 +15,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks
+from lstmkit.nn.lm_inputs import LMState, check_state, check_token_ids, run_blocks
 from lstmkit.nn.parts.init import small_init_std
 from lstmkit.nn.parts.norms import LayerNorm
 from lstmkit.nn.xlstm.blocks import mLSTMBlock, sLSTMBlock
 from lstmkit.nn.xlstm.config import xLSTMConfig
+from lstmkit.nn.xlstm.lm_step import fast_step_usable, lm_step
 
 BLOCK_TYPES = {"m": mLSTMBlock, "s": sLSTMBlock}
 
@@ -99,6 +100,12 @@ class xLSTMLM(nn.Module):
         reset: Tensor | None = None,
     ) -> tuple[Tensor, LMState]:
         tokens = check_token_ids(tokens, self.config.vocab_size)
+        if fast_step_usable(self, tokens, lengths, reset):  # one token in one C++ call (`lm_step`)
+            if state is not None:
+                check_state(state, self.stack.blocks, tokens.shape[0], self.embedding.weight)
+            step = lm_step(self, tokens, state)
+            if step is not None:
+                return step
         x, state = self.stack(self.embedding(tokens), state, lengths=lengths, reset=reset)
         return self.head(x), state
 

@@ -165,12 +165,12 @@ def run_mlstm(
 ) -> tuple[Tensor, mLSTMState]:
     """The mLSTM over (B, T, ·) inputs split into heads: one recurrent step when T = 1 (generation), else
     the chunkwise form. q, k, v (B, T, NH·D), i, f (B, T, NH) -> h (B, T, NH·DV), new state."""
-    B, T, _ = q.shape
+    T = q.shape[1]
     if T == 1:
         reset_0, valid_0 = (None if x is None else x[:, 0] for x in (reset, valid))  # (B,)
         heads = [t[:, 0].unflatten(-1, (num_heads, -1)) for t in (q, k, v)]  # (B, NH, D)
         h, state = mlstm_step(*heads, i[:, 0], f[:, 0], state, eps, reset=reset_0, valid=valid_0)
-        return h.reshape(B, 1, -1), state
+        return h.flatten(-2)[:, None], state  # (B, 1, NH·DV), also for B = 0
     q, k, v = (t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, NH, T, D)
     h, state = mlstm_chunkwise(
         q, k, v, i.transpose(1, 2), f.transpose(1, 2), state, eps, chunk_size=chunk_size, reset=reset, valid=valid

@@ -1,0 +1,324 @@
+// One token through a whole small xLSTMLM in C++, for lstmkit/nn/xlstm/lm_step.py (which builds this file on first
+// use and holds the equations in its docstring). At E = 128 one token is ~120 small ATen operations in Python, each
+// costing more in dispatch than in arithmetic; here it is one call: the dense products through ATen's mm (one call
+// each, into preallocated rows), everything else plain loops over (batch row, feature) in T (float or double).
+//
+// B batch, E width, I mLSTM inner width, NH heads, DH head size, K conv taps, F feed-forward width, V vocabulary.
+//   tokens (B,) int64      embedding (V, E)       params: per block M_PER or S_PER tensors (empty where absent)
+//   state_in: per mLSTM block conv (B, K-1, I), C (B, NH, DH, DH), n (B, NH, DH), m (B, NH);
+//             per sLSTM block conv (B, K-1, E) (empty without one), h, c, n, m (B, E)
+//   returns [logits (B, V), the new state tensors in state_in's order], or [] when a value the slow path refuses
+//   (non-finite) appeared: the caller then takes the slow path, which raises its error.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+enum MParam {
+  M_NORM_W, M_NORM_B, M_UP_W, M_UP_B, M_CONV_W, M_CONV_B, M_Q_W, M_Q_B, M_K_W, M_K_B, M_V_W, M_V_B,
+  M_I_W, M_I_B, M_F_W, M_F_B, M_OUTNORM_W, M_OUTNORM_B, M_SKIP, M_DOWN_W, M_DOWN_B, M_PER
+};
+enum SParam {
+  S_NORM_W, S_NORM_B, S_CONV_W, S_CONV_B, S_I_W, S_I_B, S_F_W, S_F_B, S_Z_W, S_Z_B, S_O_W, S_O_B, S_R, S_BIAS,
+  S_OUTNORM_W, S_OUTNORM_B, S_FFN_NORM_W, S_FFN_NORM_B, S_UP_W, S_UP_B, S_DOWN_W, S_DOWN_B, S_PER
+};
+enum Activation { GELU, RELU, RELU2, SIGMOID, SWISH, SELU };
+
+template <typename T> const T* ptr(const Tensor& t) { return t.numel() ? t.const_data_ptr<T>() : nullptr; }
+
+// y (B, N) = x (B, Kd) Wᵀ + bias, through ATen's mm into y's memory.
+template <typename T>
+void dense(const T* x, int64_t B, const Tensor& W, const Tensor& bias, T* y) {
+  const int64_t N = W.size(0), Kd = W.size(1);
+  const auto options = W.options();
+  Tensor out = at::from_blob(y, {B, N}, options);
+  at::mm_out(out, at::from_blob(const_cast<T*>(x), {B, Kd}, options), W.t());
+  if (const T* b = ptr<T>(bias))
+    for (int64_t r = 0; r < B; ++r)
+      for (int64_t n = 0; n < N; ++n) y[r * N + n] += b[n];
+}
+
+// y[h, o] = Σ_i W[h, o, i] x[h, i] (+ b): the head-wise (block-diagonal) map on one row, W (G, O, In).
+template <typename T>
+void headwise(const T* x, const Tensor& W, const Tensor& bias, T* y) {
+  const int64_t G = W.size(0), O = W.size(1), In = W.size(2);
+  const T* w = W.const_data_ptr<T>();
+  const T* b = ptr<T>(bias);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t o = 0; o < O; ++o) {
+      T acc = 0;
+      for (int64_t i = 0; i < In; ++i) acc += w[(g * O + o) * In + i] * x[g * In + i];
+      y[g * O + o] = b ? acc + b[g * O + o] : acc;
+    }
+}
+
+// Layer norm of each of `groups` groups of S features of one row, then one weight (and bias) over all of them.
+template <typename T>
+void group_norm(const T* x, int64_t groups, int64_t S, const Tensor& w, const Tensor& bias, double eps, T* y) {
+  const T* wv = w.const_data_ptr<T>();
+  const T* bv = ptr<T>(bias);
+  for (int64_t g = 0; g < groups; ++g) {
+    const T* row = x + g * S;
+    T mean = 0, var = 0;
+    for (int64_t e = 0; e < S; ++e) mean += row[e];
+    mean /= T(S);
+    for (int64_t e = 0; e < S; ++e) var += (row[e] - mean) * (row[e] - mean);
+    const T scale = T(1) / std::sqrt(var / T(S) + T(eps));
+    for (int64_t e = 0; e < S; ++e) {
+      const int64_t j = g * S + e;
+      y[j] = (row[e] - mean) * scale * wv[j] + (bv ? bv[j] : T(0));
+    }
+  }
+}
+
+template <typename T> T silu(T v) { return v / (T(1) + std::exp(-v)); }
+template <typename T> T sigmoid(T v) { return T(1) / (T(1) + std::exp(-v)); }
+template <typename T> T log_sigmoid(T v) { return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v))); }
+
+template <typename T> T activate(T v, int64_t act) {
+  switch (act) {
+    case GELU: return T(0.5) * v * (T(1) + std::erf(v * T(M_SQRT1_2)));
+    case RELU: return std::max(v, T(0));
+    case RELU2: return std::max(v, T(0)) * std::max(v, T(0));
+    case SIGMOID: return sigmoid(v);
+    case SWISH: return silu(v);
+    default: {
+      const T alpha = T(1.6732632423543772848170429916717), scale = T(1.0507009873554804934193349852946);
+      return scale * (v > 0 ? v : alpha * std::expm1(v));
+    }
+  }
+}
+
+// The causal depthwise convolution of one row: y = b + Σ_j w[:, j] ⊙ window_j, window = [history (K-1, D); x];
+// the new history (the last K-1 rows of the window) is written to `next`.
+template <typename T>
+void conv_step(const T* x, const T* history, const Tensor& W, const Tensor& bias, int64_t D, T* y, T* next) {
+  const int64_t K = W.size(1);
+  const T* w = W.const_data_ptr<T>();
+  const T* b = ptr<T>(bias);
+  for (int64_t d = 0; d < D; ++d) {
+    T acc = w[d * K + K - 1] * x[d];
+    for (int64_t j = 0; j + 1 < K; ++j) acc += w[d * K + j] * history[j * D + d];
+    y[d] = b ? acc + b[d] : acc;
+  }
+  for (int64_t j = 0; j + 2 < K; ++j) std::copy_n(history + (j + 1) * D, D, next + j * D);
+  if (K > 1) std::copy_n(x, D, next + (K - 2) * D);
+}
+
+template <typename T> bool finite(const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+template <typename T> bool finite_or_neg_inf(const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (std::isnan(x[i]) || x[i] == std::numeric_limits<T>::infinity()) return false;
+  return true;
+}
+
+// The mLSTM block on x (B, E), in place; its new state into out[0..3]. False when the slow path would refuse.
+template <typename T>
+bool mlstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, Tensor* out, int64_t NH,
+                 const double* eps) {
+  const int64_t I = p[M_SKIP].numel(), DH = I / NH, K = p[M_CONV_W].size(1);
+  std::vector<T> xn(E), up(2 * I), xc(I), qkv(3 * I), gi(NH), gf(NH), h(I), hn(I), y(E);
+  for (int64_t r = 0; r < B; ++r) {
+    group_norm<T>(x + r * E, 1, E, p[M_NORM_W], p[M_NORM_B], eps[0], xn.data());
+    dense<T>(xn.data(), 1, p[M_UP_W], p[M_UP_B], up.data());
+    const T* xm = up.data();
+    const T* z = up.data() + I;
+    conv_step<T>(xm, in[0].const_data_ptr<T>() + r * (K - 1) * I, p[M_CONV_W], p[M_CONV_B], I, xc.data(),
+                 out[0].mutable_data_ptr<T>() + r * (K - 1) * I);
+    for (int64_t j = 0; j < I; ++j) xc[j] = silu(xc[j]);
+    T* q = qkv.data();
+    T* k = q + I;
+    T* v = k + I;
+    headwise<T>(xc.data(), p[M_Q_W], p[M_Q_B], q);
+    headwise<T>(xc.data(), p[M_K_W], p[M_K_B], k);
+    headwise<T>(xm, p[M_V_W], p[M_V_B], v);
+    dense<T>(qkv.data(), 1, p[M_I_W], p[M_I_B], gi.data());
+    dense<T>(qkv.data(), 1, p[M_F_W], p[M_F_B], gf.data());
+    const T* C0 = in[1].const_data_ptr<T>() + r * NH * DH * DH;
+    const T* n0 = in[2].const_data_ptr<T>() + r * NH * DH;
+    const T* m0 = in[3].const_data_ptr<T>() + r * NH;
+    if (!finite(qkv.data(), 3 * I) || !finite(gi.data(), NH) || !finite_or_neg_inf(gf.data(), NH) ||
+        !finite(C0, NH * DH * DH) || !finite(n0, NH * DH) || !finite_or_neg_inf(m0, NH))
+      return false;
+    T* C = out[1].mutable_data_ptr<T>() + r * NH * DH * DH;
+    T* n = out[2].mutable_data_ptr<T>() + r * NH * DH;
+    T* m = out[3].mutable_data_ptr<T>() + r * NH;
+    const T floor = T(1) - std::log(std::numeric_limits<T>::max()), scale = T(1) / std::sqrt(T(DH));
+    for (int64_t hd = 0; hd < NH; ++hd) {
+      // m' = max(log σ(f̃) + m, ĩ);  f = exp(log σ(f̃) + m - m'),  i = exp(ĩ - m')
+      const T log_f = log_sigmoid(gf[hd]);
+      const T m_new = std::max(log_f + m0[hd], gi[hd]);
+      const T f_s = std::exp(log_f + m0[hd] - m_new), i_s = std::exp(gi[hd] - m_new);
+      m[hd] = m_new;
+      const T* qh = q + hd * DH;
+      const T* kh = k + hd * DH;
+      const T* vh = v + hd * DH;
+      T qn = 0;
+      for (int64_t a = 0; a < DH; ++a) {
+        n[hd * DH + a] = f_s * n0[hd * DH + a] + i_s * kh[a];
+        qn += qh[a] * scale * n[hd * DH + a];
+      }
+      T* hh = h.data() + hd * DH;
+      std::fill_n(hh, DH, T(0));
+      for (int64_t a = 0; a < DH; ++a) {  // C' = f C + (i k) vᵀ;  num = q̂ᵀ C'
+        const T ik = i_s * kh[a], qa = qh[a] * scale;
+        const T* c_in = C0 + (hd * DH + a) * DH;
+        T* c_out = C + (hd * DH + a) * DH;
+        for (int64_t b = 0; b < DH; ++b) {
+          c_out[b] = f_s * c_in[b] + ik * vh[b];
+          hh[b] += qa * c_out[b];
+        }
+      }
+      const T den = std::max(std::abs(qn), std::exp(-std::max(m_new, floor))) + T(eps[2]);
+      for (int64_t b = 0; b < DH; ++b) hh[b] /= den;
+    }
+    group_norm<T>(h.data(), NH, DH, p[M_OUTNORM_W], p[M_OUTNORM_B], eps[1], hn.data());
+    const T* skip = p[M_SKIP].const_data_ptr<T>();
+    for (int64_t j = 0; j < I; ++j) hn[j] = (hn[j] + skip[j] * xc[j]) * silu(z[j]);
+    dense<T>(hn.data(), 1, p[M_DOWN_W], p[M_DOWN_B], y.data());
+    for (int64_t e = 0; e < E; ++e) x[r * E + e] += y[e];
+  }
+  return true;
+}
+
+// The sLSTM block on x (B, E), in place; its new state into out[0..4]. False when the slow path would refuse.
+template <typename T>
+bool slstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, Tensor* out, int64_t NH,
+                 const double* eps, int64_t act) {
+  const int64_t DH = E / NH, F = p[S_DOWN_W].size(1);
+  const bool has_conv = p[S_CONV_W].numel() > 0;
+  const int64_t K = has_conv ? p[S_CONV_W].size(1) : 1;
+  std::vector<T> xn(E), xc(E), gates(4 * E), hn(E), up(2 * F), a(F), y(E);
+  const T* R = p[S_R].const_data_ptr<T>();
+  const T* bias = p[S_BIAS].const_data_ptr<T>();
+  for (int64_t r = 0; r < B; ++r) {
+    group_norm<T>(x + r * E, 1, E, p[S_NORM_W], p[S_NORM_B], eps[0], xn.data());
+    if (has_conv) {
+      conv_step<T>(xn.data(), in[0].const_data_ptr<T>() + r * (K - 1) * E, p[S_CONV_W], p[S_CONV_B], E, xc.data(),
+                   out[0].mutable_data_ptr<T>() + r * (K - 1) * E);
+      for (int64_t j = 0; j < E; ++j) xc[j] = silu(xc[j]);
+    } else {
+      std::copy_n(xn.data(), E, xc.data());
+    }
+    headwise<T>(xc.data(), p[S_I_W], p[S_I_B], gates.data());
+    headwise<T>(xc.data(), p[S_F_W], p[S_F_B], gates.data() + E);
+    headwise<T>(xn.data(), p[S_Z_W], p[S_Z_B], gates.data() + 2 * E);
+    headwise<T>(xn.data(), p[S_O_W], p[S_O_B], gates.data() + 3 * E);
+    const T* h0 = in[1].const_data_ptr<T>() + r * E;
+    const T* c0 = in[2].const_data_ptr<T>() + r * E;
+    const T* n0 = in[3].const_data_ptr<T>() + r * E;
+    const T* m0 = in[4].const_data_ptr<T>() + r * E;
+    if (!finite(gates.data(), 4 * E) || !finite(h0, E) || !finite(c0, E) || !finite(n0, E) || !finite(m0, E))
+      return false;
+    // ĩ, f̃, z̃, õ = x̃ + R h + b, R (NH, 4, DH, DH) block-diagonal, gate-major
+    for (int64_t hd = 0; hd < NH; ++hd)
+      for (int64_t g = 0; g < 4; ++g)
+        for (int64_t o = 0; o < DH; ++o) {
+          const T* row = R + ((hd * 4 + g) * DH + o) * DH;
+          T acc = 0;
+          for (int64_t i = 0; i < DH; ++i) acc += row[i] * h0[hd * DH + i];
+          gates[g * E + hd * DH + o] += acc + bias[g * E + hd * DH + o];
+        }
+    T* h = out[1].mutable_data_ptr<T>() + r * E;
+    T* c = out[2].mutable_data_ptr<T>() + r * E;
+    T* n = out[3].mutable_data_ptr<T>() + r * E;
+    T* m = out[4].mutable_data_ptr<T>() + r * E;
+    for (int64_t j = 0; j < E; ++j) {
+      const T pre_i = gates[j], pre_f = gates[E + j], pre_z = gates[2 * E + j], pre_o = gates[3 * E + j];
+      const T log_f = log_sigmoid(pre_f);
+      const bool restart = n0[j] == 0;  // an empty memory restarts the stabilizer: m' = ĩ, f = 0
+      const T m_new = restart ? pre_i : std::max(log_f + m0[j], pre_i);
+      const T i_s = std::exp(pre_i - m_new), f_s = restart ? T(0) : std::exp(log_f + m0[j] - m_new);
+      c[j] = f_s * c0[j] + i_s * std::tanh(pre_z);
+      n[j] = f_s * n0[j] + i_s;
+      h[j] = sigmoid(pre_o) * c[j] / n[j];
+      m[j] = m_new;
+    }
+    group_norm<T>(h, NH, DH, p[S_OUTNORM_W], p[S_OUTNORM_B], eps[1], hn.data());
+    for (int64_t e = 0; e < E; ++e) x[r * E + e] += hn[e];
+    group_norm<T>(x + r * E, 1, E, p[S_FFN_NORM_W], p[S_FFN_NORM_B], eps[2], xn.data());
+    dense<T>(xn.data(), 1, p[S_UP_W], p[S_UP_B], up.data());
+    for (int64_t j = 0; j < F; ++j) a[j] = activate(up[j], act) * up[F + j];
+    dense<T>(a.data(), 1, p[S_DOWN_W], p[S_DOWN_B], y.data());
+    for (int64_t e = 0; e < E; ++e) x[r * E + e] += y[e];
+  }
+  return true;
+}
+
+template <typename T>
+std::vector<Tensor> step_typed(const Tensor& tokens, const Tensor& embedding, const std::string& blocks,
+                               const std::vector<Tensor>& p, const std::vector<Tensor>& state_in,
+                               const std::vector<Tensor>& fin, at::ArrayRef<double> eps, int64_t mlstm_heads,
+                               int64_t slstm_heads, int64_t act) {
+  const int64_t B = tokens.size(0), E = embedding.size(1);
+  std::vector<T> x(B * E);
+  const int64_t* ids = tokens.const_data_ptr<int64_t>();
+  const T* table = embedding.const_data_ptr<T>();
+  for (int64_t r = 0; r < B; ++r) std::copy_n(table + ids[r] * E, E, x.data() + r * E);
+  std::vector<Tensor> result(1 + state_in.size());
+  for (size_t s = 0; s < state_in.size(); ++s) result[1 + s] = at::empty(state_in[s].sizes(), state_in[s].options());
+  size_t param = 0, state = 0;
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const bool ok =
+        blocks[l] == 'm'
+            ? mlstm_block<T>(x.data(), B, E, p.data() + param, state_in.data() + state, result.data() + 1 + state,
+                             mlstm_heads, eps.data() + 3 * l)
+            : slstm_block<T>(x.data(), B, E, p.data() + param, state_in.data() + state, result.data() + 1 + state,
+                             slstm_heads, eps.data() + 3 * l, act);
+    if (!ok) return {};
+    param += blocks[l] == 'm' ? M_PER : S_PER;
+    state += blocks[l] == 'm' ? 4 : 5;
+  }
+  std::vector<T> xn(B * E);
+  if (fin[0].numel()) {
+    for (int64_t r = 0; r < B; ++r)
+      group_norm<T>(x.data() + r * E, 1, E, fin[0], fin[1], eps[3 * blocks.size()], xn.data() + r * E);
+  } else {
+    xn = x;
+  }
+  result[0] = at::empty({B, fin[2].size(0)}, embedding.options());
+  dense<T>(xn.data(), B, fin[2], Tensor(), result[0].mutable_data_ptr<T>());
+  return result;
+}
+
+std::vector<Tensor> step(const Tensor& tokens, const Tensor& embedding, const std::string& blocks,
+                         at::TensorList params, at::TensorList state_in, at::TensorList final_params,
+                         at::ArrayRef<double> eps, int64_t mlstm_heads, int64_t slstm_heads, int64_t activation) {
+  TORCH_CHECK(tokens.dim() == 1 && tokens.scalar_type() == at::kLong, "tokens must be (B,) int64");
+  TORCH_CHECK(eps.size() == 3 * blocks.size() + 1, "eps has ", eps.size(), " values, expected 3 per block and 1");
+  std::vector<Tensor> p, in, fin;
+  const auto type = embedding.scalar_type();
+  for (const auto& t : params) {
+    TORCH_CHECK(!t.numel() || t.scalar_type() == type, "every parameter must have the embedding's dtype");
+    p.push_back(t.contiguous());
+  }
+  for (const auto& t : state_in) {
+    TORCH_CHECK(!t.numel() || t.scalar_type() == type, "every state tensor must have the embedding's dtype");
+    in.push_back(t.contiguous());
+  }
+  for (const auto& t : final_params) fin.push_back(t.contiguous());
+  const Tensor ids = tokens.contiguous(), table = embedding.contiguous();
+  if (type == at::kFloat)
+    return step_typed<float>(ids, table, blocks, p, in, fin, eps, mlstm_heads, slstm_heads, activation);
+  TORCH_CHECK(type == at::kDouble, "dtype ", type, " is not supported, expected float32 or float64");
+  return step_typed<double>(ids, table, blocks, p, in, fin, eps, mlstm_heads, slstm_heads, activation);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(lstmkit_lm_step, m) { m.def("step", &step); }
