@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lstmkit.nn.generate import generate
-from lstmkit.nn.lm_inputs import LMState, check_state, check_token_ids, run_blocks
+from lstmkit.nn.lm_inputs import LMState, check_token_ids, run_blocks
 from lstmkit.nn.parts.init import small_init_std
 from lstmkit.nn.parts.norms import LayerNorm
 from lstmkit.nn.xlstm.blocks import mLSTMBlock, sLSTMBlock
@@ -101,9 +101,7 @@ class xLSTMLM(nn.Module):
     ) -> tuple[Tensor, LMState]:
         tokens = check_token_ids(tokens, self.config.vocab_size)
         if fast_step_usable(self, tokens, lengths, reset):  # one token in one C++ call (`lm_step`)
-            if state is not None:
-                check_state(state, self.stack.blocks, tokens.shape[0], self.embedding.weight)
-            step = lm_step(self, tokens, state)
+            step = lm_step(self, tokens, state)  # None: the state or a value is refused, the slow path says why
             if step is not None:
                 return step
         x, state = self.stack(self.embedding(tokens), state, lengths=lengths, reset=reset)

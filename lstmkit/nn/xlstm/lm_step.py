@@ -17,8 +17,9 @@ arithmetic. Here it is one call of plain loops (the matrix-vector products vecto
 
 Forward only, exact where used: `fast_step_usable` is False when gradients are enabled, for tensors off the CPU
 or not float32/float64, for masks (lengths, reset), in training mode with dropout, when forward hooks are on the
-model's parts, or when the build failed (one warning); the model then takes its Python path. When a value the
-slow path refuses appears (non-finite gates or state), the step returns None and the slow path raises its error.
+model's parts, or when the build failed (one warning); the model then takes its Python path. When the slow path
+would refuse the state (kinds, shapes, dtypes: the layers' `check_state`) or a value (non-finite gates or state),
+the step returns None and the slow path raises its error.
 The state passed in is never changed: the new one is fresh tensors. Built on first use (`lstmkit.nn.cpp_build`).
 """
 
@@ -34,7 +35,6 @@ from lstmkit.nn.cpp_build import build, compile_once
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.slstm.cell import sLSTMState
-from lstmkit.nn.xlstm.large_step import hooked
 from lstmkit.nn.xlstm.mlstm_layer import mLSTMLayerState
 from lstmkit.nn.xlstm.slstm_layer import sLSTMLayerState
 
@@ -45,35 +45,6 @@ ACTIVATIONS = {"gelu": 0, "relu": 1, "relu^2": 2, "sigmoid": 3, "swish": 4, "sel
 """csrc's `Activation` numbers."""
 MLSTM_EPS = 1e-6
 """The mLSTM's eps in the denominator (`mLSTMLayer.forward` passes it)."""
-
-MLSTM_PARTS = (
-    (("norm",), ("weight", "bias")),
-    (("layer", "proj_up"), ("weight", "bias")),
-    (("layer", "conv"), ("weight", "bias")),
-    (("layer", "q_proj"), ("weight", "bias")),
-    (("layer", "k_proj"), ("weight", "bias")),
-    (("layer", "v_proj"), ("weight", "bias")),
-    (("layer", "igate"), ("weight", "bias")),
-    (("layer", "fgate"), ("weight", "bias")),
-    (("layer", "outnorm"), ("weight", "bias")),
-    (("layer",), ("skip",)),
-    (("layer", "proj_down"), ("weight", "bias")),
-)
-"""The tensors of an mLSTM block in csrc's `MParam` order."""
-SLSTM_PARTS = (
-    (("norm",), ("weight", "bias")),
-    (("layer", "conv"), ("weight", "bias")),
-    (("layer", "igate"), ("weight", "bias")),
-    (("layer", "fgate"), ("weight", "bias")),
-    (("layer", "zgate"), ("weight", "bias")),
-    (("layer", "ogate"), ("weight", "bias")),
-    (("layer", "cell"), ("R", "b")),
-    (("layer", "outnorm"), ("weight", "bias")),
-    (("ffn_norm",), ("weight", "bias")),
-    (("ffn", "proj_up"), ("weight", "bias")),
-    (("ffn", "proj_down"), ("weight", "bias")),
-)
-"""The tensors of an sLSTM block in csrc's `SParam` order (empty conv tensors without a convolution)."""
 
 
 @functools.cache
@@ -104,18 +75,72 @@ def fast_step_usable(model: nn.Module, tokens: Tensor, lengths: Tensor | None, r
     )
 
 
-def block_tensors(block: nn.Module, parts, empty: Tensor) -> list[Tensor]:
-    """The block's tensors for csrc, gathered afresh at every step (a replaced parameter is the one used)."""
-    tensors = []
-    for path, names in parts:
-        module = block
-        for name in path:
-            module = module._modules.get(name) if module is not None else None  # None: no such part (no conv)
-        parameters = module._parameters if module is not None else {}  # dict look-ups: attribute access is slow
-        for name in names:
-            tensor = parameters.get(name)
-            tensors.append(empty if tensor is None else tensor)
-    return tensors
+def hooked(model: nn.Module) -> bool:
+    """Forward hooks anywhere in the model, or global ones: they must see the parts called (Python path).
+    `large_step.hooked`'s walk over the `_modules` dicts, in a list that grows as it is read (half the time:
+    at this size the walk is a tenth of the step)."""
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        return True
+    pending = [model]
+    for module in pending:  # every module once: children are appended behind the reader
+        if module is None:
+            continue
+        if module._forward_hooks or module._forward_pre_hooks:
+            return True
+        pending.extend(module._modules.values())
+    return False
+
+
+def pair(module: nn.Module | None, empty: Tensor) -> tuple[Tensor, Tensor]:
+    """(weight, bias) of a part, `empty` for what it lacks (a bias, the part itself). Dict look-ups throughout:
+    module attribute access is slow at this count, and the tensors are gathered afresh at every step, so a
+    replaced parameter is always the one used."""
+    if module is None:
+        return empty, empty
+    parameters = module._parameters
+    bias = parameters.get("bias")
+    return parameters["weight"], empty if bias is None else bias
+
+
+def mlstm_tensors(block: nn.Module, empty: Tensor) -> list[Tensor]:
+    """An mLSTM block's tensors in csrc's `MParam` order."""
+    layer = block._modules["layer"]
+    parts = layer._modules
+    return [
+        *pair(block._modules["norm"], empty),
+        *pair(parts["proj_up"], empty),
+        *pair(parts["conv"], empty),
+        *pair(parts["q_proj"], empty),
+        *pair(parts["k_proj"], empty),
+        *pair(parts["v_proj"], empty),
+        *pair(parts["igate"], empty),
+        *pair(parts["fgate"], empty),
+        *pair(parts["outnorm"], empty),
+        layer._parameters["skip"],
+        *pair(parts["proj_down"], empty),
+    ]
+
+
+def slstm_tensors(block: nn.Module, empty: Tensor) -> list[Tensor]:
+    """An sLSTM block's tensors in csrc's `SParam` order (empty conv tensors without a convolution)."""
+    modules = block._modules
+    parts = modules["layer"]._modules
+    cell = parts["cell"]._parameters
+    ffn = modules["ffn"]._modules
+    return [
+        *pair(modules["norm"], empty),
+        *pair(parts.get("conv"), empty),
+        *pair(parts["igate"], empty),
+        *pair(parts["fgate"], empty),
+        *pair(parts["zgate"], empty),
+        *pair(parts["ogate"], empty),
+        cell["R"],
+        cell["b"],
+        *pair(parts["outnorm"], empty),
+        *pair(modules["ffn_norm"], empty),
+        *pair(ffn["proj_up"], empty),
+        *pair(ffn["proj_down"], empty),
+    ]
 
 
 def block_eps(block: nn.Module) -> list[float]:
@@ -125,15 +150,26 @@ def block_eps(block: nn.Module) -> list[float]:
     return [block.norm.eps, layer.outnorm.eps, third]
 
 
-def flat_state(model: nn.Module, state: LMState | None, batch: int, empty: Tensor) -> list[Tensor]:
-    like = model.embedding.weight
+def flat_state(model: nn.Module, state: LMState | None, batch: int, empty: Tensor) -> list[Tensor] | None:
+    """Every block's state tensors in csrc's order (`empty` for an sLSTM without a convolution); None where the
+    state is not made of the model's kinds of block states (the slow path then names what is wrong). Shapes and
+    dtypes are checked in csrc, against the same expectations as the layers' `check_state`."""
     blocks = model.stack.blocks
+    like = model.embedding.weight
+    if state is None:
+        states = [block.layer.empty_state(batch, like) for block in blocks]
+    elif isinstance(state, LMState) and len(state.blocks) == len(blocks):
+        states = state.blocks
+    else:
+        return None
     tensors = []
-    for block, block_state in zip(blocks, [None] * len(blocks) if state is None else state.blocks, strict=True):
-        block_state = block.layer.empty_state(batch, like) if block_state is None else block_state
+    for letter, block_state in zip(model.config.blocks, states, strict=True):
+        kinds = (mLSTMLayerState, mLSTMState) if letter == "m" else (sLSTMLayerState, sLSTMState)
+        if not isinstance(block_state, kinds[0]) or not isinstance(block_state.cell, kinds[1]):
+            return None
         tensors.append(empty if block_state.conv is None else block_state.conv)
         tensors.extend(block_state.cell)
-    return tensors
+    return tensors if all(isinstance(t, Tensor) for t in tensors) else None
 
 
 def unflatten_state(blocks: str, tensors: list[Tensor]) -> LMState:
@@ -151,26 +187,28 @@ def unflatten_state(blocks: str, tensors: list[Tensor]) -> LMState:
 
 
 def lm_step(model: nn.Module, tokens: Tensor, state: LMState | None) -> tuple[Tensor, LMState] | None:
-    """tokens (B, 1) -> logits (B, 1, V) and the new state; None where the slow path would raise (non-finite
-    values), so the caller runs it. See `fast_step_usable` for when this applies; the caller has checked tokens
-    and state (`xLSTMLM.forward` does)."""
+    """tokens (B, 1) -> logits (B, 1, V) and the new state; None where the slow path would raise (a state not the
+    model's, non-finite values), so that the caller runs it and its error is raised. See `fast_step_usable` for
+    when this applies; the caller has checked the tokens (`xLSTMLM.forward` does)."""
     config = model.config
     weight = model.embedding.weight
     empty = weight.new_empty(0)
-    B = tokens.shape[0]
+    states = flat_state(model, state, tokens.shape[0], empty)
+    if states is None:
+        return None
     params, eps = [], []
     for letter, block in zip(config.blocks, model.stack.blocks._modules.values(), strict=True):
-        params.extend(block_tensors(block, MLSTM_PARTS if letter == "m" else SLSTM_PARTS, empty))
+        params.extend(mlstm_tensors(block, empty) if letter == "m" else slstm_tensors(block, empty))
         eps.extend(block_eps(block))
     norm = model.stack.norm
-    final = [empty, empty] if isinstance(norm, nn.Identity) else block_tensors(norm, (((), ("weight", "bias")),), empty)
+    final = [empty, empty] if isinstance(norm, nn.Identity) else [*pair(norm, empty)]
     eps.append(getattr(norm, "eps", 0.0))
     result = extension().step(
         tokens[:, 0].long(),
         weight,
         config.blocks,
         params,
-        flat_state(model, state, B, empty),
+        states,
         [*final, model.head._parameters["weight"]],
         eps,
         config.mlstm_heads,

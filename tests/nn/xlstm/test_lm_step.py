@@ -173,9 +173,41 @@ def test_non_finite_state_raises_the_python_paths_error():
             assert str(fast_error.value) == str(slow_error.value)
 
 
-def test_bad_state_raises_before_the_step():
+def broken_states(state):
+    """States the layers' `check_state` refuses, each with one thing wrong."""
+    m_state, s_state = state.blocks
+    yield type(state)(state.blocks[:1])  # too few blocks
+    yield (m_state, s_state)  # not an LMState
+    yield type(state)((s_state, m_state))  # the kinds swapped
+    yield type(state)((m_state._replace(conv=m_state.conv[:, 1:]), s_state))  # a shorter convolution state
+    yield type(state)((m_state, s_state._replace(conv=None)))  # a convolution without its state
+    yield type(state)((m_state._replace(cell=m_state.cell._replace(m=m_state.cell.m.float())), s_state))  # dtype
+    yield type(state)((m_state, s_state._replace(cell=s_state.cell._replace(h=s_state.cell.h[:1]))))  # batch
+
+
+def test_bad_states_raise_the_python_paths_errors(monkeypatch):
     model = model_for("ms")
+    counter = Counter(monkeypatch)
+    token = torch.randint(0, V, (2, 1))
     with torch.no_grad():
         _, state = model(torch.randint(0, V, (2, 3)))
-        with pytest.raises(ValueError, match="block states"):
-            model(torch.randint(0, V, (2, 1)), type(state)(state.blocks[:1]))
+        for broken in broken_states(state):
+            with pytest.raises(ValueError) as fast_error:
+                model(token, broken)
+            with pytest.raises(ValueError) as slow_error:
+                slow(model, token, broken)
+            assert str(fast_error.value) == str(slow_error.value)
+    assert counter.calls == 7  # each tried the C++ step first, which declined
+
+
+def test_state_without_convolution_refused_where_the_layer_has_none():
+    model = model_for("s", slstm_conv_kernel=0)
+    token = torch.randint(0, V, (2, 1))
+    with torch.no_grad():
+        _, state = model(torch.randint(0, V, (2, 3)))
+        broken = type(state)((state.blocks[0]._replace(conv=torch.zeros(2, 3, 32, dtype=torch.float64)),))
+        with pytest.raises(ValueError) as fast_error:
+            model(token, broken)
+        with pytest.raises(ValueError) as slow_error:
+            slow(model, token, broken)
+        assert str(fast_error.value) == str(slow_error.value)

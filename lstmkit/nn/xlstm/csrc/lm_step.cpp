@@ -7,8 +7,9 @@
 //   tokens (B,) int64      embedding (V, E)       params: per block M_PER or S_PER tensors (empty where absent)
 //   state_in: per mLSTM block conv (B, K-1, I), C (B, NH, DH, DH), n (B, NH, DH), m (B, NH);
 //             per sLSTM block conv (B, K-1, E) (empty without one), h, c, n, m (B, E)
-//   returns [logits (B, V), the new state tensors in state_in's order], or [] when a value the slow path refuses
-//   (non-finite) appeared: the caller then takes the slow path, which raises its error.
+//   returns [logits (B, V), the new state tensors in state_in's order], or [] when the slow path would refuse the
+//   state (a shape or dtype not the model's) or a value (non-finite): the caller then takes the slow path, which
+//   raises its error.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -289,12 +290,42 @@ bool slstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, 
   return true;
 }
 
+// Whether a state tensor is what the slow path accepts: this shape, the model's dtype (and on the CPU).
+bool fits(const Tensor& t, at::IntArrayRef shape, at::ScalarType type) {
+  return t.sizes() == shape && t.scalar_type() == type && t.is_cpu();
+}
+
+// Whether every block's state has the shapes of `check_state` (mLSTMLayer, sLSTMLayer): else the slow path raises.
+bool states_fit(const std::string& blocks, const std::vector<Tensor>& p, const std::vector<Tensor>& in, int64_t B,
+                int64_t E, int64_t mlstm_heads, at::ScalarType type) {
+  size_t param = 0, state = 0;
+  for (const char letter : blocks) {
+    const Tensor* q = p.data() + param;
+    const Tensor* s = in.data() + state;
+    if (letter == 'm') {
+      const int64_t I = q[M_SKIP].numel(), NH = mlstm_heads, DH = I / NH, K = q[M_CONV_W].size(1);
+      if (!fits(s[0], {B, K - 1, I}, type) || !fits(s[1], {B, NH, DH, DH}, type) || !fits(s[2], {B, NH, DH}, type) ||
+          !fits(s[3], {B, NH}, type))
+        return false;
+      param += M_PER, state += 4;
+    } else {
+      const bool has_conv = q[S_CONV_W].numel() > 0;
+      if (has_conv ? !fits(s[0], {B, q[S_CONV_W].size(1) - 1, E}, type) : s[0].dim() != 1) return false;
+      for (int j = 1; j < 5; ++j)
+        if (!fits(s[j], {B, E}, type)) return false;
+      param += S_PER, state += 5;
+    }
+  }
+  return true;
+}
+
 template <typename T>
 std::vector<Tensor> step_typed(const Tensor& tokens, const Tensor& embedding, const std::string& blocks,
                                const std::vector<Tensor>& p, const std::vector<Tensor>& state_in,
                                const std::vector<Tensor>& fin, at::ArrayRef<double> eps, int64_t mlstm_heads,
                                int64_t slstm_heads, int64_t act) {
   const int64_t B = tokens.size(0), E = embedding.size(1);
+  if (!states_fit(blocks, p, state_in, B, E, mlstm_heads, embedding.scalar_type())) return {};
   std::vector<T> x(B * E);
   const int64_t* ids = tokens.const_data_ptr<int64_t>();
   const T* table = embedding.const_data_ptr<T>();
@@ -336,10 +367,7 @@ std::vector<Tensor> step(const Tensor& tokens, const Tensor& embedding, const st
     TORCH_CHECK(!t.numel() || t.scalar_type() == type, "every parameter must have the embedding's dtype");
     p.push_back(t.contiguous());
   }
-  for (const auto& t : state_in) {
-    TORCH_CHECK(!t.numel() || t.scalar_type() == type, "every state tensor must have the embedding's dtype");
-    in.push_back(t.contiguous());
-  }
+  for (const auto& t : state_in) in.push_back(t.contiguous());
   for (const auto& t : final_params) fin.push_back(t.contiguous());
   const Tensor ids = tokens.contiguous(), table = embedding.contiguous();
   if (type == at::kFloat)
