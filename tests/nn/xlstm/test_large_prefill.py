@@ -2,7 +2,8 @@
 the same state; caps or none, out norm or none, batches, a prompt of one token (the C++ step), prompts longer than
 a chunk with a remainder, a carried state; the in-place soft cap in pieces gives `soft_cap`'s numbers exactly;
 `generate` runs the prompt through it (the head sees one row) and its
-tokens are those of the full-logits prompt step, greedy and sampled."""
+tokens are those of the full-logits prompt step, greedy and sampled. And the decode step's gathered products
+split between 2 threads give 1 thread's numbers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from lstmkit.nn.generate import generate
+from lstmkit.nn.xlstm import large_step
 from lstmkit.nn.xlstm.large import CAP_PIECE, soft_cap, soft_cap_logits, xLSTMLarge, xLSTMLargeConfig
 from tests.helpers import assert_close
 
@@ -106,3 +108,26 @@ def test_soft_cap_in_pieces_is_soft_cap(dtype, shape) -> None:
     assert torch.equal(soft_cap_logits(logits.clone(), 30.0), expected)
     strided = logits.clone().transpose(0, 1)  # not contiguous: one pass
     assert torch.equal(soft_cap_logits(strided, 30.0), expected.transpose(0, 1))
+
+
+@pytest.mark.skipif(large_step.extension() is None, reason="the C++ step could not be built here")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@torch.no_grad()
+def test_decode_split_among_threads_is_decode_on_one(dtype) -> None:
+    """The layer input's six products as one task over their rows (`gemv_gathered` in csrc/large_step.cpp): at
+    E = 768 the task has 2312 rows of 768 weights, past the grain, so 2 threads split it; the numbers are 1 thread's."""
+    ours = model(dtype, embedding_dim=768, num_heads=4, num_blocks=1)
+    state = ours.slow_forward(prompt(3, 4))[1]
+    token = prompt(3, 1, seed=4)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ours(token, state)
+        torch.set_num_threads(2)
+        two = ours(token, state)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one[0], two[0])
+    for block_one, block_two in zip(one[1].blocks, two[1].blocks, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(block_one, block_two, strict=True))
+    assert_close(two[0], ours.slow_forward(token, state)[0], atol=0.2 if dtype == torch.bfloat16 else 1e-4)

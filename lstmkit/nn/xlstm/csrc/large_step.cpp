@@ -169,6 +169,70 @@ void gemv(const Tensor& W, const Tensor& bias, const T* x, int64_t B, typename A
     for (int64_t i = 0; i < B * N; ++i) y[i] = rounded<T>(y[i]);
 }
 
+// y (B, width) acc, columns [offset_m, offset_m + N_m) = x (B, K) W_mᵀ + bias_m for each m: the layer input's six
+// products (q, k, v, o, ĩ, f̃; the same K) as one task over all their rows, so one fork and one join per layer instead
+// of six, and products under GRAIN weights (q, k of a 356M model) no longer run on one thread while the others wait.
+// Each row is the same kernel call on the same batch groups as in `gemv`, so the numbers are `gemv`'s.
+template <typename T>
+void gemv_gathered(const std::vector<const Tensor*>& Ws, const std::vector<const Tensor*>& biases, const T* x,
+                   int64_t B, typename Acc<T>::type* y, int64_t width) {
+  using A = typename Acc<T>::type;
+  constexpr bool bf16 = std::is_same_v<T, c10::BFloat16>, f32 = std::is_same_v<T, float>;
+  if (!((bf16 && has_bf16_kernel()) || (f32 && has_f32_kernel()))) {  // ATen's mm, one product at a time
+    std::vector<A> part;
+    int64_t offset = 0;
+    for (size_t m = 0; m < Ws.size(); ++m) {
+      const int64_t N = Ws[m]->size(0);
+      part.resize(B * N);
+      gemv<T>(*Ws[m], *biases[m], x, B, part.data());
+      for (int64_t b = 0; b < B; ++b) std::copy_n(part.data() + b * N, N, y + b * width + offset);
+      offset += N;
+    }
+    return;
+  }
+  if constexpr (bf16 || f32) {
+    using E = std::conditional_t<bf16, uint16_t, float>;
+    const int64_t K = Ws[0]->size(1);
+    std::vector<int64_t> starts{0};  // starts[m]: the first gathered row (= column of y) of product m
+    for (const Tensor* W : Ws) {
+      TORCH_CHECK(W->size(1) == K, "gathered products have widths ", W->size(1), " and ", K, ", expected one");
+      starts.push_back(starts.back() + W->size(0));
+    }
+    TORCH_CHECK(starts.back() == width, "gathered products have ", starts.back(), " rows, expected ", width);
+    const int64_t grain = std::max<int64_t>(1, GRAIN / std::max<int64_t>(K, 1));
+    const E* xe = reinterpret_cast<const E*>(x);
+    at::parallel_for(0, width, grain, [&](int64_t r0, int64_t r1) {
+      for (size_t m = 0; m < Ws.size(); ++m) {
+        const int64_t lo = std::max(r0, starts[m]), hi = std::min(r1, starts[m + 1]);
+        if (lo >= hi) continue;
+        const E* W = reinterpret_cast<const E*>(Ws[m]->const_data_ptr<T>());
+        for (int64_t b0 = 0; b0 < B; b0 += BB) {
+          const int64_t count = std::min<int64_t>(BB, B - b0);
+          // rows [lo, hi) of product m; output row stride width, so y's base moves to the product's columns
+          if constexpr (bf16) {
+            rows<uint16_t, Bf16Row>(W, xe, (float*)y + starts[m], K, width, lo - starts[m], hi - starts[m], b0, count);
+          } else {
+            rows<float, F32Row>(W, xe, (float*)y + starts[m], K, width, lo - starts[m], hi - starts[m], b0, count);
+          }
+        }
+      }
+    });
+    for (size_t m = 0; m < Ws.size(); ++m) {
+      const Tensor& bias = *biases[m];
+      const int64_t N = Ws[m]->size(0);
+      for (int64_t b = 0; b < B; ++b) {
+        A* yb = y + b * width + starts[m];
+        if (bias.defined() && bias.numel()) {
+          const T* bv = bias.const_data_ptr<T>();
+          for (int64_t n = 0; n < N; ++n) yb[n] += static_cast<A>(bv[n]);
+        }
+        if constexpr (!std::is_same_v<T, A>)
+          for (int64_t n = 0; n < N; ++n) yb[n] = rounded<T>(yb[n]);
+      }
+    }
+  }
+}
+
 // --- the parts between the products --------------------------------------------------------------------------
 
 template <typename T>
@@ -341,18 +405,13 @@ void step_typed(const Tensor& x0, const std::vector<Tensor>& p, const std::vecto
   std::vector<T> in(B * std::max({E, VD, F}));
   const T* xs = x0.const_data_ptr<T>();
   for (int64_t i = 0; i < B * E; ++i) x[i] = static_cast<A>(xs[i]);
-  std::vector<A> part(B * std::max({QK, VD, NH}));
   for (int64_t l = 0; l < L; ++l) {
     const Tensor* q = p.data() + l * PER;
     rms_norm<T>(x.data(), q[NORM_W], q[NORM_B], norm_eps, B, E, in.data());
     // the six products of the layer's input, gathered into y (B, width) = [q | k | v | o | ĩ | f̃]
-    int64_t offset = 0;
-    for (const int w : {Q_W, K_W, V_W, O_W, I_W, F_W}) {
-      const int64_t N = q[w].size(0);
-      gemv<T>(q[w], q[w + 1], in.data(), B, part.data());
-      for (int64_t b = 0; b < B; ++b) std::copy_n(part.data() + b * N, N, y.data() + b * width + offset);
-      offset += N;
-    }
+    gemv_gathered<T>({&q[Q_W], &q[K_W], &q[V_W], &q[O_W], &q[I_W], &q[F_W]},
+                     {&q[Q_W + 1], &q[K_W + 1], &q[V_W + 1], &q[O_W + 1], &q[I_W + 1], &q[F_W + 1]}, in.data(), B,
+                     y.data(), width);
     mlstm<T>(y.data(), width, B, NH, DK, DV, gate_cap, eps, state_in[3 * l], state_in[3 * l + 1], state_in[3 * l + 2],
              state_out[3 * l], state_out[3 * l + 1], state_out[3 * l + 2], h.data());
     gated_head_norm<T>(h.data(), y.data(), width, 2 * QK + VD, q[OUTNORM_W], q[OUTNORM_B], norm_eps, B, NH, DV,
