@@ -36,11 +36,11 @@ enum Activation { GELU, RELU, RELU2, SIGMOID, SWISH, SELU };
 
 template <typename T> const T* ptr(const Tensor& t) { return t.numel() ? t.const_data_ptr<T>() : nullptr; }
 
-// y (N,) = W (N, Kd) x + bias for one row x: four rows of W per pass over x, each a vectorised dot product
-// (`omp simd` reorders the sums; the tests hold the result to the Python path's within 1e-12 in float64). Compiled
-// for x86-64-v3 (AVX2, FMA) where the processor has it, plain x86-64 otherwise.
+// y (B, N) = x (B, Kd) Wᵀ: four rows of W at a time against every batch row, so the batch shares one pass over
+// the weights; each a vectorised dot product (`omp simd` reorders the sums; the tests hold the result to the Python
+// path's within 1e-12 in float64). Compiled for x86-64-v3 (AVX2, FMA) where the processor has it, else x86-64.
 template <typename T>
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void matvec(const T* w, const T* x, int64_t N,
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void matmul(const T* x, int64_t B, const T* w, int64_t N,
                                                                          int64_t Kd, T* y) {
   int64_t n = 0;
   for (; n + 4 <= N; n += 4) {
@@ -48,35 +48,39 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void matvec(const T*
     const T* w1 = w0 + Kd;
     const T* w2 = w1 + Kd;
     const T* w3 = w2 + Kd;
-    T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int64_t r = 0; r < B; ++r) {
+      const T* xr = x + r * Kd;
+      T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
 #pragma omp simd reduction(+ : a0, a1, a2, a3)
-    for (int64_t k = 0; k < Kd; ++k) {
-      a0 += w0[k] * x[k];
-      a1 += w1[k] * x[k];
-      a2 += w2[k] * x[k];
-      a3 += w3[k] * x[k];
+      for (int64_t k = 0; k < Kd; ++k) {
+        a0 += w0[k] * xr[k];
+        a1 += w1[k] * xr[k];
+        a2 += w2[k] * xr[k];
+        a3 += w3[k] * xr[k];
+      }
+      T* yr = y + r * N + n;
+      yr[0] = a0, yr[1] = a1, yr[2] = a2, yr[3] = a3;
     }
-    y[n] = a0, y[n + 1] = a1, y[n + 2] = a2, y[n + 3] = a3;
   }
-  for (; n < N; ++n) {
-    const T* wn = w + n * Kd;
-    T a = 0;
+  for (; n < N; ++n)
+    for (int64_t r = 0; r < B; ++r) {
+      const T* wn = w + n * Kd;
+      const T* xr = x + r * Kd;
+      T a = 0;
 #pragma omp simd reduction(+ : a)
-    for (int64_t k = 0; k < Kd; ++k) a += wn[k] * x[k];
-    y[n] = a;
-  }
+      for (int64_t k = 0; k < Kd; ++k) a += wn[k] * xr[k];
+      y[r * N + n] = a;
+    }
 }
 
 // y (B, N) = x (B, Kd) Wᵀ + bias.
 template <typename T>
 void dense(const T* x, int64_t B, const Tensor& W, const Tensor& bias, T* y) {
   const int64_t N = W.size(0), Kd = W.size(1);
-  const T* b = ptr<T>(bias);
-  for (int64_t r = 0; r < B; ++r) {
-    matvec<T>(W.const_data_ptr<T>(), x + r * Kd, N, Kd, y + r * N);
-    if (b)
+  matmul<T>(x, B, W.const_data_ptr<T>(), N, Kd, y);
+  if (const T* b = ptr<T>(bias))
+    for (int64_t r = 0; r < B; ++r)
       for (int64_t n = 0; n < N; ++n) y[r * N + n] += b[n];
-  }
 }
 
 // y[h, o] = Σ_i W[h, o, i] x[h, i] (+ b): the head-wise (block-diagonal) map on one row, W (G, O, In).
@@ -162,27 +166,34 @@ template <typename T>
 bool mlstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, Tensor* out, int64_t NH,
                  const double* eps) {
   const int64_t I = p[M_SKIP].numel(), DH = I / NH, K = p[M_CONV_W].size(1);
-  std::vector<T> xn(E), up(2 * I), xc(I), qkv(3 * I), gi(NH), gf(NH), h(I), hn(I), y(E);
+  // stage by stage over the batch rows, so that each product makes one pass over its weights for all of them
+  std::vector<T> xn(B * E), up(B * 2 * I), xc(B * I), qkv(B * 3 * I), gi(B * NH), gf(B * NH), h(I), hn(B * I), y(B * E);
+  for (int64_t r = 0; r < B; ++r) group_norm<T>(x + r * E, 1, E, p[M_NORM_W], p[M_NORM_B], eps[0], xn.data() + r * E);
+  dense<T>(xn.data(), B, p[M_UP_W], p[M_UP_B], up.data());
   for (int64_t r = 0; r < B; ++r) {
-    group_norm<T>(x + r * E, 1, E, p[M_NORM_W], p[M_NORM_B], eps[0], xn.data());
-    dense<T>(xn.data(), 1, p[M_UP_W], p[M_UP_B], up.data());
-    const T* xm = up.data();
-    const T* z = up.data() + I;
-    conv_step<T>(xm, in[0].const_data_ptr<T>() + r * (K - 1) * I, p[M_CONV_W], p[M_CONV_B], I, xc.data(),
+    const T* xm = up.data() + r * 2 * I;
+    T* xcr = xc.data() + r * I;
+    conv_step<T>(xm, in[0].const_data_ptr<T>() + r * (K - 1) * I, p[M_CONV_W], p[M_CONV_B], I, xcr,
                  out[0].mutable_data_ptr<T>() + r * (K - 1) * I);
-    for (int64_t j = 0; j < I; ++j) xc[j] = silu(xc[j]);
-    T* q = qkv.data();
-    T* k = q + I;
-    T* v = k + I;
-    headwise<T>(xc.data(), p[M_Q_W], p[M_Q_B], q);
-    headwise<T>(xc.data(), p[M_K_W], p[M_K_B], k);
-    headwise<T>(xm, p[M_V_W], p[M_V_B], v);
-    dense<T>(qkv.data(), 1, p[M_I_W], p[M_I_B], gi.data());
-    dense<T>(qkv.data(), 1, p[M_F_W], p[M_F_B], gf.data());
+    for (int64_t j = 0; j < I; ++j) xcr[j] = silu(xcr[j]);
+    T* q = qkv.data() + r * 3 * I;
+    headwise<T>(xcr, p[M_Q_W], p[M_Q_B], q);
+    headwise<T>(xcr, p[M_K_W], p[M_K_B], q + I);
+    headwise<T>(xm, p[M_V_W], p[M_V_B], q + 2 * I);
+  }
+  dense<T>(qkv.data(), B, p[M_I_W], p[M_I_B], gi.data());
+  dense<T>(qkv.data(), B, p[M_F_W], p[M_F_B], gf.data());
+  for (int64_t r = 0; r < B; ++r) {
+    const T* q = qkv.data() + r * 3 * I;
+    const T* k = q + I;
+    const T* v = k + I;
+    const T* z = up.data() + r * 2 * I + I;
+    const T* ig = gi.data() + r * NH;
+    const T* fg = gf.data() + r * NH;
     const T* C0 = in[1].const_data_ptr<T>() + r * NH * DH * DH;
     const T* n0 = in[2].const_data_ptr<T>() + r * NH * DH;
     const T* m0 = in[3].const_data_ptr<T>() + r * NH;
-    if (!finite(qkv.data(), 3 * I) || !finite(gi.data(), NH) || !finite_or_neg_inf(gf.data(), NH) ||
+    if (!finite(q, 3 * I) || !finite(ig, NH) || !finite_or_neg_inf(fg, NH) ||
         !finite(C0, NH * DH * DH) || !finite(n0, NH * DH) || !finite_or_neg_inf(m0, NH))
       return false;
     T* C = out[1].mutable_data_ptr<T>() + r * NH * DH * DH;
@@ -191,9 +202,9 @@ bool mlstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, 
     const T floor = T(1) - std::log(std::numeric_limits<T>::max()), scale = T(1) / std::sqrt(T(DH));
     for (int64_t hd = 0; hd < NH; ++hd) {
       // m' = max(log σ(f̃) + m, ĩ);  f = exp(log σ(f̃) + m - m'),  i = exp(ĩ - m')
-      const T log_f = log_sigmoid(gf[hd]);
-      const T m_new = std::max(log_f + m0[hd], gi[hd]);
-      const T f_s = std::exp(log_f + m0[hd] - m_new), i_s = std::exp(gi[hd] - m_new);
+      const T log_f = log_sigmoid(fg[hd]);
+      const T m_new = std::max(log_f + m0[hd], ig[hd]);
+      const T f_s = std::exp(log_f + m0[hd] - m_new), i_s = std::exp(ig[hd] - m_new);
       m[hd] = m_new;
       const T* qh = q + hd * DH;
       const T* kh = k + hd * DH;
@@ -217,12 +228,14 @@ bool mlstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, 
       const T den = std::max(std::abs(qn), std::exp(-std::max(m_new, floor))) + T(eps[2]);
       for (int64_t b = 0; b < DH; ++b) hh[b] /= den;
     }
-    group_norm<T>(h.data(), NH, DH, p[M_OUTNORM_W], p[M_OUTNORM_B], eps[1], hn.data());
+    T* hnr = hn.data() + r * I;
+    const T* xcr = xc.data() + r * I;
+    group_norm<T>(h.data(), NH, DH, p[M_OUTNORM_W], p[M_OUTNORM_B], eps[1], hnr);
     const T* skip = p[M_SKIP].const_data_ptr<T>();
-    for (int64_t j = 0; j < I; ++j) hn[j] = (hn[j] + skip[j] * xc[j]) * silu(z[j]);
-    dense<T>(hn.data(), 1, p[M_DOWN_W], p[M_DOWN_B], y.data());
-    for (int64_t e = 0; e < E; ++e) x[r * E + e] += y[e];
+    for (int64_t j = 0; j < I; ++j) hnr[j] = (hnr[j] + skip[j] * xcr[j]) * silu(z[j]);
   }
+  dense<T>(hn.data(), B, p[M_DOWN_W], p[M_DOWN_B], y.data());
+  for (int64_t e = 0; e < B * E; ++e) x[e] += y[e];
   return true;
 }
 
@@ -233,11 +246,11 @@ bool slstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, 
   const int64_t DH = E / NH, F = p[S_DOWN_W].size(1);
   const bool has_conv = p[S_CONV_W].numel() > 0;
   const int64_t K = has_conv ? p[S_CONV_W].size(1) : 1;
-  std::vector<T> xn(E), xc(E), gates(4 * E), hn(E), up(2 * F), a(F), y(E);
+  std::vector<T> xn(B * E), xc(E), gates(4 * E), hn(E), up(B * 2 * F), a(B * F), y(B * E);
   const T* R = p[S_R].const_data_ptr<T>();
   const T* bias = p[S_BIAS].const_data_ptr<T>();
   for (int64_t r = 0; r < B; ++r) {
-    group_norm<T>(x + r * E, 1, E, p[S_NORM_W], p[S_NORM_B], eps[0], xn.data());
+    group_norm<T>(x + r * E, 1, E, p[S_NORM_W], p[S_NORM_B], eps[0], xn.data());  // row r's, in row 0's place
     if (has_conv) {
       conv_step<T>(xn.data(), in[0].const_data_ptr<T>() + r * (K - 1) * E, p[S_CONV_W], p[S_CONV_B], E, xc.data(),
                    out[0].mutable_data_ptr<T>() + r * (K - 1) * E);
@@ -281,12 +294,15 @@ bool slstm_block(T* x, int64_t B, int64_t E, const Tensor* p, const Tensor* in, 
     }
     group_norm<T>(h, NH, DH, p[S_OUTNORM_W], p[S_OUTNORM_B], eps[1], hn.data());
     for (int64_t e = 0; e < E; ++e) x[r * E + e] += hn[e];
-    group_norm<T>(x + r * E, 1, E, p[S_FFN_NORM_W], p[S_FFN_NORM_B], eps[2], xn.data());
-    dense<T>(xn.data(), 1, p[S_UP_W], p[S_UP_B], up.data());
-    for (int64_t j = 0; j < F; ++j) a[j] = activate(up[j], act) * up[F + j];
-    dense<T>(a.data(), 1, p[S_DOWN_W], p[S_DOWN_B], y.data());
-    for (int64_t e = 0; e < E; ++e) x[r * E + e] += y[e];
   }
+  // the feed-forward, its products over all rows at once
+  for (int64_t r = 0; r < B; ++r)
+    group_norm<T>(x + r * E, 1, E, p[S_FFN_NORM_W], p[S_FFN_NORM_B], eps[2], xn.data() + r * E);
+  dense<T>(xn.data(), B, p[S_UP_W], p[S_UP_B], up.data());
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t j = 0; j < F; ++j) a[r * F + j] = activate(up[r * 2 * F + j], act) * up[r * 2 * F + F + j];
+  dense<T>(a.data(), B, p[S_DOWN_W], p[S_DOWN_B], y.data());
+  for (int64_t e = 0; e < B * E; ++e) x[e] += y[e];
   return true;
 }
 
