@@ -280,7 +280,8 @@ class xLSTMLarge(nn.Module):
     def prefill(self, tokens: Tensor, state: LMState | None = None) -> tuple[Tensor, LMState]:
         """`forward` that returns only the last position's logits (B, 1, V), equal to forward(...)[0][:, -1:], and the
         state: the prompt step of `generate`, which samples from that row alone. The blocks run over every position;
-        only the head and its soft cap are spared at the others, a third of a 124M model's prompt (V = 50304)."""
+        only the head and its soft cap are spared at the others: measured 222 -> 157 ms for a 124M model's
+        256-token prompt (V = 50304, bfloat16, 1 thread)."""
         tokens = check_token_ids(tokens, self.config.vocab_size)
         if fast_step_usable(self, tokens, None, None):  # a one-token prompt: the C++ step, as in `forward`
             return self.forward(tokens, state)
