@@ -211,3 +211,18 @@ def test_state_without_convolution_refused_where_the_layer_has_none():
         with pytest.raises(ValueError) as slow_error:
             slow(model, token, broken)
         assert str(fast_error.value) == str(slow_error.value)
+
+
+def test_a_replaced_parameter_is_the_one_used(monkeypatch):
+    model = model_for("ms")
+    token = torch.randint(0, V, (5, 1))
+    with torch.no_grad():
+        _, state = model(torch.randint(0, V, (5, 3)))
+        before, _ = model(token, state)
+        layer = model.stack.blocks[0].layer
+        layer.proj_up.weight = torch.nn.Parameter(torch.randn_like(layer.proj_up.weight))
+        model.stack.blocks[1].layer.cell.R = torch.nn.Parameter(torch.randn_like(model.stack.blocks[1].layer.cell.R))
+        fast, _ = model(token, state)
+        reference, _ = slow(model, token, state)
+    assert (fast - before).abs().max() > 1e-3
+    assert (fast - reference).abs().max() < 1e-12
