@@ -226,3 +226,15 @@ def test_a_replaced_parameter_is_the_one_used(monkeypatch):
         reference, _ = slow(model, token, state)
     assert (fast - before).abs().max() > 1e-3
     assert (fast - reference).abs().max() < 1e-12
+
+
+def test_a_part_in_another_dtype_takes_the_python_path(monkeypatch):
+    model = model_for("ms")
+    model.stack.blocks[1].ffn.proj_down.float()
+    token = torch.randint(0, V, (2, 1))
+    with torch.no_grad():
+        with pytest.raises(RuntimeError) as fast_error:
+            model(token)
+        with pytest.raises(RuntimeError) as slow_error:
+            slow(model, token)
+    assert str(fast_error.value) == str(slow_error.value)

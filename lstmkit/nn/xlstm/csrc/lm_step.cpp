@@ -8,8 +8,8 @@
 //   state_in: per mLSTM block conv (B, K-1, I), C (B, NH, DH, DH), n (B, NH, DH), m (B, NH);
 //             per sLSTM block conv (B, K-1, E) (empty without one), h, c, n, m (B, E)
 //   returns [logits (B, V), the new state tensors in state_in's order], or [] when the slow path would refuse the
-//   state (a shape or dtype not the model's) or a value (non-finite): the caller then takes the slow path, which
-//   raises its error.
+//   state (a shape or dtype not the model's) or a value (non-finite), or a part is in another dtype or off the CPU:
+//   the caller then takes the slow path, which raises its error (or computes what it can).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -379,12 +379,17 @@ std::vector<Tensor> step(const Tensor& tokens, const Tensor& embedding, const st
   TORCH_CHECK(eps.size() == 3 * blocks.size() + 1, "eps has ", eps.size(), " values, expected 3 per block and 1");
   std::vector<Tensor> p, in, fin;
   const auto type = embedding.scalar_type();
+  // a part in another dtype or off the CPU: the slow path's to handle (it raises where its products cannot mix them)
+  const auto model_s = [&](const Tensor& t) { return !t.numel() || (t.scalar_type() == type && t.is_cpu()); };
   for (const auto& t : params) {
-    TORCH_CHECK(!t.numel() || t.scalar_type() == type, "every parameter must have the embedding's dtype");
+    if (!model_s(t)) return {};
     p.push_back(t.contiguous());
   }
+  for (const auto& t : final_params) {
+    if (!model_s(t)) return {};
+    fin.push_back(t.contiguous());
+  }
   for (const auto& t : state_in) in.push_back(t.contiguous());
-  for (const auto& t : final_params) fin.push_back(t.contiguous());
   const Tensor ids = tokens.contiguous(), table = embedding.contiguous();
   if (type == at::kFloat)
     return step_typed<float>(ids, table, blocks, p, in, fin, eps, mlstm_heads, slstm_heads, activation);
