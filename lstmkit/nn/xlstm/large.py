@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lstmkit.nn.finite import check_finite, check_finite_or_neg_inf
 from lstmkit.nn.generate import generate
 from lstmkit.nn.lm_inputs import LMState, check_state, check_token_ids, run_blocks, valid_mask
 from lstmkit.nn.mlstm.state import mLSTMState
@@ -159,6 +160,15 @@ class LargeMLSTMLayer(nn.Module):
         return self.out_proj(torch.sigmoid(self.ogate(x)) * self.outnorm(h)), state
 
 
+def check_state_values(state: LMState) -> None:
+    """A caller's state as the Python path's `check_values` wants it: C and n finite, m finite or -inf (an empty
+    memory). The C++ step does not look; `decode_in_place` skips this for the state its loop made itself."""
+    for b, block in enumerate(state.blocks):
+        check_finite(f"block {b} state.C", block.C)
+        check_finite(f"block {b} state.n", block.n)
+        check_finite_or_neg_inf(f"block {b} state.m", block.m)
+
+
 class LargeBlock(nn.Module):
     def __init__(self, config: xLSTMLargeConfig, device=None, dtype=None) -> None:
         super().__init__()
@@ -247,6 +257,7 @@ class xLSTMLarge(nn.Module):
         if fast_step_usable(self, tokens, lengths, reset):  # one token of generation: the C++ step (large_step)
             if state is not None:
                 check_state(state, self.blocks, tokens.shape[0], self.embedding.weight)
+                check_state_values(state)
             return decode_step(self, tokens, state)
         return self.slow_forward(tokens, state, lengths=lengths, reset=reset)
 

@@ -151,6 +151,10 @@ def test_a_bad_state_is_refused_in_one_line():
         _, state = ours(prompt(3))
         with pytest.raises(ValueError, match="block 0"):
             ours(steps(2)[0], state)  # a state of 3 rows for 2
+        for name, value in (("C", float("nan")), ("n", float("inf")), ("m", float("nan"))):
+            bad = LMState(tuple(s._replace(**{name: s._asdict()[name].clone().fill_(value)}) for s in state.blocks))
+            with pytest.raises(ValueError, match=f"block 0 state.{name}"):
+                ours(steps(3)[0], bad)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
