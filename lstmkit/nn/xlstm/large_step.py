@@ -70,15 +70,17 @@ def fast_step_usable(model: nn.Module, tokens: Tensor, lengths: Tensor | None, r
 
 def hooked(model: nn.Module) -> bool:
     """Forward hooks anywhere in the model, or global ones: they must see the parts called (Python path).
-    A walk over the `_modules` dicts: `model.modules()` costs more than a small model's whole step."""
+    A walk over the `_modules` dicts in a list that grows as it is read: `model.modules()` costs more than a small
+    model's whole step (`lm_step` uses this too)."""
     if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
         return True
     pending = [model]
-    while pending:
-        module = pending.pop()
+    for module in pending:  # every module once: children are appended behind the reader
+        if module is None:
+            continue
         if module._forward_hooks or module._forward_pre_hooks:
             return True
-        pending.extend(child for child in module._modules.values() if child is not None)
+        pending.extend(module._modules.values())
     return False
 
 

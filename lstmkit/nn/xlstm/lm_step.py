@@ -35,6 +35,7 @@ from lstmkit.nn.cpp_build import build, compile_once
 from lstmkit.nn.lm_inputs import LMState
 from lstmkit.nn.mlstm.state import mLSTMState
 from lstmkit.nn.slstm.cell import sLSTMState
+from lstmkit.nn.xlstm.large_step import hooked
 from lstmkit.nn.xlstm.mlstm_layer import mLSTMLayerState
 from lstmkit.nn.xlstm.slstm_layer import sLSTMLayerState
 
@@ -73,22 +74,6 @@ def fast_step_usable(model: nn.Module, tokens: Tensor, lengths: Tensor | None, r
         and not hooked(model)
         and extension() is not None
     )
-
-
-def hooked(model: nn.Module) -> bool:
-    """Forward hooks anywhere in the model, or global ones: they must see the parts called (Python path).
-    `large_step.hooked`'s walk over the `_modules` dicts, in a list that grows as it is read (half the time:
-    at this size the walk is a tenth of the step)."""
-    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
-        return True
-    pending = [model]
-    for module in pending:  # every module once: children are appended behind the reader
-        if module is None:
-            continue
-        if module._forward_hooks or module._forward_pre_hooks:
-            return True
-        pending.extend(module._modules.values())
-    return False
 
 
 def pair(module: nn.Module | None, empty: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,26 +12,15 @@ import torch
 
 from lstmkit.nn.generate import generate
 from lstmkit.nn.xlstm import large_step
-from lstmkit.nn.xlstm.large import CAP_PIECE, soft_cap, soft_cap_logits, xLSTMLarge, xLSTMLargeConfig
+from lstmkit.nn.xlstm.large import CAP_PIECE, soft_cap, soft_cap_logits, xLSTMLarge
 from tests.helpers import assert_close
-
-V = 61
+from tests.nn.xlstm.test_large_step import V, prompt
+from tests.nn.xlstm.test_large_step import model as random_model
 
 
 def model(dtype=torch.float64, seed: int = 0, **fields) -> xLSTMLarge:
-    """A random model (every parameter random around its init's scale, norms around 1)."""
-    config = {"vocab_size": V, "embedding_dim": 32, "num_heads": 2, "num_blocks": 2, "chunk_size": 16} | fields
-    ours = xLSTMLarge(xLSTMLargeConfig(**config), dtype=torch.float64).eval()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in ours.named_parameters():
-            noise = torch.randn(p.shape, generator=g, dtype=torch.float64)
-            p.copy_((1.0 if "norm" in name else 0.0) + noise / p.shape[-1] ** 0.5)
-    return ours.to(dtype)
-
-
-def prompt(batch: int, T: int, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, V, (batch, T), generator=torch.Generator().manual_seed(seed))
+    """test_large_step's random model, with chunks of 16 (a 7-token prompt is one chunk, longer ones several)."""
+    return random_model(dtype, seed, **({"chunk_size": 16} | fields))
 
 
 CASES = {
