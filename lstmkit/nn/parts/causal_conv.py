@@ -60,16 +60,25 @@ class CausalConv1d(nn.Module):
         if reset is None and x.shape[1] == 1:  # one step (generation): a dot product per feature, no conv setup
             y = (xp * self.weight.t()).sum(1, keepdim=True)  # (B, 1, D); einsum's setup costs more here
             y = y if self.bias is None else y + self.bias
-        elif reset is None:
-            y = F.conv1d(xp.transpose(1, 2), self.weight[:, None, :], self.bias, groups=self.size).transpose(1, 2)
+        elif reset is None:  # K fused multiply-adds in (B, T, D): measured 1.5x faster than F.conv1d's (B, D, T)
+            y = self.taps(xp)  # forward and backward, and what follows reads a contiguous y
         else:
             segment = F.pad(reset.long().cumsum(1), (K - 1, 0))  # (B, K-1+T); the carried inputs are segment 0
             y = self.taps(xp, segment)
         return y, self.final_state(xp, segment, lengths)
 
-    def taps(self, xp: Tensor, segment: Tensor) -> Tensor:
-        """The definition as a sum over taps, each masked to the current token's document."""
+    def taps(self, xp: Tensor, segment: Tensor | None = None) -> Tensor:
+        """The definition as a sum over taps, each masked to the current token's document when segments are given."""
         K, T = self.kernel_size, xp.shape[1] - self.kernel_size + 1
+        if segment is None:
+            y = (
+                xp[:, K - 1 :] * self.weight[:, K - 1]
+                if self.bias is None
+                else torch.addcmul(self.bias, xp[:, K - 1 :], self.weight[:, K - 1])
+            )
+            for j in range(K - 1):
+                y = torch.addcmul(y, xp[:, j : j + T], self.weight[:, j])
+            return y
         here = segment[:, K - 1 :]  # (B, T)
         y = xp.new_zeros(()) if self.bias is None else self.bias
         for j in range(K):

@@ -15,22 +15,31 @@ from tests.helpers import assert_close
 F64 = torch.float64
 
 
+@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("K", [1, 2, 4])
-def test_causal_conv_paths_agree_with_the_definition(K):
+def test_causal_conv_paths_agree_with_the_definition(K, bias):
     torch.manual_seed(0)
-    conv = CausalConv1d(6, K, dtype=F64)
+    conv = CausalConv1d(6, K, bias=bias, dtype=F64)
     x = torch.randn(3, 11, 6, dtype=F64)
     state = torch.randn(3, K - 1, 6, dtype=F64)
+    x.requires_grad_(True)
     xp = torch.cat([state, x], 1)
-    expected = conv.bias + sum(conv.weight[:, j] * xp[:, j : j + 11] for j in range(K))  # y_t = b + Σ_j w_j x_{t-K+1+j}
-    y_conv1d, s1 = conv(x, state)
+    expected = sum(conv.weight[:, j] * xp[:, j : j + 11] for j in range(K))  # y_t = b + Σ_j w_j x_{t-K+1+j}
+    expected = expected + conv.bias if bias else expected
+    peer = F.conv1d(xp.transpose(1, 2), conv.weight[:, None, :], conv.bias, groups=6).transpose(1, 2)
+    assert_close(peer, expected, atol=1e-12)  # torch.nn's depthwise convolution: the same definition
+    y_whole, s1 = conv(x, state)
     y_taps, s2 = conv(x, state, reset=torch.zeros(3, 11, dtype=torch.bool))
     steps, s3 = [], state
     for t in range(11):
         y, s3 = conv(x[:, t : t + 1], s3)
         steps.append(y)
-    for y in (y_conv1d, y_taps, torch.cat(steps, 1)):
+    for y in (y_whole, y_taps, torch.cat(steps, 1)):
         assert_close(y, expected, atol=1e-12)
+    g = torch.randn_like(x)
+    grads = [torch.autograd.grad((y * g).sum(), (conv.weight, x)) for y in (peer, conv(x, state)[0])]
+    for ours, torchs in zip(grads[1], grads[0], strict=True):
+        assert_close(ours, torchs, atol=1e-12)
     for s in (s1, s2, s3):
         assert_close(s, xp[:, 11:], atol=1e-12)
 
